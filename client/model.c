@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-names.h"
+#include "macro.h"
+#include "model.h"
+
+
+static int read_string(sd_bus_message *m, const char *type, char **ret) {
+        const char *s;
+        int r = sd_bus_message_read(m, "v", type, &s);
+
+        if (r < 0)
+                return r;
+        free(*ret);
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int read_strv(sd_bus_message *m, const char *type, char ***ret) {
+        int r = sd_bus_message_enter_container(m, 'v', type);
+
+        if (r < 0)
+                return r;
+        strv_free(*ret);
+        *ret = NULL;
+        r = sd_bus_message_read_strv(m, ret);
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int read_holders(sd_bus_message *m, struct ctl_dev_set *s) {
+        const char *a, *c;
+        uint32_t pid;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'v', "a(sus)");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'a', "(sus)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(m, "(sus)", &a, &pid, &c)) > 0) {
+                struct ctl_holder *n = realloc(s->holders, sizeof(*n) * (s->n_holders + 1));
+
+                if (!n)
+                        return -ENOMEM;
+                s->holders = n;
+                n[s->n_holders++] = (struct ctl_holder) { .address = strdup(a), .pid = pid, .command = strdup(c) };
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+static int read_foreign(sd_bus_message *m, struct ctl_dev_set *s) {
+        const char *a, *d;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'v', "a(ss)");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'a', "(ss)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(m, "(ss)", &a, &d)) > 0) {
+                struct ctl_foreign *n = realloc(s->foreign, sizeof(*n) * (s->n_foreign + 1));
+
+                if (!n)
+                        return -ENOMEM;
+                s->foreign = n;
+                n[s->n_foreign++] = (struct ctl_foreign) { .address = strdup(a), .driver = strdup(d) };
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+static int read_device_property(sd_bus_message *m, const char *name, struct ctl_device *d) {
+        int b = 0;
+
+        if (strcmp(name, "Address") == 0)
+                return read_string(m, "s", &d->address);
+        if (strcmp(name, "Driver") == 0)
+                return read_string(m, "s", &d->driver);
+        if (strcmp(name, "DevSet") == 0)
+                return read_string(m, "o", &d->dev_set);
+        if (strcmp(name, "PhysicalFunction") == 0)
+                return read_string(m, "s", &d->physfn);
+        if (strcmp(name, "VendorId") == 0)
+                return sd_bus_message_read(m, "v", "q", &d->vendor_id);
+        if (strcmp(name, "DeviceId") == 0)
+                return sd_bus_message_read(m, "v", "q", &d->device_id);
+        if (strcmp(name, "Class") == 0)
+                return sd_bus_message_read(m, "v", "u", &d->class);
+        if (strcmp(name, "IommuGroup") == 0)
+                return sd_bus_message_read(m, "v", "i", &d->iommu_group);
+        if (strcmp(name, "ResetMethods") == 0)
+                return read_strv(m, "as", &d->reset_methods);
+        if (strcmp(name, "Peers") == 0)
+                return read_strv(m, "as", &d->peers);
+        if (strcmp(name, "Managed") == 0) {
+                int r = sd_bus_message_read(m, "v", "b", &b);
+                d->managed = b;
+                return r;
+        }
+        return sd_bus_message_skip(m, "v");
+}
+
+static int read_dev_set_property(sd_bus_message *m, const char *name, struct ctl_dev_set *s) {
+        int b = 0;
+
+        if (strcmp(name, "Id") == 0)
+                return read_string(m, "s", &s->id);
+        if (strcmp(name, "Kind") == 0)
+                return read_string(m, "s", &s->kind);
+        if (strcmp(name, "State") == 0)
+                return read_string(m, "s", &s->state);
+        if (strcmp(name, "LastResult") == 0)
+                return read_string(m, "s", &s->last_result);
+        if (strcmp(name, "Devices") == 0)
+                return read_strv(m, "ao", &s->devices);
+        if (strcmp(name, "Peers") == 0)
+                return read_strv(m, "as", &s->peers);
+        if (strcmp(name, "ResetCount") == 0)
+                return sd_bus_message_read(m, "v", "t", &s->reset_count);
+        if (strcmp(name, "LastResetUSec") == 0)
+                return sd_bus_message_read(m, "v", "t", &s->last_reset_usec);
+        if (strcmp(name, "Holders") == 0)
+                return read_holders(m, s);
+        if (strcmp(name, "ForeignDevices") == 0)
+                return read_foreign(m, s);
+        if (strcmp(name, "Managed") == 0) {
+                int r = sd_bus_message_read(m, "v", "b", &b);
+                s->managed = b;
+                return r;
+        }
+        return sd_bus_message_skip(m, "v");
+}
+
+/* One object's a{sa{sv}}: keep the Device or DevSet interface, skip the rest. */
+static int read_object(sd_bus_message *reply, const char *path, struct ctl_model *model) {
+        const char *iface;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "{sa{sv}}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sa{sv}")) > 0) {
+                struct ctl_device *d = NULL;
+                struct ctl_dev_set *s = NULL;
+                const char *name;
+
+                r = sd_bus_message_read(reply, "s", &iface);
+                if (r < 0)
+                        return r;
+                if (strcmp(iface, VRD_DEVICE_IFACE) == 0) {
+                        d = realloc(model->devices, sizeof(*d) * (model->n_devices + 1));
+                        if (!d)
+                                return -ENOMEM;
+                        model->devices = d;
+                        d = &d[model->n_devices++];
+                        *d = (struct ctl_device) { .path = strdup(path), .iommu_group = -1 };
+                } else if (strcmp(iface, VRD_DEVSET_IFACE) == 0) {
+                        s = realloc(model->dev_sets, sizeof(*s) * (model->n_dev_sets + 1));
+                        if (!s)
+                                return -ENOMEM;
+                        model->dev_sets = s;
+                        s = &s[model->n_dev_sets++];
+                        *s = (struct ctl_dev_set) { .path = strdup(path) };
+                }
+                if (!d && !s) {
+                        r = sd_bus_message_skip(reply, "a{sv}");
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_exit_container(reply);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+                if (r < 0)
+                        return r;
+                while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                        r = sd_bus_message_read(reply, "s", &name);
+                        if (r < 0)
+                                return r;
+                        r = d ? read_device_property(reply, name, d) : read_dev_set_property(reply, name, s);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_exit_container(reply);
+                        if (r < 0)
+                                return r;
+                }
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(reply);
+}
+
+int ctl_model_load(sd_bus *bus, struct ctl_model **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(ctl_model_freep) struct ctl_model *model = calloc(1, sizeof(*model));
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *path;
+        int r;
+
+        if (!model)
+                return -ENOMEM;
+        r = sd_bus_call_method(bus, VRD_BUS_NAME, VRD_ROOT_PATH, "org.freedesktop.DBus.ObjectManager",
+                               "GetManagedObjects", &error, &reply, "");
+        if (r < 0) {
+                fprintf(stderr, "Failed to read the daemon's objects: %s\n", error.message ?: strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
+                r = sd_bus_message_read(reply, "o", &path);
+                if (r < 0)
+                        return r;
+                r = read_object(reply, path, model);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(model);
+        return 0;
+}
+
+struct ctl_model *ctl_model_free(struct ctl_model *m) {
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < m->n_devices; i++) {
+                struct ctl_device *d = &m->devices[i];
+
+                free(d->path);
+                free(d->address);
+                free(d->driver);
+                free(d->dev_set);
+                free(d->physfn);
+                strv_free(d->reset_methods);
+                strv_free(d->peers);
+        }
+        for (size_t i = 0; i < m->n_dev_sets; i++) {
+                struct ctl_dev_set *s = &m->dev_sets[i];
+
+                free(s->path);
+                free(s->id);
+                free(s->kind);
+                free(s->state);
+                free(s->last_result);
+                strv_free(s->devices);
+                strv_free(s->peers);
+                for (size_t j = 0; j < s->n_holders; j++) {
+                        free(s->holders[j].address);
+                        free(s->holders[j].command);
+                }
+                free(s->holders);
+                for (size_t j = 0; j < s->n_foreign; j++) {
+                        free(s->foreign[j].address);
+                        free(s->foreign[j].driver);
+                }
+                free(s->foreign);
+        }
+        free(m->devices);
+        free(m->dev_sets);
+        free(m);
+        return NULL;
+}
+
+const struct ctl_device *ctl_model_device(const struct ctl_model *m, const char *path) {
+        for (size_t i = 0; i < m->n_devices; i++)
+                if (streq_ptr(m->devices[i].path, path))
+                        return &m->devices[i];
+        return NULL;
+}
+
+const struct ctl_dev_set *ctl_model_dev_set(const struct ctl_model *m, const char *path) {
+        for (size_t i = 0; i < m->n_dev_sets; i++)
+                if (streq_ptr(m->dev_sets[i].path, path))
+                        return &m->dev_sets[i];
+        return NULL;
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Everything the daemon exports, read with one GetManagedObjects call. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+#include "macro.h"
+
+struct ctl_device {
+        char *path;
+        char *address;
+        char *driver;
+        char *dev_set;          /* object path */
+        char *physfn;
+        uint16_t vendor_id;
+        uint16_t device_id;
+        uint32_t class;
+        int32_t iommu_group;
+        char **reset_methods;
+        bool managed;
+        char **peers;
+};
+
+struct ctl_holder {
+        char *address;
+        uint32_t pid;
+        char *command;
+};
+
+struct ctl_foreign {
+        char *address;
+        char *driver;           /* "" when unbound */
+};
+
+struct ctl_dev_set {
+        char *path;
+        char *id;
+        char *kind;
+        char *state;
+        char *last_result;
+        char **devices;         /* object paths */
+        bool managed;
+        char **peers;
+        uint64_t reset_count;
+        uint64_t last_reset_usec;
+        struct ctl_holder *holders;
+        size_t n_holders;
+        struct ctl_foreign *foreign;
+        size_t n_foreign;
+};
+
+struct ctl_model {
+        struct ctl_device *devices;
+        size_t n_devices;
+        struct ctl_dev_set *dev_sets;
+        size_t n_dev_sets;
+};
+
+int ctl_model_load(sd_bus *bus, struct ctl_model **ret);
+struct ctl_model *ctl_model_free(struct ctl_model *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ctl_model *, ctl_model_free)
+
+const struct ctl_device *ctl_model_device(const struct ctl_model *m, const char *path);
+const struct ctl_dev_set *ctl_model_dev_set(const struct ctl_model *m, const char *path);

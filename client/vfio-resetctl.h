@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <json-c/json.h>
+#include <systemd/sd-bus.h>
+
+#include "model.h"
+
+/* Exit codes: 0 done, 1 the daemon or the system said no, 2 bad usage or input. */
+#define CTL_EXIT_FAILURE 1
+#define CTL_EXIT_USAGE   2
+
+struct ctl {
+        sd_bus *bus;
+        bool json;
+};
+
+/* Check an address argument (exit code 2 with a message naming it when bad),
+ * then ask the daemon for the device and its set (exit 1 with its message). */
+int ctl_resolve(struct ctl *c, const char *arg, char **ret_device_path, char **ret_dev_set_path);
+int ctl_load(struct ctl *c, struct ctl_model **ret);
+void ctl_print_json(json_object *o);
+
+/* "0000:04:00.0,0000:04:00.1" from a set's device paths */
+char *ctl_join_addresses(const struct ctl_model *m, char **paths, const char *sep);
+
+int cmd_list(struct ctl *c, int argc, char *argv[]);
+int cmd_status(struct ctl *c, int argc, char *argv[]);
+int cmd_explain(struct ctl *c, int argc, char *argv[]);
+
+json_object *ctl_dev_set_to_json(const struct ctl_model *m, const struct ctl_dev_set *s);
+json_object *ctl_device_to_json(const struct ctl_device *d);

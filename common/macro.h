@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The cleanup habit of systemd: a variable that frees itself on every path. */
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void closep(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)         \
+        static inline void func##p(type *p) {           \
+                if (*p)                                 \
+                        func(*p);                       \
+        }
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+static inline void *steal_pointer(void *pp) {
+        void **p = pp, *v = *p;
+        *p = NULL;
+        return v;
+}
+#define TAKE_PTR(p) ((__typeof__(p)) steal_pointer(&(p)))
+
+static inline int negative_errno(void) {
+        return errno > 0 ? -errno : -EIO;
+}
+
+static inline bool streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return strcmp(a, b) == 0;
+}
+
+/* NULL-terminated string vectors */
+void strv_free(char **l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free)
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+size_t strv_length(char * const *l);
+bool strv_contains(char * const *l, const char *s);
+bool strv_equal(char * const *a, char * const *b);
+char **strv_copy(char * const *l);
+/* Appends a copy of s; returns -ENOMEM on failure. */
+int strv_extend(char ***l, const char *s);
+/* Splits on spaces and tabs, dropping empty fields. */
+char **strv_split_whitespace(const char *s);
+
+#include <dirent.h>
+#include <stdio.h>
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
+DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose)
+
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* org.vfioresetd1.DevSet: one object per dev_set with at least one vfio device. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "bus-names.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+static int property_get_kind(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct dev_set *s = userdata;
+
+        return sd_bus_message_append(reply, "s", dev_set_kind_to_string(s->kind));
+}
+
+static int property_get_devices(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct dev_set *s = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "o");
+        for (size_t i = 0; r >= 0 && i < s->n_members; i++)
+                r = sd_bus_message_append(reply, "o", s->members[i]->path);
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct dev_set *s = userdata;
+
+        return sd_bus_message_append(reply, "s", dev_set_state_to_string(s->state));
+}
+
+static int property_get_false(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "b", 0);
+}
+
+static int property_get_empty_strv(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "as", 0);
+}
+
+static int property_get_holders(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct dev_set *s = userdata;
+        const struct device_holder *h;
+        size_t n;
+        int r;
+
+        r = manager_get_holders(s->manager, &h, &n);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot look up the holders of %s: %m", s->id);
+        r = sd_bus_message_open_container(reply, 'a', "(sus)");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                char buf[PCI_ADDRESS_STRLEN];
+
+                if (h[i].device->dev_set != s)
+                        continue;
+                r = sd_bus_message_append(reply, "(sus)", pci_address_format(&h[i].device->fn.address, buf),
+                                          (uint32_t) h[i].pid, h[i].comm);
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+static int property_get_foreign(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct dev_set *s = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(ss)");
+        for (size_t i = 0; r >= 0 && i < s->n_foreign; i++) {
+                char buf[PCI_ADDRESS_STRLEN];
+
+                r = sd_bus_message_append(reply, "(ss)", pci_address_format(&s->foreign[i].address, buf),
+                                          s->foreign[i].driver ?: "");
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+static const sd_bus_vtable dev_set_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "s", NULL, offsetof(struct dev_set, id), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Kind", "s", property_get_kind, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Devices", "ao", property_get_devices, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Managed", "b", property_get_false, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* read from /proc when asked, never polled: no change signal */
+        SD_BUS_PROPERTY("Holders", "a(sus)", property_get_holders, 0, 0),
+        SD_BUS_PROPERTY("Peers", "as", property_get_empty_strv, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ResetCount", "t", NULL, offsetof(struct dev_set, reset_count), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastResult", "s", NULL, offsetof(struct dev_set, last_result), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastResetUSec", "t", NULL, offsetof(struct dev_set, last_reset_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* beyond DESIGN.md section 5: functions the set's reset reaches that are
+         * not in it (address, driver or ""); the kernel refuses a hot reset while any is there */
+        SD_BUS_PROPERTY("ForeignDevices", "a(ss)", property_get_foreign, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_VTABLE_END
+};
+
+static int dev_set_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                               void **found, sd_bus_error *error) {
+        struct manager *m = userdata;
+        const char *prefix = VRD_DEVSET_PATH_PREFIX "/";
+        struct dev_set *s;
+
+        if (strncmp(path, prefix, strlen(prefix)) != 0)
+                return 0;
+        s = manager_find_dev_set(m, path + strlen(prefix));
+        if (!s)
+                return 0;
+        *found = s;
+        return 1;
+}
+
+static int dev_set_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        struct manager *m = userdata;
+        _cleanup_strv_free_ char **l = calloc(m->n_dev_sets + 1, sizeof(char *));
+
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_dev_sets; i++)
+                if (!(l[i] = strdup(m->dev_sets[i]->path)))
+                        return -ENOMEM;
+        *nodes = TAKE_PTR(l);
+        return 1;
+}
+
+int dev_set_bus_register(struct manager *m) {
+        int r;
+
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, VRD_DEVSET_PATH_PREFIX, VRD_DEVSET_IFACE,
+                                       dev_set_vtable, dev_set_object_find, m);
+        if (r < 0)
+                return r;
+        return sd_bus_add_node_enumerator(m->bus, NULL, VRD_DEVSET_PATH_PREFIX, dev_set_node_enumerator, m);
+}
+
+int dev_set_bus_emit_changed(struct dev_set *s, const char **properties) {
+        if (!s->manager->bus)
+                return 0;
+        return sd_bus_emit_properties_changed_strv(s->manager->bus, s->path, VRD_DEVSET_IFACE, (char **) properties);
+}

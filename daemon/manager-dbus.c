@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* org.vfioresetd1.Manager at /org/vfioresetd1, and the ObjectManager over all objects. */
+#include <errno.h>
+
+#include "bus-names.h"
+#include "macro.h"
+#include "manager.h"
+
+/* Resolve an address argument to a vfio device, or fill error with a message
+ * that names the address and says what it is instead. */
+static int lookup_device(struct manager *m, const char *address, struct device **ret, sd_bus_error *error) {
+        const struct pci_function *f;
+        struct pci_address a;
+        char err[160], buf[PCI_ADDRESS_STRLEN];
+        struct device *d;
+
+        if (pci_address_parse(address, &a, err, sizeof(err)) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid PCI address: %s", err);
+        d = manager_find_device(m, &a);
+        if (d) {
+                *ret = d;
+                return 0;
+        }
+        pci_address_format(&a, buf);
+        f = topology_find(m->topology, &a);
+        if (!f)
+                return sd_bus_error_setf(error, VRD_ERROR_NO_SUCH_DEVICE, "No PCI device %s on this machine", buf);
+        if (!f->driver)
+                return sd_bus_error_setf(error, VRD_ERROR_NO_SUCH_DEVICE,
+                                         "PCI device %s has no driver; bind it to vfio-pci first", buf);
+        return sd_bus_error_setf(error, VRD_ERROR_NO_SUCH_DEVICE,
+                                 "PCI device %s is bound to %s, not to a vfio-pci driver", buf, f->driver);
+}
+
+static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        const char *address;
+        struct device *d;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &address);
+        if (r < 0)
+                return r;
+        r = lookup_device(m, address, &d, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, "o", d->path);
+}
+
+static int method_get_dev_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        const char *address;
+        struct device *d;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &address);
+        if (r < 0)
+                return r;
+        r = lookup_device(m, address, &d, error);
+        if (r < 0)
+                return r;
+        if (!d->dev_set)        /* cannot happen: every vfio device is in a set */
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Device %s has no dev_set", address);
+        return sd_bus_reply_method_return(msg, "o", d->dev_set->path);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_NAMES("GetDevice", "s", SD_BUS_PARAM(address), "o", SD_BUS_PARAM(device),
+                                 method_get_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("GetDevSet", "s", SD_BUS_PARAM(address), "o", SD_BUS_PARAM(devset),
+                                 method_get_dev_set, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END
+};
+
+int manager_bus_register(struct manager *m) {
+        int r;
+
+        r = sd_bus_add_object_vtable(m->bus, NULL, VRD_ROOT_PATH, VRD_MANAGER_IFACE, manager_vtable, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_object_manager(m->bus, NULL, VRD_ROOT_PATH);
+        if (r < 0)
+                return r;
+        r = device_bus_register(m);
+        if (r < 0)
+                return r;
+        return dev_set_bus_register(m);
+}

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <libudev.h>
+#include <systemd/sd-daemon.h>
+
+#include "bus-names.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+
+int manager_new(struct manager **ret) {
+        struct manager *m = calloc(1, sizeof(*m));
+        int r;
+
+        if (!m)
+                return -ENOMEM;
+        r = sd_event_default(&m->event);
+        if (r < 0) {
+                free(m);
+                return r;
+        }
+        m->udev = udev_new();
+        if (!m->udev) {
+                manager_free(m);
+                return -ENOMEM;
+        }
+        *ret = m;
+        return 0;
+}
+
+struct manager *manager_free(struct manager *m) {
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < m->n_dev_sets; i++)
+                dev_set_free(m->dev_sets[i]);
+        free(m->dev_sets);
+        for (size_t i = 0; i < m->n_devices; i++)
+                device_free(m->devices[i]);
+        free(m->devices);
+        free(m->holders);
+        topology_free(m->topology);
+        sd_event_source_unref(m->rescan_source);
+        sd_event_source_unref(m->monitor_source);
+        udev_monitor_unref(m->monitor);
+        udev_unref(m->udev);
+        sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+        strv_free(m->topology_options.extra_vfio_drivers);
+        free(m);
+        return NULL;
+}
+
+struct device *manager_find_device(struct manager *m, const struct pci_address *a) {
+        for (size_t i = 0; i < m->n_devices; i++)
+                if (pci_address_equal(&m->devices[i]->fn.address, a))
+                        return m->devices[i];
+        return NULL;
+}
+
+struct dev_set *manager_find_dev_set(struct manager *m, const char *id) {
+        for (size_t i = 0; i < m->n_dev_sets; i++)
+                if (strcmp(m->dev_sets[i]->id, id) == 0)
+                        return m->dev_sets[i];
+        return NULL;
+}
+
+static void invalidate_holders(struct manager *m) {
+        m->holders = mfree(m->holders);
+        m->n_holders = 0;
+        m->holders_stamp = 0;
+}
+
+/* A group target held blocks every device of the group; a cdev only its device. */
+struct holder_owner {
+        struct device *device;
+        bool group;
+};
+
+int manager_get_holders(struct manager *m, const struct device_holder **ret, size_t *n_ret) {
+        _cleanup_free_ struct holder_target *targets = NULL;
+        _cleanup_free_ struct holder_owner *owners = NULL;
+        _cleanup_free_ struct holder *found = NULL;
+        size_t n_targets = 0, n_found = 0;
+        uint64_t now = 0;
+        int r;
+
+        /* sd_event_now() is the time of this loop iteration's wakeup: one scan
+         * serves every property read of one GetManagedObjects. */
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (now != 0 && now == m->holders_stamp)
+                goto done;
+
+        targets = calloc(m->n_devices * 2 + 1, sizeof(*targets));
+        owners = calloc(m->n_devices * 2 + 1, sizeof(*owners));
+        if (!targets || !owners)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_devices; i++) {
+                struct device *d = m->devices[i];
+                char path[64];
+
+                if (d->fn.iommu_group >= 0) {
+                        snprintf(path, sizeof(path), "/dev/vfio/%d", d->fn.iommu_group);
+                        if (holder_target_from_path(path, &targets[n_targets]) >= 0)
+                                owners[n_targets++] = (struct holder_owner) { d, true };
+                }
+                if (d->fn.vfio_cdev) {
+                        snprintf(path, sizeof(path), "/dev/vfio/devices/%s", d->fn.vfio_cdev);
+                        if (holder_target_from_path(path, &targets[n_targets]) >= 0)
+                                owners[n_targets++] = (struct holder_owner) { d, false };
+                }
+        }
+        r = holders_scan(targets, n_targets, getpid(), &found, &n_found);
+        if (r < 0)
+                return log_error_errno(r, "Failed to look up the holders of vfio devices: %m");
+
+        invalidate_holders(m);
+        m->holders = calloc(n_found * (m->n_devices ?: 1) + 1, sizeof(*m->holders));
+        if (!m->holders)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_found; i++) {
+                const struct holder_owner *o = &owners[found[i].target];
+
+                for (size_t j = 0; j < m->n_devices; j++) {
+                        struct device *d = m->devices[j];
+                        bool dup = false;
+
+                        if (d != o->device && !(o->group && d->fn.iommu_group == o->device->fn.iommu_group))
+                                continue;
+                        for (size_t k = 0; k < m->n_holders; k++)
+                                dup = dup || (m->holders[k].device == d && m->holders[k].pid == found[i].pid);
+                        if (dup)
+                                continue;
+                        m->holders[m->n_holders] = (struct device_holder) { .device = d, .pid = found[i].pid };
+                        memcpy(m->holders[m->n_holders].comm, found[i].comm, sizeof(found[i].comm));
+                        m->n_holders++;
+                }
+        }
+        m->holders_stamp = now;
+done:
+        *ret = m->holders;
+        *n_ret = m->n_holders;
+        return 0;
+}
+
+static int on_rescan(sd_event_source *s, void *userdata) {
+        struct manager *m = userdata;
+
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        (void) manager_refresh(m);      /* logged inside; the next uevent tries again */
+        return 0;
+}
+
+static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct manager *m = userdata;
+        struct udev_device *d;
+
+        /* Drain the burst, then rescan once: a bind moves a whole set, and a
+         * full rescan keeps every set right without per-event bookkeeping. */
+        while ((d = udev_monitor_receive_device(m->monitor))) {
+                log_debug("uevent %s %s (driver %s)", udev_device_get_action(d) ?: "?",
+                          udev_device_get_sysname(d), udev_device_get_driver(d) ?: "none");
+                udev_device_unref(d);
+        }
+        return sd_event_source_set_enabled(m->rescan_source, SD_EVENT_ONESHOT);
+}
+
+static int start_uevents(struct manager *m) {
+        const char *source;
+        int r;
+
+        source = m->uevent_source == UEVENT_SOURCE_KERNEL ? "kernel" :
+                 m->uevent_source == UEVENT_SOURCE_UDEV ? "udev" :
+                 access("/run/udev/control", F_OK) >= 0 ? "udev" : "kernel";
+        m->monitor = udev_monitor_new_from_netlink(m->udev, source);
+        if (!m->monitor)
+                return log_error_errno(ENOMEM, "Failed to open a %s uevent monitor", source);
+        r = udev_monitor_filter_add_match_subsystem_devtype(m->monitor, "pci", NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to filter uevents: %m");
+        r = udev_monitor_enable_receiving(m->monitor);
+        if (r < 0)
+                return log_error_errno(r, "Failed to listen to %s uevents: %m", source);
+        r = sd_event_add_io(m->event, &m->monitor_source, udev_monitor_get_fd(m->monitor), EPOLLIN, on_uevent, m);
+        if (r < 0)
+                return r;
+        r = sd_event_add_defer(m->event, &m->rescan_source, on_rescan, m);
+        if (r < 0)
+                return r;
+        log_info("Following %s uevents for PCI devices", source);
+        return sd_event_source_set_enabled(m->rescan_source, SD_EVENT_OFF);
+}
+
+int manager_start(struct manager *m) {
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch signals: %m");
+        (void) sd_event_set_watchdog(m->event, true);
+
+        r = sd_bus_open_system(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the system bus: %m");
+        (void) sd_bus_set_exit_on_disconnect(m->bus, true);
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+        r = manager_bus_register(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register bus objects: %m");
+
+        /* Listen before the first scan so that nothing between the two is lost. */
+        r = start_uevents(m);
+        if (r < 0)
+                return r;
+        r = manager_refresh(m);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_request_name(m->bus, VRD_BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to acquire bus name %s: %m", VRD_BUS_NAME);
+        log_info("Serving %s: %zu vfio devices in %zu dev_sets", VRD_BUS_NAME, m->n_devices, m->n_dev_sets);
+        return 0;
+}
+
+int manager_run(struct manager *m) {
+        int r;
+
+        (void) sd_notify(false, "READY=1\nSTATUS=Serving");
+        r = sd_event_loop(m->event);
+        (void) sd_notify(false, "STOPPING=1");
+        return r;
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The daemon's state: the event loop, the bus, the topology and its objects. */
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "device.h"
+#include "devset.h"
+#include "holders.h"
+#include "topology.h"
+
+struct udev;
+struct udev_monitor;
+
+enum uevent_source {
+        UEVENT_SOURCE_AUTO,     /* udev when systemd-udevd runs, else the kernel's */
+        UEVENT_SOURCE_UDEV,
+        UEVENT_SOURCE_KERNEL,
+};
+
+struct device_holder {
+        struct device *device;
+        pid_t pid;
+        char comm[17];
+};
+
+struct manager {
+        sd_event *event;
+        sd_bus *bus;
+        struct udev *udev;
+        struct udev_monitor *monitor;
+        sd_event_source *monitor_source;
+        sd_event_source *rescan_source; /* coalesces a burst of uevents into one rescan */
+        enum uevent_source uevent_source;
+
+        struct topology_options topology_options;
+        struct topology *topology;      /* every PCI function, as of the last scan */
+        struct device **devices;        /* vfio-bound functions, sorted by address */
+        size_t n_devices;
+        struct dev_set **dev_sets;      /* sorted by id */
+        size_t n_dev_sets;
+
+        /* Holders are looked up on demand, at most once per loop iteration. */
+        uint64_t holders_stamp;
+        struct device_holder *holders;
+        size_t n_holders;
+};
+
+int manager_new(struct manager **ret);
+struct manager *manager_free(struct manager *m);
+
+/* Connect to the bus, scan, start following uevents, take the bus name. */
+int manager_start(struct manager *m);
+int manager_run(struct manager *m);
+
+/* Rescan sysfs and bring objects in line, announcing every change on the bus. */
+int manager_refresh(struct manager *m);
+
+struct device *manager_find_device(struct manager *m, const struct pci_address *a);
+struct dev_set *manager_find_dev_set(struct manager *m, const char *id);
+
+/* Holders of every vfio device (other than this daemon), fresh for this loop iteration. */
+int manager_get_holders(struct manager *m, const struct device_holder **ret, size_t *n_ret);
+
+/* The bus faces, in manager-dbus.c, device-dbus.c and devset-dbus.c. */
+int manager_bus_register(struct manager *m);
+int device_bus_register(struct manager *m);
+int dev_set_bus_register(struct manager *m);
+int device_bus_emit_changed(struct device *d, const char **properties);
+int dev_set_bus_emit_changed(struct dev_set *s, const char **properties);

@@ -51,12 +51,19 @@ int manager_refresh(struct manager *m) {
         _cleanup_free_ struct device_change *changes = NULL;
         _cleanup_free_ struct dev_set **sets = NULL;
         _cleanup_free_ bool *set_added = NULL, *set_members = NULL, *set_foreign = NULL;
-        size_t n_devices = 0, n_changes = 0;
+        _cleanup_free_ struct dev_set **lost = NULL;     /* sets a removed device left */
+        size_t n_devices = 0, n_changes = 0, n_lost = 0;
         int r;
 
         r = topology_scan(m->udev, &m->topology_options, &t);
         if (r < 0)
                 return log_error_errno(r, "Failed to scan PCI devices: %m");
+        for (size_t i = 0; i < m->n_removed;)
+                if (topology_find(t, &m->removed[i]))
+                        topology_forget(t, &m->removed[i++]);
+                else            /* sysfs caught up: nothing more to hide */
+                        m->removed[i] = m->removed[--m->n_removed];
+
         r = dev_set_rule_apply(t, &specs);
         if (r < 0)
                 return log_error_errno(r, "Failed to compute dev_sets: %m");
@@ -67,7 +74,8 @@ int manager_refresh(struct manager *m) {
         set_added = calloc(specs->n_sets + 1, sizeof(bool));
         set_members = calloc(specs->n_sets + 1, sizeof(bool));
         set_foreign = calloc(specs->n_sets + 1, sizeof(bool));
-        if (!devices || !changes || !sets || !set_added || !set_members || !set_foreign)
+        lost = calloc(m->n_devices + 1, sizeof(*lost));
+        if (!devices || !changes || !sets || !set_added || !set_members || !set_foreign || !lost)
                 return log_oom();
 
         /* Announce every removal while all objects are still whole. */
@@ -127,6 +135,7 @@ int manager_refresh(struct manager *m) {
 
                         for (size_t k = 0; k < set->n_members; k++)
                                 if (set->members[k] == m->devices[i]) {
+                                        lost[n_lost++] = set;
                                         memmove(&set->members[k], &set->members[k + 1],
                                                 sizeof(*set->members) * (set->n_members - k - 1));
                                         set->n_members--;
@@ -170,6 +179,9 @@ int manager_refresh(struct manager *m) {
                 r = dev_set_update(m->dev_sets[i], t, &specs->sets[i], &set_members[i], &set_foreign[i]);
                 if (r < 0)
                         return log_error_errno(r, "Failed to update dev_set %s: %m", m->dev_sets[i]->id);
+                /* Old sets were all alive when the new ones were made: no address is reused. */
+                for (size_t k = 0; k < n_lost; k++)
+                        set_members[i] = set_members[i] || lost[k] == m->dev_sets[i];
         }
 
         for (size_t i = 0; i < n_changes; i++)

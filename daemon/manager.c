@@ -45,6 +45,7 @@ struct manager *manager_free(struct manager *m) {
                 device_free(m->devices[i]);
         free(m->devices);
         free(m->holders);
+        free(m->removed);
         topology_free(m->topology);
         sd_event_source_unref(m->rescan_source);
         sd_event_source_unref(m->monitor_source);
@@ -149,6 +150,25 @@ done:
         return 0;
 }
 
+void manager_note_removal(struct manager *m, const struct pci_address *a, bool removed) {
+        for (size_t i = 0; i < m->n_removed; i++)
+                if (pci_address_equal(&m->removed[i], a)) {
+                        if (!removed)   /* added again */
+                                m->removed[i] = m->removed[--m->n_removed];
+                        return;
+                }
+        if (removed) {
+                struct pci_address *n = realloc(m->removed, sizeof(*n) * (m->n_removed + 1));
+
+                if (!n) {
+                        log_oom();      /* the rescan after the next event will see it gone */
+                        return;
+                }
+                m->removed = n;
+                m->removed[m->n_removed++] = *a;
+        }
+}
+
 static int on_rescan(sd_event_source *s, void *userdata) {
         struct manager *m = userdata;
 
@@ -164,8 +184,13 @@ static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdat
         /* Drain the burst, then rescan once: a bind moves a whole set, and a
          * full rescan keeps every set right without per-event bookkeeping. */
         while ((d = udev_monitor_receive_device(m->monitor))) {
-                log_debug("uevent %s %s (driver %s)", udev_device_get_action(d) ?: "?",
-                          udev_device_get_sysname(d), udev_device_get_driver(d) ?: "none");
+                const char *action = udev_device_get_action(d) ?: "?";
+                struct pci_address a;
+
+                log_debug("uevent %s %s (driver %s)", action, udev_device_get_sysname(d),
+                          udev_device_get_driver(d) ?: "none");
+                if (pci_address_parse(udev_device_get_sysname(d), &a, NULL, 0) >= 0)
+                        manager_note_removal(m, &a, strcmp(action, "remove") == 0);
                 udev_device_unref(d);
         }
         return sd_event_source_set_enabled(m->rescan_source, SD_EVENT_ONESHOT);

@@ -34,6 +34,10 @@ struct manager {
         sd_event_source *monitor_source;
         sd_event_source *rescan_source; /* coalesces a burst of uevents into one rescan */
         enum uevent_source uevent_source;
+        /* Functions a "remove" uevent announced: the kernel sends it before it
+         * takes the device out of sysfs, so a scan may still see them. */
+        struct pci_address *removed;
+        size_t n_removed;
 
         struct topology_options topology_options;
         struct topology *topology;      /* every PCI function, as of the last scan */
@@ -54,6 +58,9 @@ struct manager *manager_free(struct manager *m);
 /* Connect to the bus, scan, start following uevents, take the bus name. */
 int manager_start(struct manager *m);
 int manager_run(struct manager *m);
+
+/* Remember (or, when added again, forget) a function a uevent said was removed. */
+void manager_note_removal(struct manager *m, const struct pci_address *a, bool removed);
 
 /* Rescan sysfs and bring objects in line, announcing every change on the bus. */
 int manager_refresh(struct manager *m);

@@ -64,6 +64,18 @@ const struct pci_function *topology_find(const struct topology *t, const struct 
         return bsearch(&key, t->functions, t->n_functions, sizeof(key), cmp_function);
 }
 
+void topology_forget(struct topology *t, const struct pci_address *a) {
+        struct pci_function *f = (struct pci_function *) topology_find(t, a);
+        size_t i;
+
+        if (!f)
+                return;
+        i = (size_t) (f - t->functions);
+        pci_function_done(f);
+        memmove(f, f + 1, sizeof(*f) * (t->n_functions - i - 1));
+        t->n_functions--;
+}
+
 /* The last path element of a sysfs link, e.g. "5" for iommu_group -> ../../kernel/iommu_groups/5. */
 static char *link_basename(const char *dir, const char *name) {
         char path[PATH_MAX], target[PATH_MAX];

@@ -47,6 +47,8 @@ int topology_scan(struct udev *udev, const struct topology_options *o, struct to
 struct topology *topology_free(struct topology *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct topology *, topology_free)
 const struct pci_function *topology_find(const struct topology *t, const struct pci_address *a);
+/* Forget a function the scan found (the kernel announced its removal before sysfs caught up). */
+void topology_forget(struct topology *t, const struct pci_address *a);
 
 /* Is the driver vfio-pci or a variant of it (its module depends on vfio_pci_core)? */
 bool driver_is_vfio(const char *driver, const struct topology_options *o);

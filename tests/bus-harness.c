@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus-harness.h"
+#include "bus-names.h"
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+void harness_start_bus(struct harness *h) {
+        char conf[128], address[128];
+        FILE *f;
+
+        *h = (struct harness) {};
+        strcpy(h->dir, "/tmp/vrd-test.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(h->dir));
+        snprintf(conf, sizeof(conf), "%s/bus.conf", h->dir);
+        f = fopen(conf, "we");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\"\n"
+                   " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+                   "<busconfig><type>system</type><listen>unix:path=%s/bus</listen><auth>EXTERNAL</auth>\n"
+                   "<policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/>"
+                   "<allow eavesdrop=\"true\"/><allow own=\"*\"/><allow user=\"*\"/></policy></busconfig>\n",
+                h->dir);
+        fclose(f);
+
+        h->bus_pid = fork();
+        ck_assert_int_ge(h->bus_pid, 0);
+        if (h->bus_pid == 0) {
+                int null = open("/dev/null", O_WRONLY);
+
+                dup2(null, STDERR_FILENO);      /* "Failed to set fd limit" is harmless noise */
+                execl(getenv("DBUS_DAEMON") ?: "/usr/bin/dbus-daemon", "dbus-daemon", "--nofork",
+                      "--config-file", conf, (char *) NULL);
+                _exit(127);
+        }
+        snprintf(address, sizeof(address), "unix:path=%s/bus", h->dir);
+        setenv("DBUS_SYSTEM_BUS_ADDRESS", address, 1);
+        for (uint64_t end = now_ms() + 10000; now_ms() < end; usleep(20000)) {
+                sd_bus *b = NULL;
+
+                if (sd_bus_open_system(&b) >= 0 && sd_bus_get_unique_name(b, &(const char *) { NULL }) >= 0) {
+                        h->bus = b;
+                        return;
+                }
+                sd_bus_unref(b);
+        }
+        ck_abort_msg("private dbus-daemon did not come up");
+}
+
+void harness_start_daemon(struct harness *h, const char *const *args) {
+        const char *daemon = getenv("VRD_DAEMON");
+        char log[128];
+
+        ck_assert_msg(daemon, "VRD_DAEMON is not set: run the tests with make check");
+        snprintf(log, sizeof(log), "%s/daemon.log", h->dir);
+        h->daemon_pid = fork();
+        ck_assert_int_ge(h->daemon_pid, 0);
+        if (h->daemon_pid == 0) {
+                const char *argv[16] = { daemon, "--debug" };
+                size_t n = 2;
+                int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+                for (; args && *args && n < 15; args++)
+                        argv[n++] = *args;
+                dup2(fd, STDERR_FILENO);
+                execv(daemon, (char **) argv);
+                _exit(127);
+        }
+        for (uint64_t end = now_ms() + 10000; now_ms() < end; usleep(20000)) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                int has = 0, r;
+
+                r = sd_bus_call_method(h->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "NameHasOwner", &e, &reply, "s", VRD_BUS_NAME);
+                if (r >= 0)
+                        (void) sd_bus_message_read(reply, "b", &has);
+                sd_bus_message_unref(reply);
+                sd_bus_error_free(&e);
+                if (has)
+                        return;
+                ck_assert_msg(harness_daemon_alive(h), "vfio-resetd exited while starting; see %s", log);
+        }
+        ck_abort_msg("vfio-resetd did not take its bus name; see %s", log);
+}
+
+bool harness_daemon_alive(struct harness *h) {
+        return h->daemon_pid > 0 && waitpid(h->daemon_pid, NULL, WNOHANG) == 0;
+}
+
+static void stop(pid_t *pid) {
+        if (*pid <= 0)
+                return;
+        kill(*pid, SIGTERM);
+        for (int i = 0; i < 200 && waitpid(*pid, NULL, WNOHANG) == 0; i++)
+                usleep(10000);
+        kill(*pid, SIGKILL);
+        waitpid(*pid, NULL, 0);
+        *pid = 0;
+}
+
+void harness_stop(struct harness *h) {
+        char cmd[160];
+
+        h->bus = sd_bus_flush_close_unref(h->bus);
+        stop(&h->daemon_pid);
+        stop(&h->bus_pid);
+        if (h->dir[0]) {
+                snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
+                (void) system(cmd);
+        }
+}
+
+int harness_run(char **ret_output, const char *fmt, ...) {
+        char *cmd = NULL, *full = NULL, buf[4096];
+        size_t len = 0;
+        va_list ap;
+        FILE *p;
+        int status;
+
+        va_start(ap, fmt);
+        ck_assert_int_ge(vasprintf(&cmd, fmt, ap), 0);
+        va_end(ap);
+        ck_assert_int_ge(asprintf(&full, "( %s ) 2>&1", cmd), 0);
+        p = popen(full, "r");
+        ck_assert_ptr_nonnull(p);
+        *ret_output = calloc(1, 1);
+        while (fgets(buf, sizeof(buf), p)) {
+                *ret_output = realloc(*ret_output, len + strlen(buf) + 1);
+                strcpy(*ret_output + len, buf);
+                len += strlen(buf);
+        }
+        status = pclose(p);
+        free(cmd);
+        free(full);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+bool harness_wait(struct harness *h, const bool *done, unsigned timeout_ms) {
+        uint64_t end = now_ms() + timeout_ms;
+
+        while (!*done) {
+                int r = sd_bus_process(h->bus, NULL);
+
+                ck_assert_int_ge(r, 0);
+                if (r > 0)
+                        continue;
+                if (now_ms() >= end)
+                        return false;
+                (void) sd_bus_wait(h->bus, (end - now_ms()) * 1000);
+        }
+        return true;
+}

@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The real daemon on a private bus over the fake lab sysfs, checked with
+ * busctl, vfio-resetctl and a bus client of our own. */
+#include <check.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bus-harness.h"
+#include "bus-names.h"
+#include "testbed.h"
+
+#define BUSCTL "busctl --system "
+#define DEVSET(id) VRD_DEVSET_PATH_PREFIX "/" id
+#define DEVICE(id) VRD_DEVICE_PATH_PREFIX "/" id
+
+static UMockdevTestbed *tb;
+static struct harness h;
+
+static void setup(void) {
+        tb = testbed_new("lab");
+        harness_start_bus(&h);
+        harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", NULL });
+}
+
+static void teardown(void) {
+        harness_stop(&h);
+        g_object_unref(tb);
+}
+
+static char *ctl(void) {
+        return getenv("VRD_CTL");
+}
+
+/* Runs cmd, checks its exit status and that its output has every needle. */
+static char *assert_run_(int want_status, const char *cmd, const char *const *needles) {
+        char *out = NULL;
+        int status = harness_run(&out, "%s", cmd);
+
+        ck_assert_msg(status == want_status, "'%s' exited %d, not %d:\n%s", cmd, status, want_status, out);
+        for (; *needles; needles++)
+                ck_assert_msg(strstr(out, *needles), "'%s' printed no '%s':\n%s", cmd, *needles, out);
+        return out;
+}
+#define assert_run(want_status, cmd, ...) assert_run_((want_status), (cmd), (const char *const[]) { __VA_ARGS__, NULL })
+
+static char *cmdf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Formats into one of a ring of buffers, so that several results live in one call. */
+static char *cmdf(const char *fmt, ...) {
+        static char ring[8][1024];
+        static unsigned next;
+        char *buf = ring[next++ % 8];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(ring[0]), fmt, ap);
+        va_end(ap);
+        return buf;
+}
+
+START_TEST(test_tree_and_introspect) {
+        char *out = assert_run(0, BUSCTL "tree " VRD_BUS_NAME, DEVICE("pci_0000_00_02_0"), DEVICE("pci_0000_07_10_1"),
+                               DEVSET("slot_0000_03_3"), DEVSET("bus_0000_04"), DEVSET("dev_0000_00_02_0"));
+
+        ck_assert_ptr_null(strstr(out, "pci_0000_06_00_1"));    /* bound to igb: no object */
+        ck_assert_ptr_null(strstr(out, "pci_0000_00_03_0"));    /* the bridge */
+        free(out);
+        free(assert_run(0, BUSCTL "introspect " VRD_BUS_NAME " " DEVSET("bus_0000_04"), VRD_DEVSET_IFACE,
+                        ".Holders", "a(sus)", ".ForeignDevices", ".Devices", "ao", ".State", "\"idle\"",
+                        ".Managed", "false", ".ResetCount", ".LastResult", ".LastResetUSec", ".Peers", ".Kind", "\"bus\""));
+        free(assert_run(0, BUSCTL "introspect " VRD_BUS_NAME " " DEVICE("pci_0000_03_00_1"), VRD_DEVICE_IFACE,
+                        ".Address", "\"0000:03:00.1\"", ".VendorId", "32902", ".DeviceId", ".Class", ".Driver",
+                        "\"vfio-pci\"", ".IommuGroup", "i         9", ".DevSet", DEVSET("slot_0000_03_3"), ".ResetMethods",
+                        "\"flr\"", ".Managed", ".Peers"));
+        free(assert_run(0, BUSCTL "introspect " VRD_BUS_NAME " " VRD_ROOT_PATH, VRD_MANAGER_IFACE, ".GetDevice",
+                        ".GetDevSet", "org.freedesktop.DBus.ObjectManager"));
+}
+END_TEST
+
+START_TEST(test_properties_json) {
+        char *out = assert_run(0, BUSCTL "--json=short get-property " VRD_BUS_NAME " " DEVSET("bus_0000_05") " "
+                               VRD_DEVSET_IFACE " Devices", "\"type\":\"ao\"");
+        json_object *o = json_tokener_parse(out), *data;
+
+        ck_assert_msg(o, "not JSON: %s", out);
+        ck_assert(json_object_object_get_ex(o, "data", &data));
+        ck_assert_int_eq(json_object_array_length(data), 3);
+        ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(data, 2)), DEVICE("pci_0000_05_00_2"));
+        json_object_put(o);
+        free(out);
+
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("slot_0000_02_1") " " VRD_DEVSET_IFACE
+                        " Id Kind State", "s \"slot_0000_02_1\"", "s \"slot\"", "s \"idle\""));
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_06") " " VRD_DEVSET_IFACE
+                        " ForeignDevices", "a(ss) 1 \"0000:06:00.1\" \"igb\""));
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVICE("pci_0000_07_10_1") " " VRD_DEVICE_IFACE
+                        " PhysicalFunction IommuGroup DevSet", "s \"0000:07:00.0\"", "i 20",
+                        "o \"" DEVSET("dev_0000_07_10_1") "\""));
+        free(assert_run(0, BUSCTL "call " VRD_BUS_NAME " " VRD_ROOT_PATH " " VRD_MANAGER_IFACE " GetDevSet s 01:02.0",
+                        "o \"" DEVSET("bus_0000_01") "\""));
+        free(assert_run(0, BUSCTL "call " VRD_BUS_NAME " " VRD_ROOT_PATH " " VRD_MANAGER_IFACE
+                        " GetDevice s 0000:00:02.0", "o \"" DEVICE("pci_0000_00_02_0") "\""));
+}
+END_TEST
+
+static void assert_error(const char *method, const char *arg, const char *name, const char *needle) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(h.bus, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, method, &e, NULL, "s", arg);
+        ck_assert_int_lt(r, 0);
+        ck_assert_msg(sd_bus_error_has_name(&e, name), "%s(%s): %s, not %s", method, arg, e.name, name);
+        ck_assert_msg(strstr(e.message, needle), "%s(%s): '%s' lacks '%s'", method, arg, e.message, needle);
+        sd_bus_error_free(&e);
+}
+
+START_TEST(test_bad_input) {
+        static const char *bad[] = { "", "0000:04:00", "0000:04:00.8", "zz:zz.z", "0000:04:20.0", "../../x",
+                                     "0000:04:00.0;rm", "0000:04:00.0 ", "0x0000:04:00.0" };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+                assert_error("GetDevice", bad[i], SD_BUS_ERROR_INVALID_ARGS, "Invalid PCI address");
+                assert_error("GetDevSet", bad[i], SD_BUS_ERROR_INVALID_ARGS, bad[i][0] ? bad[i] : "empty");
+        }
+        assert_error("GetDevice", "0000:0f:00.0", VRD_ERROR_NO_SUCH_DEVICE, "No PCI device 0000:0f:00.0");
+        assert_error("GetDevSet", "06:00.1", VRD_ERROR_NO_SUCH_DEVICE, "0000:06:00.1 is bound to igb");
+        assert_error("GetDevice", "0000:00:03.0", VRD_ERROR_NO_SUCH_DEVICE, "0000:00:03.0 has no driver");
+        /* wrong signature: sd-bus refuses it, the daemon lives on */
+        free(assert_run(1, BUSCTL "call " VRD_BUS_NAME " " VRD_ROOT_PATH " " VRD_MANAGER_IFACE " GetDevice u 4", ""));
+        free(assert_run(1, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_99") " " VRD_DEVSET_IFACE " Id", ""));
+        ck_assert(harness_daemon_alive(&h));
+        free(assert_run(0, BUSCTL "call " VRD_BUS_NAME " " VRD_ROOT_PATH " org.freedesktop.DBus.Peer Ping", ""));
+}
+END_TEST
+
+/* A stray process that holds a group open, as a QEMU would. */
+static pid_t hold_group(const char *group) {
+        pid_t pid = fork();
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char redirect[64];
+
+                snprintf(redirect, sizeof(redirect), "exec sleep 60 3</dev/vfio/%s", group);
+                execl("/bin/sh", "sh", "-c", redirect, (char *) NULL);
+                _exit(127);
+        }
+        usleep(200000);         /* let the shell exec sleep with the group open */
+        return pid;
+}
+
+START_TEST(test_holders) {
+        pid_t holder = hold_group("10"), both = 0;
+        char pid[32], *out;
+
+        snprintf(pid, sizeof(pid), "%d", (int) holder);
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_04") " " VRD_DEVSET_IFACE " Holders",
+                        cmdf("a(sus) 1 \"0000:04:00.0\" %s \"sleep\"", pid)));
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("slot_0000_03_3") " " VRD_DEVSET_IFACE
+                        " Holders", "a(sus) 0"));
+        free(assert_run(0, cmdf("%s explain 0000:04:00.1", ctl()), "bus_0000_04", "No:", pid, "sleep",
+                        "cannot be reset while it is held", "not owned"));
+        out = assert_run(0, cmdf("%s --json explain 04:00.0", ctl()), "\"resettable\":false", "\"type\":\"holder\"",
+                         cmdf("\"pid\":%s", pid), "\"command\":\"sleep\"");
+        free(out);
+        free(assert_run(0, cmdf("%s list", ctl()), cmdf("%s/sleep", pid)));
+
+        /* one process holding both groups owns the set: it could reset it itself */
+        both = fork();
+        if (both == 0) {
+                execl("/bin/sh", "sh", "-c", "exec sleep 60 3</dev/vfio/8 4</dev/vfio/9", (char *) NULL);
+                _exit(127);
+        }
+        usleep(200000);
+        snprintf(pid, sizeof(pid), "%d", (int) both);
+        free(assert_run(0, cmdf("%s explain 03:00.0", ctl()), cmdf("pid %s (sleep) holds every group", pid)));
+
+        kill(holder, SIGKILL);
+        kill(both, SIGKILL);
+        waitpid(holder, NULL, 0);
+        waitpid(both, NULL, 0);
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_04") " " VRD_DEVSET_IFACE " Holders",
+                        "a(sus) 0"));
+        free(assert_run(0, cmdf("%s explain 04:00.0", ctl()), "Yes: nothing blocks a hot reset of bus_0000_04"));
+}
+END_TEST
+
+START_TEST(test_explain_reasons) {
+        free(assert_run(0, cmdf("%s explain 06:00.0", ctl()), "No:", "0000:06:00.1 is bound to igb"));
+        free(assert_run(0, cmdf("%s --json explain 06:00.0", ctl()), "\"type\":\"foreign-device\"",
+                        "\"driver\":\"igb\""));
+        free(assert_run(0, cmdf("%s explain 00:02.0", ctl()), "dev_set of its own", "Yes:"));
+        free(assert_run(0, cmdf("%s explain 07:10.0", ctl()), "dev_0000_07_10_0", "function reset"));
+}
+END_TEST
+
+START_TEST(test_cli) {
+        char *out = assert_run(0, cmdf("%s list", ctl()), "DEVSET", "KIND", "DEVICES", "GROUPS", "STATE", "HOLDERS",
+                               "slot_0000_03_3", "0000:03:00.0,0000:03:00.1", "8,9", "9 dev_sets, 15 vfio devices");
+        json_object *o, *first, *v;
+
+        free(out);
+        out = assert_run(0, cmdf("%s list --json", ctl()), "\"id\"");
+        o = json_tokener_parse(out);
+        ck_assert_msg(o && json_object_is_type(o, json_type_array), "not a JSON array: %s", out);
+        ck_assert_int_eq(json_object_array_length(o), 9);
+        first = json_object_array_get_idx(o, 0);
+        ck_assert(json_object_object_get_ex(first, "id", &v));
+        ck_assert_str_eq(json_object_get_string(v), "bus_0000_01");
+        ck_assert(json_object_object_get_ex(first, "groups", &v));
+        ck_assert_int_eq(json_object_array_length(v), 1);
+        json_object_put(o);
+        free(out);
+
+        free(assert_run(0, cmdf("%s status 0000:07:10.1", ctl()), "SR-IOV PF: 0000:07:00.0", "dev_0000_07_10_1",
+                        "Driver: vfio-pci", "IOMMU group: 20"));
+        free(assert_run(0, cmdf("%s status --json 03:00.1", ctl()), "\"devset\"", "\"kind\":\"slot\"", "\"iommu_group\":9"));
+
+        free(assert_run(2, cmdf("%s status 0000:07:10.9", ctl()), "'0000:07:10.9'", "out of range"));
+        free(assert_run(2, cmdf("%s explain 07:10", ctl()), "'07:10'", "not a PCI address"));
+        free(assert_run(2, cmdf("%s explain", ctl()), "one PCI address"));
+        free(assert_run(2, cmdf("%s frobnicate", ctl()), "unknown command 'frobnicate'"));
+        free(assert_run(2, cmdf("%s --frob list", ctl()), "unknown option --frob"));
+        free(assert_run(2, cmdf("%s list --frob", ctl()), "unknown option --frob"));
+        free(assert_run(1, cmdf("%s status 06:00.1", ctl()), "0000:06:00.1 is bound to igb"));
+        free(assert_run(1, cmdf("%s explain 0f:00.0", ctl()), "No PCI device 0000:0f:00.0"));
+        free(assert_run(0, cmdf("%s --help", ctl()), "explain ADDRESS"));
+}
+END_TEST
+
+/* --- live topology ----------------------------------------------------------- */
+
+struct watch {
+        char path[128];
+        bool added, removed, changed;
+        char changed_props[256];
+};
+
+static int on_added(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct watch *w = userdata;
+        const char *path;
+
+        if (sd_bus_message_read(m, "o", &path) >= 0 && strcmp(path, w->path) == 0)
+                w->added = true;
+        return 0;
+}
+
+static int on_removed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct watch *w = userdata;
+        const char *path;
+
+        if (sd_bus_message_read(m, "o", &path) >= 0 && strcmp(path, w->path) == 0)
+                w->removed = true;
+        return 0;
+}
+
+static int on_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct watch *w = userdata;
+        const char *iface, *name;
+
+        if (sd_bus_message_read(m, "s", &iface) < 0 || sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+                return 0;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+                if (sd_bus_message_read(m, "s", &name) < 0 || sd_bus_message_skip(m, "v") < 0)
+                        return 0;
+                strncat(w->changed_props, name, sizeof(w->changed_props) - strlen(w->changed_props) - 2);
+                strcat(w->changed_props, " ");
+                (void) sd_bus_message_exit_container(m);
+        }
+        w->changed = true;
+        return 0;
+}
+
+static void watch_object_manager(struct watch *objects) {
+        ck_assert_int_ge(sd_bus_match_signal(h.bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, "org.freedesktop.DBus.ObjectManager",
+                                             "InterfacesAdded", on_added, objects), 0);
+        ck_assert_int_ge(sd_bus_match_signal(h.bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, "org.freedesktop.DBus.ObjectManager",
+                                             "InterfacesRemoved", on_removed, objects), 0);
+}
+
+static void watch_properties(struct watch *w, const char *path) {
+        snprintf(w->path, sizeof(w->path), "%s", path);
+        ck_assert_int_ge(sd_bus_match_signal(h.bus, NULL, VRD_BUS_NAME, path, "org.freedesktop.DBus.Properties",
+                                             "PropertiesChanged", on_changed, w), 0);
+}
+
+#define NEW_FUNCTION "/devices/pci0000:00/0000:00:07.0/0000:04:00.2"
+
+START_TEST(test_hotplug_add_remove) {
+        struct watch dev = { .path = DEVICE("pci_0000_04_00_2") }, set = {};
+
+        watch_object_manager(&dev);
+        watch_properties(&set, DEVSET("bus_0000_04"));
+
+        ck_assert(umockdev_testbed_add_from_string(tb,
+                "P: " NEW_FUNCTION "\nE: SUBSYSTEM=pci\nA: vendor=0x8086\nA: device=0x10c9\nA: class=0x020000\n"
+                "A: reset_method=flr\nL: driver=../../../../bus/pci/drivers/vfio-pci\n"
+                "L: iommu_group=../../../../kernel/iommu_groups/21\n", NULL));
+        ck_assert_msg(harness_wait(&h, &dev.added, 5000), "no InterfacesAdded for %s", dev.path);
+        ck_assert_msg(harness_wait(&h, &set.changed, 5000), "no PropertiesChanged on bus_0000_04");
+        ck_assert_ptr_nonnull(strstr(set.changed_props, "Devices"));
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_04") " " VRD_DEVSET_IFACE " Devices",
+                        "ao 3", DEVICE("pci_0000_04_00_2")));
+
+        set.changed = false;
+        umockdev_testbed_uevent(tb, "/sys" NEW_FUNCTION, "remove");
+        umockdev_testbed_remove_device(tb, "/sys" NEW_FUNCTION);
+        ck_assert_msg(harness_wait(&h, &dev.removed, 5000), "no InterfacesRemoved for %s", dev.path);
+        ck_assert_msg(harness_wait(&h, &set.changed, 5000), "no PropertiesChanged on bus_0000_04");
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_04") " " VRD_DEVSET_IFACE " Devices",
+                        "ao 2"));
+        free(assert_run(1, BUSCTL "get-property " VRD_BUS_NAME " " DEVICE("pci_0000_04_00_2") " " VRD_DEVICE_IFACE
+                        " Address", "Unknown object"));
+}
+END_TEST
+
+#define IGB_06_1_REL "devices/pci0000:00/0000:00:09.0/0000:06:00.1"
+#define IGB_06_1 "/sys/" IGB_06_1_REL
+
+START_TEST(test_bind_unbind) {
+        struct watch dev = { .path = DEVICE("pci_0000_06_00_1") }, set = {};
+
+        watch_object_manager(&dev);
+        watch_properties(&set, DEVSET("bus_0000_06"));
+
+        /* igb lets go of 06:00.1 and vfio-pci takes it: the set gains it, nothing foreign remains */
+        testbed_unlink(tb, IGB_06_1_REL "/driver");
+        umockdev_testbed_uevent(tb, IGB_06_1, "unbind");
+        testbed_symlink(tb, IGB_06_1_REL "/driver", "../../../../bus/pci/drivers/vfio-pci");
+        umockdev_testbed_uevent(tb, IGB_06_1, "bind");
+        ck_assert_msg(harness_wait(&h, &dev.added, 5000), "no InterfacesAdded for %s", dev.path);
+        ck_assert_msg(harness_wait(&h, &set.changed, 5000), "no PropertiesChanged on bus_0000_06");
+        ck_assert_ptr_nonnull(strstr(set.changed_props, "Devices"));
+        ck_assert_ptr_nonnull(strstr(set.changed_props, "ForeignDevices"));
+        free(assert_run(0, cmdf("%s explain 06:00.0", ctl()), "Yes:", "0000:06:00.0, 0000:06:00.1"));
+
+        /* and back: unbound, the device object goes and the set reports it as foreign */
+        set.changed = false;
+        set.changed_props[0] = '\0';
+        testbed_unlink(tb, IGB_06_1_REL "/driver");
+        umockdev_testbed_uevent(tb, IGB_06_1, "unbind");
+        ck_assert_msg(harness_wait(&h, &dev.removed, 5000), "no InterfacesRemoved for %s", dev.path);
+        ck_assert_msg(harness_wait(&h, &set.changed, 5000), "no PropertiesChanged on bus_0000_06");
+        free(assert_run(0, cmdf("%s explain 06:00.0", ctl()), "No:", "0000:06:00.1 has no driver"));
+        ck_assert(harness_daemon_alive(&h));
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("daemon");
+        TCase *tc = tcase_create("lab");
+        SRunner *sr;
+        int failed;
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_tree_and_introspect);
+        tcase_add_test(tc, test_properties_json);
+        tcase_add_test(tc, test_bad_input);
+        tcase_add_test(tc, test_holders);
+        tcase_add_test(tc, test_explain_reasons);
+        tcase_add_test(tc, test_cli);
+        tcase_add_test(tc, test_hotplug_add_remove);
+        tcase_add_test(tc, test_bind_unbind);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

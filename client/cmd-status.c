@@ -52,7 +52,7 @@ int cmd_status(struct ctl *c, int argc, char *argv[]) {
         if (d->physfn && *d->physfn)
                 printf("   SR-IOV PF: %s\n", d->physfn);
         printf("     Managed: %s\n", d->managed ? "yes" : "no");
-        printf("     DevSet: %s (%s)\n", s->id, s->kind);
+        printf("      DevSet: %s (%s)\n", s->id, s->kind);
         printf("     Members: %s\n", members ?: "?");
         printf("       State: %s\n", s->state);
         for (size_t i = 0; i < s->n_holders; i++)

@@ -93,5 +93,9 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "Event loop failed: %m");
                 return EXIT_FAILURE;
         }
+        if (r > 0) {    /* sd-bus ends the loop with 1 when the bus goes away */
+                log_error("Lost the connection to the system bus, exiting.");
+                return EXIT_FAILURE;
+        }
         return EXIT_SUCCESS;
 }

@@ -83,6 +83,44 @@ START_TEST(test_tree_and_introspect) {
 }
 END_TEST
 
+/* The <interface> block of iface in an introspection text, or NULL. */
+static char *interface_block(const char *xml, const char *iface) {
+        char open[128];
+        const char *start, *end;
+
+        snprintf(open, sizeof(open), "<interface name=\"%s\">", iface);
+        start = strstr(xml, open);
+        end = start ? strstr(start, "</interface>") : NULL;
+        return end ? strndup(start, (size_t) (end - start)) : NULL;
+}
+
+/* Every dbus/ interface file must say exactly what the daemon exports. */
+START_TEST(test_introspection_matches_dbus_xml) {
+        static const struct {
+                const char *path, *iface;
+        } objects[] = {
+                { VRD_ROOT_PATH, VRD_MANAGER_IFACE },
+                { DEVICE("pci_0000_04_00_0"), VRD_DEVICE_IFACE },
+                { DEVSET("bus_0000_04"), VRD_DEVSET_IFACE },
+        };
+
+        for (size_t i = 0; i < sizeof(objects) / sizeof(*objects); i++) {
+                char *live = assert_run(0, cmdf(BUSCTL "introspect --xml-interface " VRD_BUS_NAME " %s",
+                                                objects[i].path), objects[i].iface);
+                char *file = NULL, *a, *b;
+
+                ck_assert_int_eq(harness_run(&file, "cat '%s/../dbus/%s.xml'", getenv("TESTS_DIR"),
+                                             objects[i].iface), 0);
+                a = interface_block(live, objects[i].iface);
+                b = interface_block(file, objects[i].iface);
+                ck_assert_msg(a && b, "no <interface name=\"%s\"> in the daemon's or the file's XML", objects[i].iface);
+                ck_assert_msg(strcmp(a, b) == 0, "dbus/%s.xml differs from what the daemon exports:\n%s",
+                              objects[i].iface, a);
+                free(a), free(b), free(live), free(file);
+        }
+}
+END_TEST
+
 START_TEST(test_properties_json) {
         char *out = assert_run(0, BUSCTL "--json=short get-property " VRD_BUS_NAME " " DEVSET("bus_0000_05") " "
                                VRD_DEVSET_IFACE " Devices", "\"type\":\"ao\"");
@@ -361,6 +399,7 @@ int main(void) {
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_tree_and_introspect);
+        tcase_add_test(tc, test_introspection_matches_dbus_xml);
         tcase_add_test(tc, test_properties_json);
         tcase_add_test(tc, test_bad_input);
         tcase_add_test(tc, test_holders);

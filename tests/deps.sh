@@ -1,0 +1,11 @@
+#!/bin/sh
+# Installs what vfio-resetd needs to build, test and run its demo on Debian 12 (as root).
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt_get() { apt-get -o DPkg::Lock::Timeout=600 -q "$@"; }
+apt_get update
+apt_get install -y --no-install-recommends \
+	autoconf automake libtool autoconf-archive pkg-config build-essential \
+	libsystemd-dev libudev-dev libjson-c-dev \
+	check umockdev libumockdev-dev dbus-daemon systemd udev \
+	qemu-system-x86 busybox-static cpio kmod

@@ -1,0 +1,171 @@
+#!/bin/sh
+# Helpers the guest's /init and scenarios source (busybox sh).
+# Results go to the serial console as `VMTEST PASS|FAIL|SKIP|INFO ...` lines,
+# which run.sh turns into its exit status, and to /run/vmtest.results.
+# shellcheck disable=SC2034 # variables are for the scenarios
+
+# VMTEST_KVER, VMTEST_NATIVE, VMTEST_SCENARIO and --env variables (mkinitrd.sh).
+# shellcheck source=/dev/null
+[ -f /etc/vmtest.conf ] && . /etc/vmtest.conf
+
+VMTEST_BUS=unix:path=/run/dbus/system_bus_socket
+VMTEST_NAME=org.vfioresetd1
+export DBUS_SYSTEM_BUS_ADDRESS="$VMTEST_BUS"
+
+vmtest_info() { echo "VMTEST INFO $*"; }
+vmtest_pass() {
+	echo "VMTEST PASS $1"
+	echo "PASS $1" >>/run/vmtest.results
+}
+# vmtest_fail NAME REASON...
+vmtest_fail() {
+	_name=$1
+	shift
+	echo "VMTEST FAIL $_name: $*"
+	echo "FAIL $_name" >>/run/vmtest.results
+}
+vmtest_skip() {
+	_name=$1
+	shift
+	echo "VMTEST SKIP $_name: $*"
+	echo "SKIP $_name" >>/run/vmtest.results
+}
+# vmtest_result NAME REASON: PASS when REASON is empty, else FAIL.
+vmtest_result() {
+	if [ -z "$2" ]; then vmtest_pass "$1"; else vmtest_fail "$1" "$2"; fi
+}
+# Print a file to the console, each line prefixed (for logs of failures).
+vmtest_dump() {
+	[ -f "$2" ] && sed "s|^|VMTEST INFO $1: |" "$2"
+}
+
+pci_driver() {
+	if [ -e "/sys/bus/pci/devices/$1/driver" ]; then
+		basename "$(readlink "/sys/bus/pci/devices/$1/driver")"
+	else
+		echo none
+	fi
+}
+pci_group() { basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"; }
+# Addresses bound to vfio-pci, sorted.
+vfio_devices() {
+	for d in /sys/bus/pci/drivers/vfio-pci/[0-9a-f]*:*; do
+		[ -e "$d" ] && echo "${d##*/}"
+	done | sort
+}
+
+# 0000:04:00.1 <-> /org/vfioresetd1/device/pci_0000_04_00_1
+device_path() { echo "/org/vfioresetd1/device/pci_$(echo "$1" | tr ':.' '__')"; }
+path_address() {
+	echo "${1##*/pci_}" | sed 's/^\([0-9a-f]*\)_\([0-9a-f]*\)_\([0-9a-f]*\)_\([0-7]\)$/\1:\2:\3.\4/'
+}
+
+# busctl's text form, one value per line, quotes dropped:
+# `ao 2 "/a" "/b"` -> /a, /b;  `a(sus) 1 "x" 12 "y"` -> x, 12, y.
+busctl_values() {
+	awk '{
+		s = $0; sub(/^[^ ]+ /, "", s)           # the signature
+		if ($1 ~ /^a/) sub(/^[0-9]+ ?/, "", s)   # the element count
+		while (length(s) > 0) {
+			if (substr(s, 1, 1) == "\"") {
+				s = substr(s, 2); v = ""
+				while (length(s) > 0 && substr(s, 1, 1) != "\"") {
+					c = substr(s, 1, 1)
+					if (c == "\\") { s = substr(s, 2); c = substr(s, 1, 1) }
+					v = v c; s = substr(s, 2)
+				}
+				s = substr(s, 2); print v
+			} else {
+				i = index(s, " "); if (i == 0) i = length(s) + 1
+				print substr(s, 1, i - 1); s = substr(s, i)
+			}
+			sub(/^ +/, "", s)
+		}
+	}'
+}
+# prop PATH IFACE NAME: the property's values, one a line; fails like busctl.
+prop() {
+	_out=$(busctl --system get-property "$VMTEST_NAME" "$1" "$2" "$3" 2>&1) || {
+		echo "$_out" >&2
+		return 1
+	}
+	echo "$_out" | busctl_values
+}
+
+# wait_for SECONDS COMMAND...: poll every 0.2 s until COMMAND succeeds.
+wait_for() {
+	_tries=$(($1 * 5))
+	shift
+	while [ "$_tries" -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+		_tries=$((_tries - 1))
+	done
+	return 1
+}
+
+bus_start() {
+	mkdir -p /run/dbus
+	dbus-daemon --config-file=/etc/dbus-1/vmtest-system.conf --nofork --nopidfile \
+		>/run/dbus-daemon.log 2>&1 &
+	VMTEST_DBUS_PID=$!
+	wait_for 20 busctl --system list || {
+		vmtest_dump dbus-daemon /run/dbus-daemon.log
+		return 1
+	}
+}
+
+name_on_bus() { busctl --system list 2>/dev/null | grep -q "^$VMTEST_NAME "; }
+
+# daemon_start [ARGS...]: vfio-resetd on the private bus, logging to
+# /run/vfio-resetd.log; waits until it owns its name (TCG is slow).
+# Without ARGS it takes VMTEST_DAEMON_ARGS (run.sh --env).
+daemon_start() {
+	# shellcheck disable=SC2086 # options, one a word
+	[ $# -gt 0 ] || set -- ${VMTEST_DAEMON_ARGS:-}
+	vfio-resetd "$@" >/run/vfio-resetd.log 2>&1 &
+	VMTEST_DAEMON_PID=$!
+	if ! wait_for "${VMTEST_DAEMON_WAIT:-60}" name_on_bus; then
+		vmtest_dump vfio-resetd /run/vfio-resetd.log
+		return 1
+	fi
+	vmtest_info "vfio-resetd (pid $VMTEST_DAEMON_PID) owns $VMTEST_NAME"
+}
+
+# Stop what bus_start/daemon_start started. The daemon must exit with status
+# 0 within 10 s of SIGTERM. Its log goes to the console when a test failed.
+vmtest_stop() {
+	if [ -n "${VMTEST_DAEMON_PID:-}" ]; then
+		kill "$VMTEST_DAEMON_PID" 2>/dev/null
+		(sleep 10 && kill -9 "$VMTEST_DAEMON_PID") 2>/dev/null &
+		_killer=$!
+		wait "$VMTEST_DAEMON_PID"
+		_status=$?
+		kill "$_killer" 2>/dev/null
+		case $_status in
+		0) vmtest_pass daemon-stop ;;
+		137) vmtest_fail daemon-stop "vfio-resetd still ran 10 s after SIGTERM" ;;
+		*) vmtest_fail daemon-stop "vfio-resetd exited with status $_status on SIGTERM" ;;
+		esac
+		VMTEST_DAEMON_PID=""
+	fi
+	if [ -n "${VMTEST_DBUS_PID:-}" ]; then
+		kill "$VMTEST_DBUS_PID" 2>/dev/null
+		wait "$VMTEST_DBUS_PID" 2>/dev/null
+		VMTEST_DBUS_PID=""
+	fi
+	if grep -q '^FAIL' /run/vmtest.results 2>/dev/null; then
+		vmtest_dump vfio-resetd /run/vfio-resetd.log
+	fi
+	return 0
+}
+
+# The skips every daemon scenario shares: no daemon or client in the image.
+need_programs() {
+	for _p in "$@"; do
+		if ! command -v "$_p" >/dev/null 2>&1; then
+			vmtest_skip "$VMTEST_SCENARIO" "$_p is not in the image (run.sh --bin)"
+			return 1
+		fi
+	done
+}

@@ -1,0 +1,428 @@
+/* hot-reset-info: what the kernel itself says about VFIO hot-reset sets.
+ *
+ * The VM tests compare the daemon's dev_sets with this program's output, and
+ * the benchmark takes its timings as the floor any reset coordinator adds to.
+ * It uses the legacy group + container + type1 interface, which every Debian
+ * kernel has (none enables IOMMUFD).
+ *
+ *   hot-reset-info BDF...
+ *     one line per device:
+ *       BDF group=N set=BDF1,BDF2 groups=N1,N2
+ *       BDF group=N set=single errno=ENODEV
+ *       BDF group=N error=WHAT errno=ENAME
+ *   hot-reset-info --time-hot-reset BDF... [-n N]
+ *     VFIO_DEVICE_PCI_HOT_RESET through each BDF's device fd, with every group
+ *     of its set opened here; N times, then min/median/max in microseconds.
+ *   hot-reset-info --time-function-reset BDF... [-n N]
+ *     the same for VFIO_DEVICE_RESET.
+ *
+ * Exit status: 0 when every device was looked up (ENODEV is an answer) and
+ * every timed reset succeeded, 1 otherwise, 2 on bad usage.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <linux/vfio.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_GROUPS 64
+#define MAX_DEVICES 64
+
+struct group {
+	int id;
+	int fd;
+};
+
+struct device {
+	char bdf[16];
+	int fd;
+};
+
+static int container_fd = -1;
+static bool iommu_set;
+static struct group groups[MAX_GROUPS];
+static size_t n_groups;
+static struct device devices[MAX_DEVICES];
+static size_t n_devices;
+
+static const char *errname(int e)
+{
+	const char *n = strerrorname_np(e);
+	return n ? n : "E?";
+}
+
+static bool valid_bdf(const char *s)
+{
+	unsigned d, b, sl, f;
+	char end;
+
+	return strlen(s) == 12 &&
+	       sscanf(s, "%4x:%2x:%2x.%1x%c", &d, &b, &sl, &f, &end) == 4 &&
+	       sl < 32 && f < 8;
+}
+
+/* The IOMMU group number of a PCI device, from its sysfs link; -errno. */
+static int group_of(const char *bdf)
+{
+	char path[PATH_MAX], link[PATH_MAX];
+	ssize_t n;
+	char *end;
+	long id;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return -errno;
+	link[n] = '\0';
+	errno = 0;
+	id = strtol(basename(link), &end, 10);
+	if (errno || *end || id < 0 || id > INT_MAX)
+		return -EINVAL;
+	return (int)id;
+}
+
+/* Open group ID (once per process: a group opens only once) and put it in
+ * the shared container. Returns the fd or -errno, *what says which step. */
+static int open_group(int id, const char **what)
+{
+	struct vfio_group_status status = { .argsz = sizeof(status) };
+	char path[32];
+	int fd;
+
+	for (size_t i = 0; i < n_groups; i++)
+		if (groups[i].id == id)
+			return groups[i].fd;
+	if (n_groups == MAX_GROUPS) {
+		*what = "too-many-groups";
+		return -E2BIG;
+	}
+	if (container_fd < 0) {
+		container_fd = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
+		if (container_fd < 0) {
+			*what = "open-container";
+			return -errno;
+		}
+	}
+	snprintf(path, sizeof(path), "/dev/vfio/%d", id);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		*what = "open-group";
+		return -errno;
+	}
+	if (ioctl(fd, VFIO_GROUP_GET_STATUS, &status) < 0) {
+		*what = "group-status";
+		goto fail;
+	}
+	/* A group is usable only when viable: every member bound to a vfio
+	 * driver, to pci-stub or pcieport, or to nothing. */
+	if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+		*what = "group-not-viable";
+		errno = EPERM;
+		goto fail;
+	}
+	if (ioctl(fd, VFIO_GROUP_SET_CONTAINER, &container_fd) < 0) {
+		*what = "set-container";
+		goto fail;
+	}
+	/* VFIO_SET_IOMMU needs a group in the container; later groups join it. */
+	if (!iommu_set) {
+		int type = ioctl(container_fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) > 0
+				   ? VFIO_TYPE1v2_IOMMU
+				   : VFIO_TYPE1_IOMMU;
+		if (ioctl(container_fd, VFIO_SET_IOMMU, type) < 0) {
+			*what = "set-iommu";
+			goto fail;
+		}
+		iommu_set = true;
+	}
+	groups[n_groups++] = (struct group){ .id = id, .fd = fd };
+	return fd;
+fail:;
+	int e = errno;
+	close(fd);
+	return -e;
+}
+
+static int open_device(const char *bdf, int *group, const char **what)
+{
+	int gfd, fd;
+
+	for (size_t i = 0; i < n_devices; i++)
+		if (!strcmp(devices[i].bdf, bdf))
+			return devices[i].fd;
+	gfd = group_of(bdf);
+	if (gfd < 0) {
+		*what = "no-iommu-group";
+		return gfd;
+	}
+	*group = gfd;
+	gfd = open_group(*group, what);
+	if (gfd < 0)
+		return gfd;
+	if (n_devices == MAX_DEVICES) {
+		*what = "too-many-devices";
+		return -E2BIG;
+	}
+	fd = ioctl(gfd, VFIO_GROUP_GET_DEVICE_FD, bdf);
+	if (fd < 0) {
+		*what = "get-device-fd";
+		return -errno;
+	}
+	snprintf(devices[n_devices].bdf, sizeof(devices[n_devices].bdf), "%s", bdf);
+	devices[n_devices++].fd = fd;
+	return fd;
+}
+
+/* The devices a hot reset through FD affects; -errno (-ENODEV: no hot reset). */
+static int hot_reset_info(int fd, struct vfio_pci_hot_reset_info **out)
+{
+	struct vfio_pci_hot_reset_info hdr = { .argsz = sizeof(hdr) };
+	struct vfio_pci_hot_reset_info *info;
+	size_t size;
+
+	/* vfio.h: -ENOSPC = insufficient buffer, and the kernel fills in count;
+	 * -ENODEV = unsupported for device (no slot or bus reset: root bus). */
+	if (ioctl(fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, &hdr) == 0)
+		hdr.count = 0;
+	else if (errno != ENOSPC)
+		return -errno;
+	size = sizeof(hdr) + hdr.count * sizeof(info->devices[0]);
+	info = calloc(1, size);
+	if (!info)
+		return -ENOMEM;
+	info->argsz = size;
+	if (ioctl(fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info) < 0) {
+		int e = errno;
+		free(info);
+		return -e;
+	}
+	*out = info;
+	return 0;
+}
+
+static void format_dep(const struct vfio_pci_dependent_device *d, char *buf, size_t len)
+{
+	snprintf(buf, len, "%04x:%02x:%02x.%x", d->segment, d->bus, d->devfn >> 3, d->devfn & 7);
+}
+
+/* The distinct groups of a set, in the order the kernel lists the devices. */
+static size_t set_groups(const struct vfio_pci_hot_reset_info *info, int *ids)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < info->count; i++) {
+		size_t j = 0;
+		while (j < n && ids[j] != (int)info->devices[i].group_id)
+			j++;
+		if (j == n && n < MAX_GROUPS)
+			ids[n++] = (int)info->devices[i].group_id;
+	}
+	return n;
+}
+
+static int show(const char *bdf)
+{
+	struct vfio_pci_hot_reset_info *info = NULL;
+	const char *what = "";
+	int ids[MAX_GROUPS];
+	int group = -1, fd, r;
+	size_t n;
+
+	fd = open_device(bdf, &group, &what);
+	if (fd < 0) {
+		printf("%s group=%d error=%s errno=%s\n", bdf, group, what, errname(-fd));
+		return -1;
+	}
+	r = hot_reset_info(fd, &info);
+	if (r == -ENODEV) {
+		printf("%s group=%d set=single errno=ENODEV\n", bdf, group);
+		return 0;
+	}
+	if (r < 0) {
+		printf("%s group=%d error=hot-reset-info errno=%s\n", bdf, group, errname(-r));
+		return -1;
+	}
+	printf("%s group=%d set=", bdf, group);
+	for (size_t i = 0; i < info->count; i++) {
+		char dep[16];
+		format_dep(&info->devices[i], dep, sizeof(dep));
+		printf("%s%s", i ? "," : "", dep);
+	}
+	n = set_groups(info, ids);
+	printf(" groups=");
+	for (size_t i = 0; i < n; i++)
+		printf("%s%d", i ? "," : "", ids[i]);
+	printf("\n");
+	free(info);
+	return 0;
+}
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* Print min/median/max of the successful runs, and the first failure. */
+static int report(const char *op, const char *bdf, const char *extra, double *us,
+		  int ok, int n, int first_errno)
+{
+	printf("%s %s%s n=%d ok=%d", op, bdf, extra, n, ok);
+	if (ok > 0) {
+		qsort(us, ok, sizeof(*us), cmp_double);
+		double median = ok % 2 ? us[ok / 2] : (us[ok / 2 - 1] + us[ok / 2]) / 2;
+		printf(" min_us=%.0f median_us=%.0f max_us=%.0f", us[0], median, us[ok - 1]);
+	}
+	if (first_errno)
+		printf(" errno=%s", errname(first_errno));
+	printf("\n");
+	fflush(stdout);
+	return ok == n ? 0 : -1;
+}
+
+static int time_hot_reset(const char *bdf, int n)
+{
+	struct vfio_pci_hot_reset_info *info = NULL;
+	struct vfio_pci_hot_reset *reset;
+	const char *what = "";
+	int ids[MAX_GROUPS], group = -1, fd, r, ok = 0, first_errno = 0;
+	char extra[256] = " groups=";
+	size_t n_ids;
+	double *us;
+
+	fd = open_device(bdf, &group, &what);
+	if (fd < 0) {
+		printf("hot-reset %s error=%s errno=%s\n", bdf, what, errname(-fd));
+		return -1;
+	}
+	r = hot_reset_info(fd, &info);
+	if (r < 0) {
+		printf("hot-reset %s error=hot-reset-info errno=%s\n", bdf, errname(-r));
+		return -1;
+	}
+	n_ids = set_groups(info, ids);
+	free(info);
+	reset = calloc(1, sizeof(*reset) + n_ids * sizeof(reset->group_fds[0]));
+	us = calloc(n, sizeof(*us));
+	if (!reset || !us)
+		abort();
+	reset->argsz = sizeof(*reset) + n_ids * sizeof(reset->group_fds[0]);
+	reset->count = n_ids;
+	/* vfio.h: with a group fd array, every affected device must belong to
+	 * one of the groups passed (else EINVAL), so open all of the set's. */
+	for (size_t i = 0; i < n_ids; i++) {
+		int gfd = open_group(ids[i], &what);
+		if (gfd < 0) {
+			printf("hot-reset %s group=%d error=%s errno=%s\n", bdf, ids[i], what,
+			       errname(-gfd));
+			free(reset);
+			free(us);
+			return -1;
+		}
+		reset->group_fds[i] = gfd;
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "%s%d",
+			 i ? "," : "", ids[i]);
+	}
+	for (int i = 0; i < n; i++) {
+		double t0 = now_us();
+		if (ioctl(fd, VFIO_DEVICE_PCI_HOT_RESET, reset) == 0)
+			us[ok++] = now_us() - t0;
+		else if (!first_errno)
+			first_errno = errno;
+	}
+	r = report("hot-reset", bdf, extra, us, ok, n, first_errno);
+	free(reset);
+	free(us);
+	return r;
+}
+
+static int time_function_reset(const char *bdf, int n)
+{
+	struct vfio_device_info dinfo = { .argsz = sizeof(dinfo) };
+	const char *what = "";
+	int group = -1, fd, ok = 0, first_errno = 0, r;
+	double *us;
+
+	fd = open_device(bdf, &group, &what);
+	if (fd < 0) {
+		printf("function-reset %s error=%s errno=%s\n", bdf, what, errname(-fd));
+		return -1;
+	}
+	if (ioctl(fd, VFIO_DEVICE_GET_INFO, &dinfo) == 0 && !(dinfo.flags & VFIO_DEVICE_FLAGS_RESET))
+		printf("# %s: VFIO_DEVICE_FLAGS_RESET is not set\n", bdf);
+	us = calloc(n, sizeof(*us));
+	if (!us)
+		abort();
+	for (int i = 0; i < n; i++) {
+		double t0 = now_us();
+		if (ioctl(fd, VFIO_DEVICE_RESET) == 0)
+			us[ok++] = now_us() - t0;
+		else if (!first_errno)
+			first_errno = errno;
+	}
+	r = report("function-reset", bdf, "", us, ok, n, first_errno);
+	free(us);
+	return r;
+}
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: hot-reset-info BDF...\n"
+		"       hot-reset-info --time-hot-reset BDF... [-n N]\n"
+		"       hot-reset-info --time-function-reset BDF... [-n N]\n"
+		"BDF is DDDD:BB:SS.F\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	enum { SHOW, TIME_HOT, TIME_FUNCTION } mode = SHOW;
+	const char *bdfs[MAX_DEVICES];
+	size_t n_bdfs = 0;
+	int n = 10, failed = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--time-hot-reset")) {
+			mode = TIME_HOT;
+		} else if (!strcmp(argv[i], "--time-function-reset")) {
+			mode = TIME_FUNCTION;
+		} else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
+			n = atoi(argv[++i]);
+			if (n < 1)
+				return usage();
+		} else if (valid_bdf(argv[i]) && n_bdfs < MAX_DEVICES) {
+			bdfs[n_bdfs++] = argv[i];
+		} else {
+			fprintf(stderr, "hot-reset-info: bad argument '%s'\n", argv[i]);
+			return usage();
+		}
+	}
+	if (n_bdfs == 0)
+		return usage();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (size_t i = 0; i < n_bdfs; i++) {
+		int r = mode == SHOW	 ? show(bdfs[i])
+			: mode == TIME_HOT ? time_hot_reset(bdfs[i], n)
+					   : time_function_reset(bdfs[i], n);
+		if (r < 0)
+			failed = 1;
+	}
+	return failed;
+}

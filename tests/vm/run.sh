@@ -1,0 +1,187 @@
+#!/bin/bash
+# Boot a real kernel in QEMU with emulated IOMMU and PCI devices in shared
+# dev_sets (the layout of shared VM.md) and run one guest scenario.
+# Usage: tests/vm/run.sh [--cache DIR] [--bin PATH]... [--native BDF]...
+#          [--env NAME=VALUE]... [--timeout SECONDS] [--log FILE] [--verbose]
+#          {--scenario tests/vm/scenarios/NAME.sh | tests/vm/scenarios/NAME.sh}
+#   --cache    downloads, the initrd and logs, kept between runs (default
+#              $VMTEST_CACHE, else /var/tmp/vfio-resetd-vm)
+#   --bin      a host program to put in the guest (vfio-resetd, vfio-resetctl);
+#              dbus-daemon, busctl and hot-reset-info are always there
+#   --native   leave this endpoint on its native driver (also read from the
+#              scenario's `# vmtest-native: BDF...` lines)
+#   --log      where to keep the guest log (default CACHE/log/NAME-TIME.log)
+#   --verbose  echo the whole console, not only the VMTEST lines
+# Env: CC (default gcc) builds the checker; VMTEST_TIMEOUT is --timeout's
+# default (600).
+# Exit: 0 all passed, 1 a test failed or the guest did not finish, 77 skipped
+# (QEMU or the kernel cannot be had, or every test skipped).
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${VMTEST_CACHE:-/var/tmp/vfio-resetd-vm} scenario="" log="" verbose=0
+timeout=${VMTEST_TIMEOUT:-600}
+bins=() natives=() envs=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--cache) cache=$2; shift 2 ;;
+	--scenario) scenario=$2; shift 2 ;;
+	--bin) bins+=("$2"); shift 2 ;;
+	--native) natives+=("$2"); shift 2 ;;
+	--env) envs+=("$2"); shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--log) log=$2; shift 2 ;;
+	--verbose) verbose=1; shift ;;
+	-*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
+	*) scenario=$1; shift ;;
+	esac
+done
+if [ -z "$scenario" ]; then
+	echo "usage: $0 [--cache DIR] [--bin PATH]... [--native BDF]... [--env N=V]... [--timeout S] [--log FILE] [--verbose] [--scenario] FILE" >&2
+	exit 2
+fi
+[ -f "$scenario" ] || { echo "run.sh: no scenario $scenario" >&2; exit 2; }
+name=$(basename "$scenario" .sh)
+mkdir -p "$cache/log" "$cache/build"
+cache=$(cd "$cache" && pwd)
+
+shopt -s extglob
+# Microseconds since the epoch, without a fork (bash 5).
+now_us() { local t=${EPOCHREALTIME/./}; echo "$t"; }
+secs() { local us=$1; printf '%d.%01d' $((us / 1000000)) $((us % 1000000 / 100000)); }
+t_start=$(now_us)
+
+rc=0
+"$here/fetch.sh" "$cache" || rc=$?
+if [ "$rc" -eq 77 ]; then
+	echo "run.sh: SKIP $name: QEMU 10 or the kernel cannot be had (see above)"
+	exit 77
+elif [ "$rc" -ne 0 ]; then
+	echo "run.sh: fetch.sh failed with status $rc"
+	exit 1
+fi
+t_fetched=$(now_us)
+
+for tool in dbus-daemon busctl; do
+	command -v "$tool" >/dev/null || { echo "run.sh: SKIP $name: no $tool on the host"; exit 77; }
+done
+checker="$cache/build/hot-reset-info"
+# Built apart, then renamed: parallel runs share the cache.
+${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$checker.$$" "$here/hot-reset-info.c"
+mv -f "$checker.$$" "$checker"
+
+# shellcheck disable=SC2207 # BDFs have no spaces
+natives+=($(sed -n 's/^# vmtest-native://p' "$scenario"))
+initrd="$cache/build/initrd-$name-$$.cpio.gz"
+mk=(--kernel "$cache/kernel" --scenario "$scenario" --out "$initrd"
+	--bin "$(command -v dbus-daemon)" --bin "$(command -v busctl)" --bin "$checker")
+for b in "${bins[@]}"; do mk+=(--bin "$b"); done
+for n in "${natives[@]}"; do mk+=(--native "$n"); done
+for e in "${envs[@]}"; do mk+=(--env "$e"); done
+"$here/mkinitrd.sh" "${mk[@]}"
+t_initrd=$(now_us)
+
+if [ -z "$log" ]; then
+	log="$cache/log/$name-$(date +%Y%m%d-%H%M%S).log"
+	# Keep the newest 20 logs of each scenario.
+	# shellcheck disable=SC2012 # names are ours, without spaces
+	ls -t "$cache/log/$name"-*.log 2>/dev/null | tail -n +21 | xargs -r rm -f
+fi
+mkdir -p "$(dirname "$log")"
+
+qemu_dir="$cache/qemu"
+# shellcheck disable=SC2054 # the commas are QEMU's
+qemu=(
+	"$qemu_dir/usr/bin/qemu-system-x86_64"
+	-L "$qemu_dir/usr/share/qemu" -L "$qemu_dir/usr/share/seabios" -L /usr/share/seabios
+	-machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -m 1024 -smp 1
+	-nodefaults -nographic -serial stdio -no-reboot
+	-device intel-iommu,intremap=on
+	# pciehp (not ACPI) drives the hotplug ports, so their sets are slot sets.
+	-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off
+	# root bus: a dev_set of its own (hot-reset info ENODEV)
+	-device e1000e,addr=02.0,romfile=
+	# bus set in one group (the bridge's)
+	-device pcie-pci-bridge,id=pb,addr=03.0
+	-device e1000,bus=pb,addr=01.0,romfile= -device e1000,bus=pb,addr=02.0,romfile=
+	# pciehp slot set in one group
+	-device pcie-root-port,id=rp1,chassis=1,slot=1,addr=04.0,x-speed=5,x-width=1
+	-device e1000e,bus=rp1,addr=00.0,multifunction=on,romfile= -device e1000e,bus=rp1,addr=00.1,romfile=
+	# pciehp slot set spanning two groups
+	-device pcie-root-port,id=rp3,chassis=3,slot=3,addr=06.0,x-speed=5,x-width=1
+	-device igb,bus=rp3,addr=00.0,multifunction=on,romfile= -device igb,bus=rp3,addr=00.1,romfile=
+	# no hotplug: bus set spanning two groups
+	-device pcie-root-port,id=rp4,chassis=4,slot=4,addr=07.0,hotplug=off,x-speed=5,x-width=1
+	-device igb,bus=rp4,addr=00.0,multifunction=on,romfile= -device igb,bus=rp4,addr=00.1,romfile=
+	-kernel "$cache/kernel/vmlinuz" -initrd "$initrd"
+	-append "console=ttyS0 intel_iommu=on iommu=pt panic=-1 quiet loglevel=4 pci=noari"
+)
+
+# Host-side stamps: under TCG the guest's clock is not the host's.
+stamp() {
+	local line t e
+	while IFS= read -r line || [ -n "$line" ]; do
+		line=${line%$'\r'}
+		# Drop the firmware's terminal resets and other escape sequences.
+		line=${line//$'\e'\[*([0-9;?])[a-zA-Z]/}
+		line=${line//$'\e'c/}
+		t=$(now_us)
+		e=$((t - t_boot))
+		printf '[%4d.%03d] %s\n' $((e / 1000000)) $((e % 1000000 / 1000)) "$line"
+		case $line in
+		*"VMTEST INFO init: kernel"*) [ -n "${t_init:-}" ] || { t_init=$t; echo "$t" >"$log.init"; } ;;
+		esac
+	done
+}
+echo "run.sh: booting $name (log: $log)"
+t_boot=$(now_us)
+set +e
+{
+	QEMU_MODULE_DIR="$qemu_dir/usr/lib/x86_64-linux-gnu/qemu" \
+		timeout -k 10 "$timeout" "${qemu[@]}"
+	echo $? >"$log.rc"
+} </dev/null 2>&1 | stamp | tee "$log" |
+	if [ "$verbose" -eq 1 ]; then cat; else grep --line-buffered -a 'VMTEST '; fi
+set -e
+t_end=$(now_us)
+rm -f "$initrd"
+qemu_rc=$(cat "$log.rc" 2>/dev/null || echo 1)
+rm -f "$log.rc"
+
+t_init=""
+[ -f "$log.init" ] && t_init=$(cat "$log.init") && rm -f "$log.init"
+
+grep -a 'VMTEST ' "$log" | sed 's/^\[[ 0-9.]*\] //; s/.*\(VMTEST \)/\1/' >"$log.results" || true
+n_pass=$(grep -c '^VMTEST PASS' "$log.results" || true)
+n_fail=$(grep -c '^VMTEST FAIL' "$log.results" || true)
+n_skip=$(grep -c '^VMTEST SKIP' "$log.results" || true)
+done_seen=$(grep -c '^VMTEST DONE' "$log.results" || true)
+rm -f "$log.results"
+
+boot_s="?"
+[ -n "$t_init" ] && boot_s=$(secs $((t_init - t_boot)))
+echo "run.sh: wall $(secs $((t_end - t_start))) s (fetch $(secs $((t_fetched - t_start))) s," \
+	"initrd $(secs $((t_initrd - t_fetched))) s, boot to /init $boot_s s, VM $(secs $((t_end - t_boot))) s)"
+
+status=0
+if [ "$done_seen" -eq 0 ]; then
+	if [ "$qemu_rc" -eq 124 ]; then
+		echo "run.sh: FAIL $name: the guest did not finish within $timeout s"
+	else
+		echo "run.sh: FAIL $name: QEMU ended (status $qemu_rc) without VMTEST DONE; the last lines:"
+		tail -n 15 "$log"
+	fi
+	status=1
+elif [ "$n_fail" -gt 0 ]; then
+	echo "run.sh: failed:"
+	grep -a 'VMTEST FAIL' "$log"
+	status=1
+elif [ "$n_pass" -eq 0 ] && [ "$n_skip" -gt 0 ]; then
+	grep -a 'VMTEST SKIP' "$log"
+	status=77
+elif [ "$n_pass" -eq 0 ]; then
+	echo "run.sh: FAIL $name: the scenario reported nothing"
+	status=1
+fi
+echo "run.sh: $name: $n_pass passed, $n_fail failed, $n_skip skipped; log kept in $log"
+exit "$status"

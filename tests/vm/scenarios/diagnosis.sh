@@ -1,0 +1,82 @@
+#!/bin/sh
+# Scenario 2 (diagnosis), in the guest: the daemon names who blocks a reset.
+# - A process outside the daemon holds igb 04:00.0's group open: the dev_set's
+#   Holders names its pid and command, and `vfio-resetctl explain` says the
+#   set cannot be reset and names that process.
+# - igb 03:00.1 stays on its native driver (line below) while 03:00.0 is on
+#   vfio-pci: explain for 03:00.0 names the sibling and its driver.
+# vmtest-native: 0000:03:00.1
+set -u
+# shellcheck source=/dev/null
+. /usr/lib/vmtest.sh
+
+held=0000:04:00.0
+vfio_sibling=0000:03:00.0
+native=0000:03:00.1
+
+why=""
+[ "$(pci_driver "$held")" = vfio-pci ] || why="$why $held is on $(pci_driver "$held");"
+[ "$(pci_driver "$vfio_sibling")" = vfio-pci ] || why="$why $vfio_sibling is on $(pci_driver "$vfio_sibling");"
+[ "$(pci_driver "$native")" = igb ] || why="$why $native is on $(pci_driver "$native"), not igb;"
+vmtest_result layout "$why"
+
+# The kernel still counts the native sibling in the set.
+hot-reset-info "$vfio_sibling" >/run/kernel-sets.txt 2>&1
+vmtest_dump hot-reset-info /run/kernel-sets.txt
+why=""
+grep -q "set=.*$native" /run/kernel-sets.txt || why=$(cat /run/kernel-sets.txt)
+vmtest_result "kernel-set $vfio_sibling includes $native" "$why"
+
+need_programs vfio-resetd vfio-resetctl busctl || exit 0
+if ! bus_start || ! daemon_start; then
+	vmtest_fail daemon-start "vfio-resetd did not own $VMTEST_NAME"
+	vmtest_stop
+	exit 0
+fi
+
+# 1. An outside holder.
+group=$(pci_group "$held")
+sleep 1000 3<"/dev/vfio/$group" &
+holder=$!
+# The shell opens fd 3 before it execs sleep.
+holder_ready() { [ "$(cat "/proc/$holder/comm" 2>/dev/null)" = sleep ] && [ -e "/proc/$holder/fd/3" ]; }
+wait_for 10 holder_ready || vmtest_fail holder "sleep (pid $holder) did not open /dev/vfio/$group"
+vmtest_info "pid $holder (sleep) holds /dev/vfio/$group of $held"
+
+devset=$(prop "$(device_path "$held")" org.vfioresetd1.Device DevSet 2>&1)
+holders() { prop "$devset" org.vfioresetd1.DevSet Holders | paste - - -; }
+holder_listed() { holders | grep -q "^$held	$holder	sleep$"; }
+# The daemon may notice holders on its own schedule: give it a while.
+if wait_for 20 holder_listed; then
+	vmtest_pass "holders names pid $holder sleep"
+else
+	vmtest_fail "holders names pid $holder sleep" "$devset Holders: $(holders 2>&1 | tr '\t\n' ' ;')"
+fi
+
+vfio-resetctl explain "$held" >/run/explain.txt 2>&1
+vmtest_dump "explain $held" /run/explain.txt
+why=""
+grep -qw "$holder" /run/explain.txt || why="$why no pid $holder;"
+grep -qw sleep /run/explain.txt || why="$why no 'sleep';"
+grep -Eiq "cannot|can't|can not" /run/explain.txt || why="$why does not say it cannot be reset;"
+vmtest_result "explain $held names the holder" "$why"
+
+# The holder goes away: so does its entry.
+kill "$holder"
+wait "$holder" 2>/dev/null
+holder_gone() { ! holders | grep -q "	$holder	"; }
+if wait_for 20 holder_gone; then
+	vmtest_pass "holders forgets pid $holder"
+else
+	vmtest_fail "holders forgets pid $holder" "$devset Holders: $(holders 2>&1 | tr '\t\n' ' ;')"
+fi
+
+# 2. A sibling on a native driver.
+vfio-resetctl explain "$vfio_sibling" >/run/explain-sibling.txt 2>&1
+vmtest_dump "explain $vfio_sibling" /run/explain-sibling.txt
+why=""
+grep -q "$native" /run/explain-sibling.txt || why="$why no $native;"
+grep -qw igb /run/explain-sibling.txt || why="$why no driver igb;"
+vmtest_result "explain $vfio_sibling names $native on igb" "$why"
+
+vmtest_stop

@@ -1,0 +1,105 @@
+#!/bin/sh
+# Scenario 1 (topology), in the guest: the kernel's hot-reset sets, read with
+# VFIO_DEVICE_GET_PCI_HOT_RESET_INFO before the daemon runs, must equal the
+# daemon's dev_sets (members, and kind: single, bus or pciehp slot).
+set -u
+# shellcheck source=/dev/null
+. /usr/lib/vmtest.sh
+
+# What run.sh's layout gives (shared VM.md): address, dev_set kind, the
+# kernel's set ("single": no hot reset, ENODEV), how many groups the set spans.
+expected="
+0000:00:02.0 single single 0
+0000:01:01.0 bus 0000:01:01.0,0000:01:02.0 1
+0000:01:02.0 bus 0000:01:01.0,0000:01:02.0 1
+0000:02:00.0 slot 0000:02:00.0,0000:02:00.1 1
+0000:02:00.1 slot 0000:02:00.0,0000:02:00.1 1
+0000:03:00.0 slot 0000:03:00.0,0000:03:00.1 2
+0000:03:00.1 slot 0000:03:00.0,0000:03:00.1 2
+0000:04:00.0 bus 0000:04:00.0,0000:04:00.1 2
+0000:04:00.1 bus 0000:04:00.0,0000:04:00.1 2
+"
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+
+# 1. Every device of the layout is on vfio-pci.
+why=""
+echo "$expected" | while read -r bdf _; do
+	[ -n "$bdf" ] || continue
+	d=$(pci_driver "$bdf")
+	[ "$d" = vfio-pci ] || echo "$bdf is on $d"
+done >/run/layout.txt
+[ -s /run/layout.txt ] && why="not on vfio-pci: $(tr '\n' ' ' </run/layout.txt)"
+vmtest_result layout "$why"
+
+# 2. The kernel's sets, before anything else holds a group.
+# shellcheck disable=SC2046 # one address a word
+hot-reset-info $(vfio_devices) >/run/kernel-sets.txt 2>&1
+vmtest_dump hot-reset-info /run/kernel-sets.txt
+echo "$expected" | while read -r bdf kind set ngroups; do
+	[ -n "$bdf" ] || continue
+	line=$(grep "^$bdf " /run/kernel-sets.txt)
+	got_set=$(echo "$line" | field set)
+	got_groups=$(echo "$line" | field groups | tr ',' '\n' | grep -c .)
+	why=""
+	if [ -z "$line" ]; then
+		why="no line from hot-reset-info"
+	elif [ "$got_set" != "$set" ]; then
+		why="set $got_set, expected $set ($line)"
+	elif [ "$set" = single ] && ! echo "$line" | grep -q 'errno=ENODEV'; then
+		why="expected ENODEV: $line"
+	elif [ "$got_groups" -ne "$ngroups" ]; then
+		why="$got_groups groups, expected $ngroups ($line)"
+	fi
+	vmtest_result "kernel-set $bdf ($kind)" "$why"
+done
+
+# A slot set needs pciehp on the port (pci_probe_reset_slot): 04.0 and 06.0
+# have it, 07.0 (hotplug=off) must not.
+why=""
+for port in 0000:00:04.0 0000:00:06.0; do
+	[ -e "/sys/bus/pci_express/drivers/pciehp/$port:pcie004" ] || why="$why no pciehp on $port;"
+done
+[ -e /sys/bus/pci_express/drivers/pciehp/0000:00:07.0:pcie004 ] && why="$why pciehp on 0000:00:07.0;"
+vmtest_result "kernel-slot-ports" "$why"
+
+# 3. The daemon's view.
+need_programs vfio-resetd busctl || exit 0
+if ! bus_start; then
+	vmtest_fail daemon-start "dbus-daemon did not come up"
+	exit 0
+fi
+if ! daemon_start; then
+	vmtest_fail daemon-start "vfio-resetd did not own $VMTEST_NAME"
+	vmtest_stop
+	exit 0
+fi
+vmtest_pass daemon-start
+
+echo "$expected" | while read -r bdf kind set _; do
+	[ -n "$bdf" ] || continue
+	path=$(device_path "$bdf")
+	[ "$set" = single ] && set=$bdf
+	why=""
+	if ! devset=$(prop "$path" org.vfioresetd1.Device DevSet 2>/run/err.txt); then
+		vmtest_fail "daemon-devset $bdf" "no DevSet on $path: $(cat /run/err.txt)"
+		continue
+	fi
+	got_kind=$(prop "$devset" org.vfioresetd1.DevSet Kind 2>&1)
+	got_id=$(prop "$devset" org.vfioresetd1.DevSet Id 2>&1)
+	got_set=$(prop "$devset" org.vfioresetd1.DevSet Devices 2>&1 |
+		while read -r p; do path_address "$p"; done | sort | tr '\n' ',')
+	got_set=${got_set%,}
+	got_group=$(prop "$path" org.vfioresetd1.Device IommuGroup 2>&1)
+	[ "$got_set" = "$set" ] || why="$why Devices $got_set, kernel says $set;"
+	[ "$got_kind" = "$kind" ] || why="$why Kind $got_kind, expected $kind;"
+	bus_id=$(echo "$bdf" | sed 's/^\([0-9a-f]*\):\([0-9a-f]*\):.*/\1_\2/')
+	case $kind:$got_id in
+	single:"dev_$(echo "$bdf" | tr ':.' '__')" | bus:"bus_$bus_id" | slot:"slot_${bus_id}_"?*) ;;
+	*) why="$why Id $got_id does not fit a $kind set of $bdf;" ;;
+	esac
+	[ "$got_group" = "$(pci_group "$bdf")" ] || why="$why IommuGroup $got_group, sysfs says $(pci_group "$bdf");"
+	[ -z "$why" ] || why="$devset:$why"
+	vmtest_result "daemon-devset $bdf ($kind)" "$why"
+done
+
+vmtest_stop

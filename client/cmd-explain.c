@@ -85,11 +85,14 @@ int cmd_explain(struct ctl *c, int argc, char *argv[]) {
         if (streq_ptr(s->kind, "single"))
                 printf("%s is a dev_set of its own (%s): it is reset alone, with its function reset "
                        "(VFIO_DEVICE_RESET).\n", d->address, s->id);
+        else if (strv_length(s->devices) == 1)
+                printf("%s is alone in dev_set %s: a hot reset (VFIO_DEVICE_PCI_HOT_RESET) resets its %s.\n",
+                       d->address, s->id, s->kind);
         else
-                printf("%s is in dev_set %s: a %s reset resets %s together (%zu device%s in %zu IOMMU group%s) "
-                       "with VFIO_DEVICE_PCI_HOT_RESET.\n",
+                printf("%s is in dev_set %s: one hot reset (VFIO_DEVICE_PCI_HOT_RESET) of the %s resets "
+                       "%s together (%zu devices in %zu IOMMU group%s).\n",
                        d->address, s->id, s->kind, members ?: "?", strv_length(s->devices),
-                       strv_length(s->devices) == 1 ? "" : "s", n_groups, n_groups == 1 ? "" : "s");
+                       n_groups, n_groups == 1 ? "" : "s");
         printf("%s\n", v.summary);
         for (size_t i = 0; i < v.n_blockers; i++)
                 printf("  - %s\n", v.blockers[i].message);

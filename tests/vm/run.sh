@@ -12,6 +12,7 @@
 #              scenario's `# vmtest-native: BDF...` lines)
 #   --log      where to keep the guest log (default CACHE/log/NAME-TIME.log)
 #   --verbose  echo the whole console, not only the VMTEST lines
+#   --demo     echo only the scenario's "DEMO " lines, for a person to read
 # Env: CC (default gcc) builds the checker; VMTEST_TIMEOUT is --timeout's
 # default (600).
 # Exit: 0 all passed, 1 a test failed or the guest did not finish, 77 skipped
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--verbose) verbose=1; shift ;;
+	--demo) verbose=2; shift ;;
 	-*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
 	*) scenario=$1; shift ;;
 	esac
@@ -141,7 +143,11 @@ set +e
 		timeout -k 10 "$timeout" "${qemu[@]}"
 	echo $? >"$log.rc"
 } </dev/null 2>&1 | stamp | tee "$log" |
-	if [ "$verbose" -eq 1 ]; then cat; else grep --line-buffered -a 'VMTEST '; fi
+	case $verbose in
+	1) cat ;;
+	2) sed -u -n 's/^\(\[[ 0-9.]*\]\) DEMO \{0,1\}/\1 /p' ;;
+	*) grep --line-buffered -a 'VMTEST ' ;;
+	esac
 set -e
 t_end=$(now_us)
 rm -f "$initrd"

@@ -73,3 +73,19 @@ static inline void *mfree(void *p) {
         free(p);
         return NULL;
 }
+
+static inline int take_fd(int *fd) {
+        int r = *fd;
+        *fd = -EBADF;
+        return r;
+}
+#define TAKE_FD(fd) take_fd(&(fd))
+
+#include <stdint.h>
+#include <time.h>
+static inline uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}

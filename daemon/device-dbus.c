@@ -36,15 +36,25 @@ static int property_get_reset_methods(sd_bus *bus, const char *path, const char 
         return sd_bus_message_append_strv(reply, d->fn.reset_methods);
 }
 
-static int property_get_false(sd_bus *bus, const char *path, const char *interface, const char *property,
-                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        /* Ownership arrives with the arbitration issue; until then the daemon owns nothing. */
-        return sd_bus_message_append(reply, "b", 0);
+static int property_get_managed(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct device *d = userdata;
+
+        return sd_bus_message_append(reply, "b", d->device_fd >= 0);
 }
 
-static int property_get_empty_strv(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "as", 0);
+/* Peers that took this device. */
+static int property_get_peers(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct device *d = userdata;
+        struct manager *m = d->manager;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        for (size_t i = 0; r >= 0 && i < m->n_peers; i++)
+                if (peer_claims(m->peers[i], &d->fn.address))
+                        r = sd_bus_message_append(reply, "s", m->peers[i]->name);
+        return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
 static int property_get_physfn(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -65,8 +75,8 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("IommuGroup", "i", NULL, offsetof(struct device, fn.iommu_group), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("DevSet", "o", property_get_dev_set, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ResetMethods", "as", property_get_reset_methods, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Managed", "b", property_get_false, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Peers", "as", property_get_empty_strv, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Managed", "b", property_get_managed, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Peers", "as", property_get_peers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* beyond DESIGN.md section 5: the PF of an SR-IOV VF, "" otherwise */
         SD_BUS_PROPERTY("PhysicalFunction", "s", property_get_physfn, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END

@@ -7,6 +7,7 @@
 #include "bus-names.h"
 #include "device.h"
 #include "macro.h"
+#include "manager.h"
 
 char *device_path_from_address(const struct pci_address *a) {
         char *p;
@@ -43,6 +44,7 @@ int device_new(struct manager *m, const struct pci_function *fn, struct device *
         if (!d)
                 return -ENOMEM;
         d->manager = m;
+        d->device_fd = -EBADF;
         d->path = device_path_from_address(&fn->address);
         if (!d->path)
                 return -ENOMEM;
@@ -53,6 +55,10 @@ int device_new(struct manager *m, const struct pci_function *fn, struct device *
         }
         *ret = TAKE_PTR(d);
         return 0;
+}
+
+bool device_is_managed(const struct device *d) {
+        return d->fn.tagged || config_manages(&d->manager->config, &d->fn.address);
 }
 
 struct device *device_free(struct device *d) {

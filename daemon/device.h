@@ -3,6 +3,8 @@
 
 /* A vfio-bound PCI function: the object behind /org/vfioresetd1/device/pci_DDDD_BB_SS_F. */
 
+#include <systemd/sd-event.h>
+
 #include "topology.h"
 
 struct manager;
@@ -13,7 +15,16 @@ struct device {
         struct pci_function fn;         /* as of the last scan */
         char *path;
         struct dev_set *dev_set;
+
+        /* Ownership (ownership.c): the daemon's own device fd, -EBADF when not owned. */
+        int device_fd;
+        bool can_function_reset;        /* VFIO_DEVICE_FLAGS_RESET */
+        int acquire_error;              /* last failure to take it, logged once */
+        sd_event_source *request_source;        /* the kernel asks for the device back */
 };
+
+/* Opted in: tagged "vfio-resetd" by udev, or listed in the config. */
+bool device_is_managed(const struct device *d);
 
 int device_new(struct manager *m, const struct pci_function *fn, struct device **ret);
 struct device *device_free(struct device *d);

@@ -33,14 +33,30 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
         return sd_bus_message_append(reply, "s", dev_set_state_to_string(s->state));
 }
 
-static int property_get_false(sd_bus *bus, const char *path, const char *interface, const char *property,
-                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "b", 0);
+static int property_get_managed(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "b", dev_set_is_managed(userdata));
 }
 
-static int property_get_empty_strv(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "as", 0);
+/* Peers that took a member or watch the set. */
+static int property_get_peers(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct dev_set *s = userdata;
+        struct manager *m = s->manager;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        for (size_t i = 0; r >= 0 && i < m->n_peers; i++)
+                if (peer_in_dev_set(m->peers[i], s))
+                        r = sd_bus_message_append(reply, "s", m->peers[i]->name);
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+static int property_get_paused_peers(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct dev_set *s = userdata;
+
+        return sd_bus_message_append_strv(reply, s->reset ? s->reset->acked : NULL);
 }
 
 static int property_get_holders(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -86,16 +102,20 @@ static const sd_bus_vtable dev_set_vtable[] = {
         SD_BUS_PROPERTY("Kind", "s", property_get_kind, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Devices", "ao", property_get_devices, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Managed", "b", property_get_false, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Managed", "b", property_get_managed, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* read from /proc when asked, never polled: no change signal */
         SD_BUS_PROPERTY("Holders", "a(sus)", property_get_holders, 0, 0),
-        SD_BUS_PROPERTY("Peers", "as", property_get_empty_strv, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Peers", "as", property_get_peers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ResetCount", "t", NULL, offsetof(struct dev_set, reset_count), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastResult", "s", NULL, offsetof(struct dev_set, last_result), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastResetUSec", "t", NULL, offsetof(struct dev_set, last_reset_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* beyond DESIGN.md section 5: functions the set's reset reaches that are
          * not in it (address, driver or ""); the kernel refuses a hot reset while any is there */
         SD_BUS_PROPERTY("ForeignDevices", "a(ss)", property_get_foreign, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* beyond DESIGN.md section 5: the peers that acknowledged the pause under way */
+        SD_BUS_PROPERTY("PausedPeers", "as", property_get_paused_peers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_NAMES("Reset", "a{sv}", SD_BUS_PARAM(options), "st", SD_BUS_PARAM(result)
+                                 SD_BUS_PARAM(duration_usec), method_dev_set_reset, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

@@ -10,6 +10,7 @@
 
 struct manager;
 struct device;
+struct reset;
 
 enum dev_set_state {
         DEV_SET_IDLE,
@@ -38,6 +39,8 @@ struct dev_set {
         size_t n_foreign;
 
         enum dev_set_state state;
+        struct reset *reset;            /* under way (quiescing or resetting) */
+        struct reset *next;             /* the one follow-up queued behind it */
         uint64_t reset_count;
         char *last_result;              /* "" until the first reset */
         uint64_t last_reset_usec;
@@ -52,3 +55,5 @@ int dev_set_update(struct dev_set *s, const struct topology *t, const struct dev
                    bool *ret_members_changed, bool *ret_foreign_changed);
 
 char *dev_set_path_from_id(const char *id);
+/* The daemon owns every member. */
+bool dev_set_is_managed(const struct dev_set *s);

@@ -18,6 +18,7 @@ static void help(void) {
                "  -h --help             Show this help\n"
                "     --version          Show the version\n"
                "  -d --debug            Log debug messages\n"
+               "     --config=PATH      Read PATH instead of " CONFIG_FILE_PATH "\n"
                "     --vfio-driver=NAME Treat driver NAME as a vfio-pci variant (repeatable)\n"
                "     --uevents=SOURCE   Follow 'udev' or 'kernel' uevents (default: udev when\n"
                "                        systemd-udevd runs, else kernel)\n",
@@ -25,13 +26,14 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[], struct manager *m) {
-        enum { ARG_VERSION = 0x100, ARG_VFIO_DRIVER, ARG_UEVENTS };
+        enum { ARG_VERSION = 0x100, ARG_VFIO_DRIVER, ARG_UEVENTS, ARG_CONFIG };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "debug", no_argument, NULL, 'd' },
                 { "vfio-driver", required_argument, NULL, ARG_VFIO_DRIVER },
                 { "uevents", required_argument, NULL, ARG_UEVENTS },
+                { "config", required_argument, NULL, ARG_CONFIG },
                 {}
         };
         int c;
@@ -62,6 +64,12 @@ static int parse_argv(int argc, char *argv[], struct manager *m) {
                         else
                                 return log_error_errno(EINVAL, "--uevents=%s: expected 'udev' or 'kernel'", optarg);
                         break;
+                case ARG_CONFIG:
+                        free(m->config_path);
+                        m->config_path = strdup(optarg);
+                        if (!m->config_path)
+                                return log_oom();
+                        break;
                 case ':':
                         return log_error_errno(EINVAL, "Option %s needs a value", argv[optind - 1]);
                 default:
@@ -72,11 +80,11 @@ static int parse_argv(int argc, char *argv[], struct manager *m) {
         return 1;
 }
 
-int main(int argc, char *argv[]) {
+int vfio_resetd_main(int argc, char *argv[], const struct kernel_ops *kernel) {
         _cleanup_(manager_freep) struct manager *m = NULL;
         int r;
 
-        r = manager_new(&m);
+        r = manager_new(kernel, &m);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up: %m");
                 return EXIT_FAILURE;

@@ -6,9 +6,7 @@
 #include "macro.h"
 #include "manager.h"
 
-/* Resolve an address argument to a vfio device, or fill error with a message
- * that names the address and says what it is instead. */
-static int lookup_device(struct manager *m, const char *address, struct device **ret, sd_bus_error *error) {
+int manager_lookup_device(struct manager *m, const char *address, struct device **ret, sd_bus_error *error) {
         const struct pci_function *f;
         struct pci_address a;
         char err[160], buf[PCI_ADDRESS_STRLEN];
@@ -41,7 +39,7 @@ static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = sd_bus_message_read(msg, "s", &address);
         if (r < 0)
                 return r;
-        r = lookup_device(m, address, &d, error);
+        r = manager_lookup_device(m, address, &d, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, "o", d->path);
@@ -56,7 +54,7 @@ static int method_get_dev_set(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = sd_bus_message_read(msg, "s", &address);
         if (r < 0)
                 return r;
-        r = lookup_device(m, address, &d, error);
+        r = manager_lookup_device(m, address, &d, error);
         if (r < 0)
                 return r;
         if (!d->dev_set)        /* cannot happen: every vfio device is in a set */
@@ -70,6 +68,30 @@ static const sd_bus_vtable manager_vtable[] = {
                                  method_get_device, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("GetDevSet", "s", SD_BUS_PARAM(address), "o", SD_BUS_PARAM(devset),
                                  method_get_dev_set, SD_BUS_VTABLE_UNPRIVILEGED),
+        /* the reset (arbiter-dbus.c) */
+        SD_BUS_METHOD_WITH_NAMES("ResetDevice", "sa{sv}", SD_BUS_PARAM(address) SD_BUS_PARAM(options), "ost",
+                                 SD_BUS_PARAM(devset) SD_BUS_PARAM(result) SD_BUS_PARAM(duration_usec),
+                                 method_reset_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("PauseComplete", "t", SD_BUS_PARAM(reset_id), NULL,,
+                                 method_pause_complete, SD_BUS_VTABLE_UNPRIVILEGED),
+        /* peers (peer-dbus.c) */
+        SD_BUS_METHOD_WITH_NAMES("TakeDevice", "s", SD_BUS_PARAM(address), "hhb",
+                                 SD_BUS_PARAM(device) SD_BUS_PARAM(iommu) SD_BUS_PARAM(paused),
+                                 method_take_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ReleaseDevice", "s", SD_BUS_PARAM(address), NULL,,
+                                 method_release_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Watch", "s", SD_BUS_PARAM(address), NULL,,
+                                 method_watch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Unwatch", "s", SD_BUS_PARAM(address), NULL,,
+                                 method_unwatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        /* unicast to the peers of one set */
+        SD_BUS_SIGNAL_WITH_NAMES("Pause", "otstas", SD_BUS_PARAM(devset) SD_BUS_PARAM(reset_id) SD_BUS_PARAM(type)
+                                 SD_BUS_PARAM(deadline_usec) SD_BUS_PARAM(addresses), 0),
+        SD_BUS_SIGNAL_WITH_NAMES("Resume", "ots", SD_BUS_PARAM(devset) SD_BUS_PARAM(reset_id) SD_BUS_PARAM(result), 0),
+        /* broadcast */
+        SD_BUS_SIGNAL_WITH_NAMES("ResetStarted", "ot", SD_BUS_PARAM(devset) SD_BUS_PARAM(reset_id), 0),
+        SD_BUS_SIGNAL_WITH_NAMES("ResetFinished", "otst", SD_BUS_PARAM(devset) SD_BUS_PARAM(reset_id)
+                                 SD_BUS_PARAM(result) SD_BUS_PARAM(duration_usec), 0),
         SD_BUS_VTABLE_END
 };
 

@@ -41,6 +41,7 @@ struct device_change {
         bool added;
         struct dev_set *old_set;        /* compared, never followed: it may be freed */
         bool moved;
+        bool was_managed;
         const char *changed[8];
 };
 
@@ -50,7 +51,7 @@ int manager_refresh(struct manager *m) {
         _cleanup_free_ struct device **devices = NULL;
         _cleanup_free_ struct device_change *changes = NULL;
         _cleanup_free_ struct dev_set **sets = NULL;
-        _cleanup_free_ bool *set_added = NULL, *set_members = NULL, *set_foreign = NULL;
+        _cleanup_free_ bool *set_added = NULL, *set_members = NULL, *set_foreign = NULL, *set_was_managed = NULL;
         _cleanup_free_ struct dev_set **lost = NULL;     /* sets a removed device left */
         size_t n_devices = 0, n_changes = 0, n_lost = 0;
         int r;
@@ -75,7 +76,8 @@ int manager_refresh(struct manager *m) {
         set_members = calloc(specs->n_sets + 1, sizeof(bool));
         set_foreign = calloc(specs->n_sets + 1, sizeof(bool));
         lost = calloc(m->n_devices + 1, sizeof(*lost));
-        if (!devices || !changes || !sets || !set_added || !set_members || !set_foreign || !lost)
+        set_was_managed = calloc(specs->n_sets + 1, sizeof(bool));
+        if (!devices || !changes || !sets || !set_added || !set_members || !set_foreign || !lost || !set_was_managed)
                 return log_oom();
 
         /* Announce every removal while all objects are still whole. */
@@ -85,12 +87,17 @@ int manager_refresh(struct manager *m) {
                 if (!f || !f->vfio) {
                         log_info("Device %s left vfio (%s)", m->devices[i]->path,
                                  !f ? "removed" : f->driver ? f->driver : "unbound");
+                        /* Its peers hear "gone", a reset of its set ends, the daemon lets go. */
+                        arbiter_device_gone(m, m->devices[i]);
+                        m->ownership->release(m, m->devices[i]);
                         emit_removed(m, m->devices[i]->path);
                 }
         }
         for (size_t i = 0; i < m->n_dev_sets; i++)
-                if (!find_spec(specs, m->dev_sets[i]->id))
+                if (!find_spec(specs, m->dev_sets[i]->id)) {
+                        arbiter_dev_set_gone(m->dev_sets[i]);
                         emit_removed(m, m->dev_sets[i]->path);
+                }
 
         /* New device list, in address order; keep the objects that survive. */
         for (size_t i = 0; i < t->n_functions; i++) {
@@ -196,6 +203,13 @@ int manager_refresh(struct manager *m) {
         m->topology = TAKE_PTR(t);
         m->holders_stamp = 0;
 
+        /* Take (or let go of) what is managed now; announce what changed. */
+        for (size_t i = 0; i < n_changes; i++)
+                changes[i].was_managed = changes[i].device->device_fd >= 0;
+        for (size_t i = 0; i < m->n_dev_sets; i++)
+                set_was_managed[i] = dev_set_is_managed(m->dev_sets[i]);
+        ownership_sync(m);
+
         /* Announce: new objects whole, then what changed on the old ones. */
         for (size_t i = 0; i < m->n_dev_sets; i++)
                 if (set_added[i])
@@ -204,7 +218,7 @@ int manager_refresh(struct manager *m) {
                 if (changes[i].added)
                         emit_added(m, changes[i].device->path);
         for (size_t i = 0; i < m->n_dev_sets; i++) {
-                const char *props[3] = {};
+                const char *props[4] = {};
                 size_t n = 0;
 
                 if (set_added[i])
@@ -213,6 +227,8 @@ int manager_refresh(struct manager *m) {
                         props[n++] = "Devices";
                 if (set_foreign[i])
                         props[n++] = "ForeignDevices";
+                if (set_was_managed[i] != dev_set_is_managed(m->dev_sets[i]))
+                        props[n++] = "Managed";
                 if (n > 0)
                         (void) dev_set_bus_emit_changed(m->dev_sets[i], props);
         }
@@ -226,6 +242,8 @@ int manager_refresh(struct manager *m) {
                         n++;
                 if (c->moved && n < ELEMENTSOF(c->changed) - 1)
                         c->changed[n++] = "DevSet";
+                if (c->was_managed != (c->device->device_fd >= 0) && n < ELEMENTSOF(c->changed) - 1)
+                        c->changed[n++] = "Managed";
                 c->changed[n] = NULL;
                 if (n > 0)
                         (void) device_bus_emit_changed(c->device, c->changed);

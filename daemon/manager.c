@@ -15,12 +15,14 @@
 #include "manager.h"
 
 
-int manager_new(struct manager **ret) {
+int manager_new(const struct kernel_ops *kernel, struct manager **ret) {
         struct manager *m = calloc(1, sizeof(*m));
         int r;
 
         if (!m)
                 return -ENOMEM;
+        m->kernel = kernel;
+        m->ownership = &ownership_legacy_ops;
         r = sd_event_default(&m->event);
         if (r < 0) {
                 free(m);
@@ -38,6 +40,18 @@ int manager_new(struct manager **ret) {
 struct manager *manager_free(struct manager *m) {
         if (!m)
                 return NULL;
+        arbiter_free_all(m);
+        while (m->n_peers > 0) {
+                m->peers[0]->n_claims = m->peers[0]->n_watches = 0;
+                peer_gc(m->peers[0]);
+        }
+        free(m->peers);
+        for (size_t i = 0; i < m->n_devices; i++)
+                m->ownership->release(m, m->devices[i]);
+        free(m->groups);
+        polkit_registry_free(m->polkit);
+        config_done(&m->config);
+        free(m->config_path);
         for (size_t i = 0; i < m->n_dev_sets; i++)
                 dev_set_free(m->dev_sets[i]);
         free(m->dev_sets);
@@ -236,6 +250,14 @@ int manager_start(struct manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals: %m");
         (void) sd_event_set_watchdog(m->event, true);
+
+        r = config_load(m->config_path ?: CONFIG_FILE_PATH, &m->config);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s: %m", m->config_path ?: CONFIG_FILE_PATH);
+        m->quiesce_timeout_usec = m->config.quiesce_timeout_usec;
+        for (char **d = m->config.vfio_drivers; d && *d; d++)
+                if (strv_extend(&m->topology_options.extra_vfio_drivers, *d) < 0)
+                        return log_oom();
 
         r = sd_bus_open_system(&m->bus);
         if (r < 0)

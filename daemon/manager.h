@@ -6,9 +6,15 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "arbiter.h"
+#include "config.h"
 #include "device.h"
 #include "devset.h"
 #include "holders.h"
+#include "kernel.h"
+#include "ownership.h"
+#include "peer.h"
+#include "polkit.h"
 #include "topology.h"
 
 struct udev;
@@ -46,13 +52,28 @@ struct manager {
         struct dev_set **dev_sets;      /* sorted by id */
         size_t n_dev_sets;
 
+        const struct kernel_ops *kernel;
+        const struct ownership_ops *ownership;
+        struct owned_group **groups;    /* groups the daemon holds open */
+        size_t n_groups;
+        struct peer **peers;
+        size_t n_peers;
+        struct reset **orphans;         /* resets whose set vanished while the kernel worked */
+        size_t n_orphans;
+        uint64_t last_reset_id;
+        struct polkit_registry *polkit;
+
+        char *config_path;
+        struct vrd_config config;
+        uint64_t quiesce_timeout_usec;  /* default deadline of a pause */
+
         /* Holders are looked up on demand, at most once per loop iteration. */
         uint64_t holders_stamp;
         struct device_holder *holders;
         size_t n_holders;
 };
 
-int manager_new(struct manager **ret);
+int manager_new(const struct kernel_ops *kernel, struct manager **ret);
 struct manager *manager_free(struct manager *m);
 
 /* Connect to the bus, scan, start following uevents, take the bus name. */
@@ -66,6 +87,8 @@ void manager_note_removal(struct manager *m, const struct pci_address *a, bool r
 int manager_refresh(struct manager *m);
 
 struct device *manager_find_device(struct manager *m, const struct pci_address *a);
+/* An address argument to a vfio device, or error naming the address and what it is instead. */
+int manager_lookup_device(struct manager *m, const char *address, struct device **ret, sd_bus_error *error);
 struct dev_set *manager_find_dev_set(struct manager *m, const char *id);
 
 /* Holders of every vfio device (other than this daemon), fresh for this loop iteration. */
@@ -76,4 +99,14 @@ int manager_bus_register(struct manager *m);
 int device_bus_register(struct manager *m);
 int dev_set_bus_register(struct manager *m);
 int device_bus_emit_changed(struct device *d, const char **properties);
+int method_reset_device(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int method_dev_set_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int method_pause_complete(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int method_release_device(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int method_watch(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int method_unwatch(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+
+/* The daemon's main(), with the kernel backend to use (tests pass a double). */
+int vfio_resetd_main(int argc, char *argv[], const struct kernel_ops *kernel);
 int dev_set_bus_emit_changed(struct dev_set *s, const char **properties);

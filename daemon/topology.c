@@ -208,6 +208,8 @@ static int read_function(struct udev_device *d, const struct topology_options *o
         } else
                 f->root_bus = true;
 
+        f->tagged = udev_device_has_tag(d, "vfio-resetd") > 0;
+
         methods = udev_device_get_sysattr_value(d, "reset_method");
         f->reset_methods = strv_split_whitespace(methods);
         if (!f->reset_methods)

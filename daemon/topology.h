@@ -30,6 +30,7 @@ struct pci_function {
         bool slot_resettable;           /* the slot's hotplug driver can reset it (pciehp) */
         char **reset_methods;           /* the function's reset_method list, never NULL */
         char *vfio_cdev;                /* "vfioN" under /dev/vfio/devices, NULL when none */
+        bool tagged;                    /* udev tag "vfio-resetd": the admin opted it in */
 };
 
 struct topology {

@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "kernel.h"
+#include "manager.h"
+
+int main(int argc, char *argv[]) {
+        return vfio_resetd_main(argc, argv, &kernel_vfio_ops);
+}

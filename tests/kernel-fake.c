@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kernel-fake.h"
+#include "macro.h"
+
+static struct {
+        pthread_mutex_t lock;
+        unsigned delay_ms;
+        int fail;
+        unsigned stall_ms;
+        char lose[PCI_ADDRESS_STRLEN];
+        char busy[128];
+        char log[256];
+} fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_ms = 20 };
+
+static int errno_from_name(const char *n) {
+        static const struct { const char *name; int e; } t[] = {
+                { "EIO", EIO }, { "EBUSY", EBUSY }, { "EINVAL", EINVAL }, { "ENODEV", ENODEV },
+                { "ENOTTY", ENOTTY }, { "EPERM", EPERM }, { "EAGAIN", EAGAIN },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(t); i++)
+                if (strcmp(n, t[i].name) == 0)
+                        return t[i].e;
+        return atoi(n);
+}
+
+int kernel_fake_configure(const char *spec) {
+        _cleanup_free_ char *copy = strdup(spec ?: "");
+        char *save = NULL;
+
+        if (!copy)
+                return -ENOMEM;
+        pthread_mutex_lock(&fake.lock);
+        fake.delay_ms = 20, fake.fail = 0, fake.stall_ms = 0, fake.lose[0] = '\0', fake.busy[0] = '\0';
+        for (char *kv = strtok_r(copy, ",\n", &save); kv; kv = strtok_r(NULL, ",\n", &save)) {
+                char *v = strchr(kv, '=');
+
+                if (!v)
+                        continue;
+                *v++ = '\0';
+                if (strcmp(kv, "delay_ms") == 0)
+                        fake.delay_ms = (unsigned) atoi(v);
+                else if (strcmp(kv, "fail") == 0)
+                        fake.fail = errno_from_name(v);
+                else if (strcmp(kv, "stall_ms") == 0)
+                        fake.stall_ms = (unsigned) atoi(v);
+                else if (strcmp(kv, "lose") == 0)
+                        snprintf(fake.lose, sizeof(fake.lose), "%s", v);
+                else if (strcmp(kv, "busy") == 0)
+                        snprintf(fake.busy, sizeof(fake.busy), "+%s+", v);
+                else if (strcmp(kv, "log") == 0)
+                        snprintf(fake.log, sizeof(fake.log), "%s", v);
+        }
+        pthread_mutex_unlock(&fake.lock);
+        return 0;
+}
+
+static void reload(void) {
+        const char *path = getenv("VRD_FAKE_KERNEL_FILE");
+        char buf[512] = "";
+        FILE *f;
+
+        if (!path || !(f = fopen(path, "re")))
+                return;
+        if (!fgets(buf, sizeof(buf), f))
+                buf[0] = '\0';
+        fclose(f);
+        (void) kernel_fake_configure(buf);
+}
+
+static int fake_group_open(void *data, int group, int *ret_group_fd, int *ret_container_fd) {
+        char key[16];
+        bool busy;
+
+        snprintf(key, sizeof(key), "+%d+", group);
+        pthread_mutex_lock(&fake.lock);
+        busy = strstr(fake.busy, key) != NULL;
+        pthread_mutex_unlock(&fake.lock);
+        if (busy)
+                return -EBUSY;
+        *ret_group_fd = eventfd(0, EFD_CLOEXEC);
+        *ret_container_fd = eventfd(0, EFD_CLOEXEC);
+        return 0;
+}
+
+static int sysfs_read(const struct pci_address *a, const char *attr, char *buf, size_t size) {
+        char path[128], name[PCI_ADDRESS_STRLEN];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", pci_address_format(a, name), attr);
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        if (!fgets(buf, (int) size, f))
+                buf[0] = '\0';
+        fclose(f);
+        buf[strcspn(buf, "\n")] = '\0';
+        return 0;
+}
+
+static int fake_device_open(void *data, int group_fd, const struct pci_address *a, int *ret_device_fd,
+                            bool *ret_can_reset) {
+        char methods[128] = "", name[64], address[PCI_ADDRESS_STRLEN];
+        int fd;
+
+        /* A memfd named after the device: any dup of it says which device it is. */
+        snprintf(name, sizeof(name), "vfio-fake-%s", pci_address_format(a, address));
+        fd = memfd_create(name, MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        /* VFIO_DEVICE_FLAGS_RESET: the kernel has a function reset for it */
+        *ret_can_reset = sysfs_read(a, "reset_method", methods, sizeof(methods)) >= 0 && methods[0];
+        *ret_device_fd = fd;
+        return 0;
+}
+
+static int address_of(int fd, char ret[static PCI_ADDRESS_STRLEN]) {
+        char path[64], target[256], *p;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, target, sizeof(target) - 1);
+        if (n < 0)
+                return -errno;
+        target[n] = '\0';
+        p = strstr(target, "vfio-fake-");
+        if (!p)
+                return -EBADF;
+        snprintf(ret, PCI_ADDRESS_STRLEN, "%.*s", (int) strcspn(p + 10, " "), p + 10);
+        return 0;
+}
+
+static void log_line(const char *fmt, ...) _printf_(1, 2);
+static void log_line(const char *fmt, ...) {
+        char path[256];
+        va_list ap;
+        FILE *f;
+
+        pthread_mutex_lock(&fake.lock);
+        snprintf(path, sizeof(path), "%s", fake.log);
+        pthread_mutex_unlock(&fake.lock);
+        if (!*path || !(f = fopen(path, "ae")))
+                return;
+        va_start(ap, fmt);
+        vfprintf(f, fmt, ap);
+        va_end(ap);
+        fputc('\n', f);
+        fclose(f);
+}
+
+/* The common part of both resets: take a while, then the configured outcome. */
+static int reset_outcome(void) {
+        unsigned delay, stall;
+        int fail;
+
+        pthread_mutex_lock(&fake.lock);
+        delay = fake.delay_ms, stall = fake.stall_ms, fail = fake.fail;
+        pthread_mutex_unlock(&fake.lock);
+        usleep((useconds_t) (stall ?: delay) * 1000);
+        return fail ? -fail : 0;
+}
+
+static int fake_low_power_exit(void *data, int device_fd) {
+        char a[PCI_ADDRESS_STRLEN];
+
+        return address_of(device_fd, a);
+}
+
+static int fake_hot_reset(void *data, int device_fd, const int *group_fds, size_t n_group_fds) {
+        char a[PCI_ADDRESS_STRLEN];
+        int r;
+
+        reload();
+        r = address_of(device_fd, a);
+        if (r < 0)
+                return r;
+        if (n_group_fds == 0)
+                return -EINVAL;
+        r = reset_outcome();
+        log_line("hot-reset %s groups=%zu result=%d", a, n_group_fds, r);
+        return r;
+}
+
+static int fake_function_reset(void *data, int device_fd) {
+        char a[PCI_ADDRESS_STRLEN];
+        int r;
+
+        reload();
+        r = address_of(device_fd, a);
+        if (r < 0)
+                return r;
+        r = reset_outcome();
+        log_line("function-reset %s result=%d", a, r);
+        return r;
+}
+
+static int fake_read_ids(void *data, int device_fd, uint16_t *ret_vendor, uint16_t *ret_device) {
+        char a[PCI_ADDRESS_STRLEN], v[32] = "", d[32] = "";
+        struct pci_address pa;
+        bool lost;
+        int r;
+
+        r = address_of(device_fd, a);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&fake.lock);
+        lost = *fake.lose && strcmp(fake.lose, a) == 0;
+        pthread_mutex_unlock(&fake.lock);
+        if (lost) {             /* fell off the bus: config space reads all-ones */
+                *ret_vendor = *ret_device = 0xffff;
+                return 0;
+        }
+        if (pci_address_parse(a, &pa, NULL, 0) < 0 || sysfs_read(&pa, "vendor", v, sizeof(v)) < 0 ||
+            sysfs_read(&pa, "device", d, sizeof(d)) < 0)
+                return -ENODEV;
+        *ret_vendor = (uint16_t) strtoul(v, NULL, 16);
+        *ret_device = (uint16_t) strtoul(d, NULL, 16);
+        return 0;
+}
+
+static const struct kernel_ops ops = {
+        .name = "fake",
+        .group_open = fake_group_open,
+        .device_open = fake_device_open,
+        .low_power_exit = fake_low_power_exit,
+        .hot_reset = fake_hot_reset,
+        .function_reset = fake_function_reset,
+        .read_ids = fake_read_ids,
+};
+
+const struct kernel_ops *kernel_fake_ops(void) {
+        return &ops;
+}

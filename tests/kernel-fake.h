@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* A kernel test double for the daemon: groups, containers and devices are
+ * eventfds; resets take a while and succeed, or fail with an errno, stall, or
+ * lose a device (it reads all-ones afterwards). IDs and reset capability come
+ * from (the fake) sysfs, as the kernel's do. Every reset is logged as one line
+ * "hot-reset ADDR groups=N" or "function-reset ADDR" to the log file.
+ *
+ * Configured by a spec "key=value,key=value": delay_ms=20, fail=EIO,
+ * stall_ms=3000, lose=0000:04:00.1, busy=10+11 (groups that answer EBUSY),
+ * log=/path. The spec comes from $VRD_FAKE_KERNEL, and is read again from the
+ * file $VRD_FAKE_KERNEL_FILE (if set) before every reset. */
+
+#include "kernel.h"
+
+const struct kernel_ops *kernel_fake_ops(void);
+int kernel_fake_configure(const char *spec);

@@ -2,6 +2,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,7 +58,7 @@ void harness_start_bus(struct harness *h) {
 }
 
 void harness_start_daemon(struct harness *h, const char *const *args) {
-        const char *daemon = getenv("VRD_DAEMON");
+        const char *daemon = h->daemon ?: getenv("VRD_DAEMON");
         char log[128];
 
         ck_assert_msg(daemon, "VRD_DAEMON is not set: run the tests with make check");
@@ -159,4 +160,75 @@ bool harness_wait(struct harness *h, const bool *done, unsigned timeout_ms) {
                 (void) sd_bus_wait(h->bus, (end - now_ms()) * 1000);
         }
         return true;
+}
+
+void harness_spawn(struct harness_child *c, const char *const *argv) {
+        int pipefd[2];
+
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        *c = (struct harness_child) { .fd = pipefd[0] };
+        c->pid = fork();
+        ck_assert_int_ge(c->pid, 0);
+        if (c->pid == 0) {
+                dup2(pipefd[1], STDOUT_FILENO);
+                dup2(pipefd[1], STDERR_FILENO);
+                execv(argv[0], (char **) argv);
+                _exit(127);
+        }
+        close(pipefd[1]);
+}
+
+char *harness_expect(struct harness_child *c, const char *prefix, unsigned timeout_ms) {
+        uint64_t end = now_ms() + timeout_ms;
+
+        for (;;) {
+                struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+                char *nl;
+                ssize_t k;
+
+                while ((nl = memchr(c->buf, '\n', c->len))) {
+                        char *line = strndup(c->buf, (size_t) (nl - c->buf));
+
+                        c->len -= (size_t) (nl - c->buf) + 1;
+                        memmove(c->buf, nl + 1, c->len);
+                        if (strncmp(line, prefix, strlen(prefix)) == 0)
+                                return line;
+                        free(line);
+                }
+                if (now_ms() >= end || poll(&pfd, 1, (int) (end - now_ms()) + 1) <= 0)
+                        return NULL;
+                k = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len - 1);
+                if (k <= 0)
+                        return NULL;
+                c->len += (size_t) k;
+        }
+}
+
+int harness_child_wait(struct harness_child *c, unsigned timeout_ms) {
+        uint64_t end = now_ms() + timeout_ms;
+        int status;
+
+        for (;;) {
+                pid_t r = waitpid(c->pid, &status, WNOHANG);
+
+                ck_assert_int_ge(r, 0);
+                if (r > 0)
+                        break;
+                if (now_ms() >= end)
+                        return -1;
+                usleep(10000);
+        }
+        c->pid = 0;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void harness_child_stop(struct harness_child *c) {
+        if (c->pid > 0) {
+                kill(c->pid, SIGKILL);
+                waitpid(c->pid, NULL, 0);
+                c->pid = 0;
+        }
+        if (c->fd >= 0)
+                close(c->fd);
+        c->fd = -1;
 }

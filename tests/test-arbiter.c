@@ -1,0 +1,685 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The reset arbiter end to end: the daemon with the kernel test double on a
+ * private bus over the fake lab sysfs, real peer processes (tests/test-peer),
+ * and the state machine's every transition and refusal. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bus-harness.h"
+#include "bus-names.h"
+#include "macro.h"
+#include "testbed.h"
+
+#define SET04 VRD_DEVSET_PATH_PREFIX "/bus_0000_04"
+#define DEV_04_1 "/sys/devices/pci0000:00/0000:00:07.0/0000:04:00.1"
+
+static UMockdevTestbed *tb;
+static struct harness h;
+static char kernel_log[128], kernel_spec[128], config[128];
+
+/* --- the daemon ------------------------------------------------------------ */
+
+static void set_kernel(const char *spec) {
+        FILE *f = fopen(kernel_spec, "we");
+
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "log=%s,%s\n", kernel_log, spec);
+        fclose(f);
+}
+
+static void setup(void) {
+        FILE *f;
+
+        tb = testbed_new("lab");
+        harness_start_bus(&h);
+        h.daemon = getenv("VRD_FAKE_DAEMON");
+        snprintf(kernel_log, sizeof(kernel_log), "%s/kernel.log", h.dir);
+        snprintf(kernel_spec, sizeof(kernel_spec), "%s/kernel.spec", h.dir);
+        snprintf(config, sizeof(config), "%s/vfio-resetd.conf", h.dir);
+        set_kernel("delay_ms=20");
+        setenv("VRD_FAKE_KERNEL_FILE", kernel_spec, 1);
+        f = fopen(config, "we");
+        ck_assert_ptr_nonnull(f);
+        /* 03:00.x stays unmanaged: the NotOwned/NotManaged cases use it. */
+        fputs("[Manage]\nDevice=0000:04:00.0 0000:04:00.1 00:02.0 01:01.0 01:02.0\n"
+              "Device=05:00.0 05:00.1 05:00.2 02:00.0 02:00.1\n[Reset]\nQuiesceTimeoutSec=10\n", f);
+        fclose(f);
+        harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", "--config", config, NULL });
+}
+
+static void teardown(void) {
+        harness_stop(&h);
+        g_object_unref(tb);
+}
+
+/* Kernel resets logged by the double whose line has this text. */
+static int count_resets(const char *address) {
+        char *out = NULL;
+        int n;
+
+        harness_run(&out, "grep -c -- '%s' '%s' 2>/dev/null || true", address, kernel_log);
+        n = atoi(out);
+        free(out);
+        return n;
+}
+
+/* --- peer processes ---------------------------------------------------------- */
+
+struct peer {
+        pid_t pid;
+        int fd;
+        char buf[8192];
+        size_t len;
+        char name[64];
+};
+
+static char *peer_expect(struct peer *p, const char *prefix, int timeout_ms);
+
+static void peer_start(struct peer *p, ...) {
+        const char *argv[16] = { "test-peer" };
+        size_t n = 1;
+        int pipefd[2];
+        va_list ap;
+        char *line;
+
+        va_start(ap, p);
+        while (n < 15 && (argv[n] = va_arg(ap, const char *)))
+                n++;
+        va_end(ap);
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        *p = (struct peer) { .fd = pipefd[0] };
+        p->pid = fork();
+        ck_assert_int_ge(p->pid, 0);
+        if (p->pid == 0) {
+                char path[512];
+
+                dup2(pipefd[1], STDOUT_FILENO);
+                snprintf(path, sizeof(path), "%s/test-peer", getenv("TESTS_BUILDDIR"));
+                execv(path, (char **) argv);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        line = peer_expect(p, "ready ", 5000);
+        ck_assert_msg(line, "test-peer did not start");
+        snprintf(p->name, sizeof(p->name), "%s", line + 6);
+        free(line);
+}
+
+/* The next line starting with prefix (earlier lines are consumed), or NULL on timeout. */
+static char *peer_expect(struct peer *p, const char *prefix, int timeout_ms) {
+        uint64_t end = monotonic_usec() + (uint64_t) timeout_ms * 1000;
+
+        for (;;) {
+                char *nl;
+
+                while ((nl = memchr(p->buf, '\n', p->len))) {
+                        char *line = strndup(p->buf, (size_t) (nl - p->buf));
+
+                        p->len -= (size_t) (nl - p->buf) + 1;
+                        memmove(p->buf, nl + 1, p->len);
+                        if (strncmp(line, prefix, strlen(prefix)) == 0)
+                                return line;
+                        free(line);
+                }
+                struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+                uint64_t now = monotonic_usec();
+                ssize_t k;
+
+                if (now >= end || poll(&pfd, 1, (int) ((end - now) / 1000) + 1) <= 0)
+                        return NULL;
+                k = read(p->fd, p->buf + p->len, sizeof(p->buf) - p->len - 1);
+                if (k <= 0)
+                        return NULL;
+                p->len += (size_t) k;
+        }
+}
+
+static void assert_peer_says(struct peer *p, const char *prefix, const char *needle) {
+        char *line = peer_expect(p, prefix, 10000);
+
+        ck_assert_msg(line, "peer %s never said '%s...'", p->name, prefix);
+        if (needle)
+                ck_assert_msg(strstr(line, needle), "peer %s said '%s', expected '%s'", p->name, line, needle);
+        free(line);
+}
+
+static void peer_stop(struct peer *p) {
+        if (p->pid > 0) {
+                kill(p->pid, SIGKILL);
+                waitpid(p->pid, NULL, 0);
+        }
+        close(p->fd);
+        p->pid = 0;
+}
+
+/* --- calls --------------------------------------------------------------------- */
+
+struct call {
+        bool done;
+        char error[64];
+        char message[512];
+        char result[32];
+        uint64_t duration;
+};
+
+static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct call *c = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        const char *path, *result;
+
+        if (e) {
+                snprintf(c->error, sizeof(c->error), "%s", e->name);
+                snprintf(c->message, sizeof(c->message), "%s", e->message ?: "");
+        } else if (sd_bus_message_read(m, "ost", &path, &result, &c->duration) >= 0)
+                snprintf(c->result, sizeof(c->result), "%s", result);
+        c->done = true;
+        return 0;
+}
+
+/* ResetDevice, answered later. Options: "Force=b1,QuiesceTimeoutUSec=t300000" (s: a string, for refusals). */
+static void reset_async(struct call *c, const char *address, const char *options) {
+        _cleanup_free_ char *copy = strdup(options ?: "");
+        sd_bus_message *m = NULL;
+        char *save = NULL;
+
+        *c = (struct call) {};
+        ck_assert_int_ge(sd_bus_message_new_method_call(h.bus, &m, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                                        "ResetDevice"), 0);
+        ck_assert_int_ge(sd_bus_message_append(m, "s", address), 0);
+        ck_assert_int_ge(sd_bus_message_open_container(m, 'a', "{sv}"), 0);
+        for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+                char *v = strchr(kv, '=');
+
+                ck_assert_ptr_nonnull(v);
+                *v++ = '\0';
+                if (*v == 'b')
+                        ck_assert_int_ge(sd_bus_message_append(m, "{sv}", kv, "b", atoi(v + 1)), 0);
+                else if (*v == 't')
+                        ck_assert_int_ge(sd_bus_message_append(m, "{sv}", kv, "t", strtoull(v + 1, NULL, 10)), 0);
+                else
+                        ck_assert_int_ge(sd_bus_message_append(m, "{sv}", kv, "s", v + 1), 0);
+        }
+        ck_assert_int_ge(sd_bus_message_close_container(m), 0);
+        ck_assert_int_ge(sd_bus_call_async(h.bus, NULL, m, on_reply, c, 60 * 1000000ULL), 0);
+        sd_bus_message_unref(m);
+}
+
+static void reset_sync(struct call *c, const char *address, const char *options) {
+        reset_async(c, address, options);
+        ck_assert_msg(harness_wait(&h, &c->done, 30000), "ResetDevice(%s) got no answer", address);
+}
+
+static char *get_string(const char *path, const char *iface, const char *prop) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char *v = NULL;
+
+        ck_assert_msg(sd_bus_get_property_string(h.bus, VRD_BUS_NAME, path, iface, prop, &e, &v) >= 0, "%s.%s: %s",
+                      path, prop, e.message);
+        return v;
+}
+
+static uint64_t get_u64(const char *path, const char *prop) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t v = 0;
+
+        ck_assert(sd_bus_get_property_trivial(h.bus, VRD_BUS_NAME, path, VRD_DEVSET_IFACE, prop, &e, 't', &v) >= 0);
+        return v;
+}
+
+static void assert_idle(const char *path) {
+        char *state = get_string(path, VRD_DEVSET_IFACE, "State");
+
+        ck_assert_str_eq(state, "idle");
+        free(state);
+}
+
+/* --- tests ------------------------------------------------------------------------ */
+
+START_TEST(test_two_peers_ack) {
+        struct peer a, b;
+        struct call c;
+        char *v;
+
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        peer_start(&b, "--take", "0000:04:00.1", NULL);
+        assert_peer_says(&a, "took", "paused=0 fds=OK");
+        assert_peer_says(&b, "took", "paused=0 fds=OK");
+        {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                int managed = 0;
+
+                ck_assert_int_ge(sd_bus_get_property_trivial(h.bus, VRD_BUS_NAME, SET04, VRD_DEVSET_IFACE, "Managed",
+                                                             &e, 'b', &managed), 0);
+                ck_assert(managed);
+        }
+
+        reset_sync(&c, "04:00.1", NULL);
+        ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
+        ck_assert_str_eq(c.result, "done");
+        assert_peer_says(&a, "pause", "pause 0000:04:00.0");       /* its own device only */
+        assert_peer_says(&b, "pause", "pause 0000:04:00.1");
+        assert_peer_says(&a, "resume", "done");
+        assert_peer_says(&b, "resume", "done");
+        ck_assert_int_eq(count_resets("hot-reset 0000:04:00.0 groups=2"), 1);  /* a hot reset with both groups */
+        ck_assert_uint_eq(get_u64(SET04, "ResetCount"), 1);
+        ck_assert_uint_gt(get_u64(SET04, "LastResetUSec"), 0);
+        v = get_string(SET04, VRD_DEVSET_IFACE, "LastResult");
+        ck_assert_str_eq(v, "done");
+        free(v);
+        assert_idle(SET04);
+        peer_stop(&a);
+        peer_stop(&b);
+}
+END_TEST
+
+START_TEST(test_silent_peer_times_out) {
+        struct peer a, quiet;
+        struct call c;
+        char pid[32];
+
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        peer_start(&quiet, "--silent", "--take", "0000:04:00.1", NULL);
+        reset_sync(&c, "0000:04:00.0", "QuiesceTimeoutUSec=t300000");
+        ck_assert_str_eq(c.error, VRD_ERROR_QUIESCE_TIMEOUT);
+        snprintf(pid, sizeof(pid), "pid %d", (int) quiet.pid);
+        ck_assert_msg(strstr(c.message, quiet.name) && strstr(c.message, pid) && strstr(c.message, "test-peer"),
+                      "message does not name the silent peer %s (%s): %s", quiet.name, pid, c.message);
+        ck_assert_ptr_null(strstr(c.message, a.name));
+        assert_peer_says(&a, "resume", "quiesce-timeout");
+        assert_peer_says(&quiet, "resume", "quiesce-timeout");
+        ck_assert_int_eq(count_resets("0000:04"), 0);               /* the kernel was never asked */
+        assert_idle(SET04);
+        peer_stop(&a);
+        peer_stop(&quiet);
+}
+END_TEST
+
+START_TEST(test_force_past_silent_peer) {
+        struct peer quiet;
+        struct call c;
+
+        peer_start(&quiet, "--silent", "--take", "0000:04:00.1", NULL);
+        reset_sync(&c, "0000:04:00.0", "Force=b1,QuiesceTimeoutUSec=t300000");
+        ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
+        ck_assert_str_eq(c.result, "done");
+        assert_peer_says(&quiet, "pause", "pause");
+        assert_peer_says(&quiet, "pause", "force");
+        assert_peer_says(&quiet, "resume", "done");
+        ck_assert_int_eq(count_resets("0000:04:00.0"), 1);
+        peer_stop(&quiet);
+}
+END_TEST
+
+START_TEST(test_killed_peer_ends_the_wait) {
+        struct peer quiet;
+        struct call c;
+        uint64_t t;
+
+        peer_start(&quiet, "--silent", "--take", "0000:04:00.1", NULL);
+        reset_async(&c, "0000:04:00.0", NULL);        /* 10 s deadline */
+        assert_peer_says(&quiet, "pause", "pause");
+        t = monotonic_usec();
+        kill(quiet.pid, SIGKILL);
+        ck_assert(harness_wait(&h, &c.done, 9000));             /* well before the deadline */
+        ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
+        ck_assert_str_eq(c.result, "done");
+        ck_assert_uint_lt(monotonic_usec() - t, 9000000);
+        peer_stop(&quiet);
+}
+END_TEST
+
+START_TEST(test_coalescing_100_requests) {
+        struct peer slow;
+        struct call c[100];
+        bool all = false;
+
+        set_kernel("delay_ms=100");
+        peer_start(&slow, "--ack-after", "200", "--take", "0000:04:00.0", NULL);
+        for (size_t i = 0; i < 100; i++)
+                reset_async(&c[i], i % 2 ? "0000:04:00.0" : "04:00.1", NULL);
+        for (uint64_t end = monotonic_usec() + 30000000; !all && monotonic_usec() < end;) {
+                (void) harness_wait(&h, &all, 100);
+                all = true;
+                for (size_t i = 0; i < 100; i++)
+                        all = all && c[i].done;
+        }
+        ck_assert_msg(all, "not every request was answered");
+        for (size_t i = 0; i < 100; i++) {
+                ck_assert_msg(!*c[i].error, "request %zu: %s: %s", i, c[i].error, c[i].message);
+                ck_assert_str_eq(c[i].result, "done");
+        }
+        ck_assert_int_le(count_resets("0000:04:00.0"), 2);
+        ck_assert_int_ge(count_resets("0000:04:00.0"), 1);
+        assert_idle(SET04);
+        peer_stop(&slow);
+}
+END_TEST
+
+/* A request that arrives while the kernel resets is answered by a reset that begins after it. */
+START_TEST(test_request_during_reset_queues_one_more) {
+        struct call first, second, third;
+
+        set_kernel("delay_ms=400");
+        reset_async(&first, "0000:04:00.0", NULL);
+        for (int i = 0; i < 100 && count_resets("0000:04") == 0; i++) {
+                char *state = get_string(SET04, VRD_DEVSET_IFACE, "State");
+                bool resetting = strcmp(state, "resetting") == 0;
+
+                free(state);
+                if (resetting)
+                        break;
+                usleep(10000);
+        }
+        reset_async(&second, "0000:04:00.1", NULL);
+        reset_async(&third, "0000:04:00.0", NULL);
+        ck_assert(harness_wait(&h, &first.done, 10000));
+        ck_assert(harness_wait(&h, &second.done, 10000));
+        ck_assert(harness_wait(&h, &third.done, 10000));
+        ck_assert_str_eq(first.result, "done");
+        ck_assert_str_eq(second.result, "done");
+        ck_assert_str_eq(third.result, "done");
+        ck_assert_int_eq(count_resets("0000:04:00.0"), 2);
+        ck_assert_uint_eq(get_u64(SET04, "ResetCount"), 2);
+}
+END_TEST
+
+struct order {
+        int started, finished_before_both_started;
+};
+
+static int on_started(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        ((struct order *) userdata)->started++;
+        return 0;
+}
+
+static int on_finished(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct order *o = userdata;
+
+        if (o->started < 2)
+                o->finished_before_both_started++;
+        return 0;
+}
+
+START_TEST(test_independent_sets_in_parallel) {
+        struct call a, b;
+        struct order o = {};
+
+        set_kernel("delay_ms=500");
+        ck_assert_int_ge(sd_bus_match_signal(h.bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                             "ResetStarted", on_started, &o), 0);
+        ck_assert_int_ge(sd_bus_match_signal(h.bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                             "ResetFinished", on_finished, &o), 0);
+        reset_async(&a, "0000:04:00.0", NULL);
+        reset_async(&b, "0000:01:01.0", NULL);
+        ck_assert(harness_wait(&h, &a.done, 10000));
+        ck_assert(harness_wait(&h, &b.done, 10000));
+        ck_assert_str_eq(a.result, "done");
+        ck_assert_str_eq(b.result, "done");
+        /* both kernel resets were under way at once: neither finished before both started */
+        ck_assert_int_eq(o.started, 2);
+        ck_assert_int_eq(o.finished_before_both_started, 0);
+}
+END_TEST
+
+START_TEST(test_pause_complete_only_from_its_peer) {
+        struct peer quiet, other;
+        struct call c;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char *line;
+        unsigned long long id;
+        int r;
+
+        peer_start(&quiet, "--silent", "--take", "0000:04:00.1", NULL);
+        peer_start(&other, "--silent", "--take", "0000:01:01.0", NULL);
+        reset_async(&c, "0000:04:00.0", "QuiesceTimeoutUSec=t3000000");
+        line = peer_expect(&quiet, "pause ", 5000);
+        ck_assert_ptr_nonnull(line);
+        ck_assert_int_eq(sscanf(line, "pause %llu", &id), 1);
+        free(line);
+        /* the test's own connection was not sent this pause */
+        r = sd_bus_call_method(h.bus, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "PauseComplete", &e, NULL,
+                               "t", (uint64_t) id);
+        ck_assert_int_lt(r, 0);
+        ck_assert_msg(sd_bus_error_has_name(&e, SD_BUS_ERROR_ACCESS_DENIED), "%s", e.name);
+        ck_assert_ptr_nonnull(strstr(e.message, "was not sent a pause"));
+        sd_bus_error_free(&e);
+        r = sd_bus_call_method(h.bus, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "PauseComplete", &e, NULL,
+                               "t", (uint64_t) 999999);
+        ck_assert(sd_bus_error_has_name(&e, SD_BUS_ERROR_ACCESS_DENIED));
+        sd_bus_error_free(&e);
+        ck_assert(harness_wait(&h, &c.done, 10000));
+        ck_assert_str_eq(c.error, VRD_ERROR_QUIESCE_TIMEOUT);  /* the impostor's ack did not count */
+        peer_stop(&quiet);
+        peer_stop(&other);
+}
+END_TEST
+
+START_TEST(test_take_errors_name_the_device) {
+        struct peer a, b;
+        char *l;
+
+        peer_start(&a, "--take", "0000:05:00.0", NULL);
+        assert_peer_says(&a, "took", NULL);
+        peer_start(&b, "--take", "0000:05:00.1", "--take", "0000:05:00.2", "--take", "0000:03:00.0",
+                   "--take", "0000:06:00.1", "--take", "0000:04:00.9", NULL);
+        l = peer_expect(&b, "error", 5000);
+        ck_assert_msg(l && strstr(l, VRD_ERROR_BUSY) && strstr(l, "group 12") && strstr(l, a.name), "%s", l);
+        free(l);
+        assert_peer_says(&b, "took 0000:05:00.2", "fds=OK");           /* group 13 is free */
+        l = peer_expect(&b, "error", 5000);
+        ck_assert_msg(l && strstr(l, VRD_ERROR_NOT_MANAGED) && strstr(l, "0000:03:00.0"), "%s", l);
+        free(l);
+        l = peer_expect(&b, "error", 5000);
+        ck_assert_msg(l && strstr(l, VRD_ERROR_NO_SUCH_DEVICE) && strstr(l, "bound to igb"), "%s", l);
+        free(l);
+        l = peer_expect(&b, "error", 5000);
+        ck_assert_msg(l && strstr(l, SD_BUS_ERROR_INVALID_ARGS) && strstr(l, "0000:04:00.9"), "%s", l);
+        free(l);
+        peer_stop(&a);
+        peer_stop(&b);
+}
+END_TEST
+
+START_TEST(test_taken_during_quiesce_is_paused) {
+        struct peer quiet, late;
+        struct call c;
+
+        peer_start(&quiet, "--silent", "--take", "0000:04:00.1", NULL);
+        reset_async(&c, "0000:04:00.0", "QuiesceTimeoutUSec=t2000000");
+        assert_peer_says(&quiet, "pause", NULL);
+        peer_start(&late, "--take", "0000:04:00.0", NULL);
+        assert_peer_says(&late, "took", "paused=1");
+        ck_assert(harness_wait(&h, &c.done, 10000));
+        peer_stop(&quiet);
+        peer_stop(&late);
+}
+END_TEST
+
+START_TEST(test_kernel_failures) {
+        static const struct {
+                const char *spec, *needle;
+        } cases[] = {
+                { "fail=EIO", "hot reset of bus_0000_04 failed: Input/output error (EIO)" },
+                { "fail=EBUSY", "Device or resource busy (EBUSY)" },
+                { "lose=0000:04:00.1", "0000:04:00.1 did not come back after the hot reset of bus_0000_04: its "
+                                       "config space reads ffff:ffff" },
+        };
+        struct peer a;
+
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct call c;
+                char *v;
+
+                set_kernel(cases[i].spec);
+                reset_sync(&c, "0000:04:00.0", NULL);
+                ck_assert_str_eq(c.error, VRD_ERROR_RESET_FAILED);
+                ck_assert_msg(strstr(c.message, cases[i].needle), "%s: %s", cases[i].spec, c.message);
+                assert_peer_says(&a, "resume", "failed");
+                assert_idle(SET04);
+                v = get_string(SET04, VRD_DEVSET_IFACE, "LastResult");
+                ck_assert_str_eq(v, "failed");
+                free(v);
+        }
+        ck_assert_uint_eq(get_u64(SET04, "ResetCount"), 0);
+        /* and it recovers */
+        set_kernel("delay_ms=10");
+        {
+                struct call c;
+
+                reset_sync(&c, "0000:04:00.0", NULL);
+                ck_assert_str_eq(c.result, "done");
+        }
+        peer_stop(&a);
+}
+END_TEST
+
+START_TEST(test_function_reset_for_a_lone_device) {
+        struct call c;
+
+        reset_sync(&c, "0000:00:02.0", NULL);
+        ck_assert_str_eq(c.result, "done");
+        ck_assert_int_eq(count_resets("function-reset 0000:00:02.0"), 1);
+        /* the e1000 pair on bus 01 has no function reset: a hot reset, one group */
+        reset_sync(&c, "0000:01:02.0", NULL);
+        ck_assert_str_eq(c.result, "done");
+        ck_assert_int_eq(count_resets("hot-reset 0000:01:01.0 groups=1"), 1);
+}
+END_TEST
+
+START_TEST(test_device_removed_mid_reset) {
+        struct peer a, b;
+        struct call c;
+
+        set_kernel("stall_ms=1500");
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        peer_start(&b, "--take", "0000:04:00.1", NULL);
+        reset_async(&c, "0000:04:00.0", NULL);
+        assert_peer_says(&b, "acked", NULL);
+        usleep(300000);                         /* the kernel is at work now */
+        umockdev_testbed_uevent(tb, DEV_04_1, "remove");
+        umockdev_testbed_remove_device(tb, DEV_04_1);
+        assert_peer_says(&b, "pause", "gone 0000:04:00.1");
+        ck_assert(harness_wait(&h, &c.done, 10000));
+        ck_assert_str_eq(c.error, VRD_ERROR_DEVICE_GONE);
+        ck_assert_ptr_nonnull(strstr(c.message, "0000:04:00.1 was removed during the reset of bus_0000_04"));
+        assert_peer_says(&a, "resume", "device-gone");
+        assert_idle(SET04);                     /* never stuck */
+        /* and the set, now of one, still resets */
+        set_kernel("delay_ms=10");
+        reset_sync(&c, "0000:04:00.0", NULL);
+        ck_assert_str_eq(c.result, "done");
+        peer_stop(&a);
+        peer_stop(&b);
+}
+END_TEST
+
+START_TEST(test_not_owned_names_the_holder) {
+        struct call c;
+        pid_t holder = fork();
+        char pid[32];
+
+        if (holder == 0) {
+                execl("/bin/sh", "sh", "-c", "exec sleep 60 3</dev/vfio/9", (char *) NULL);
+                _exit(127);
+        }
+        usleep(200000);
+        snprintf(pid, sizeof(pid), "pid %d (sleep)", (int) holder);
+        reset_sync(&c, "0000:03:00.0", NULL);
+        ck_assert_str_eq(c.error, VRD_ERROR_NOT_OWNED);
+        ck_assert_msg(strstr(c.message, "0000:03:00.1 is held by") && strstr(c.message, pid), "%s", c.message);
+        kill(holder, SIGKILL);
+        waitpid(holder, NULL, 0);
+        reset_sync(&c, "0000:03:00.0", NULL);
+        ck_assert_str_eq(c.error, VRD_ERROR_NOT_MANAGED);
+        ck_assert_ptr_nonnull(strstr(c.message, "does not own 0000:03:00.0"));
+}
+END_TEST
+
+START_TEST(test_bad_options) {
+        struct call c;
+
+        reset_sync(&c, "0000:04:00.0", "Frobnicate=b1");
+        ck_assert_str_eq(c.error, SD_BUS_ERROR_INVALID_ARGS);
+        ck_assert_ptr_nonnull(strstr(c.message, "Unknown option 'Frobnicate'"));
+        reset_sync(&c, "0000:04:00.0", "Force=s0");
+        ck_assert_str_eq(c.error, SD_BUS_ERROR_INVALID_ARGS);
+        ck_assert_ptr_nonnull(strstr(c.message, "Force must be of type b, not s"));
+        reset_sync(&c, "0000:04:00.0", "QuiesceTimeoutUSec=b1");
+        ck_assert_ptr_nonnull(strstr(c.message, "QuiesceTimeoutUSec must be of type t"));
+        reset_sync(&c, "0000:04:00.0", "QuiesceTimeoutUSec=t0");
+        ck_assert_ptr_nonnull(strstr(c.message, "out of range"));
+        reset_sync(&c, "0000:04:00.0", "Borrow=b1");
+        ck_assert_str_eq(c.error, SD_BUS_ERROR_NOT_SUPPORTED);
+        reset_sync(&c, "0000:04:00", NULL);
+        ck_assert_str_eq(c.error, SD_BUS_ERROR_INVALID_ARGS);
+        ck_assert_ptr_nonnull(strstr(c.message, "'0000:04:00'"));
+        assert_idle(SET04);
+        ck_assert(harness_daemon_alive(&h));
+}
+END_TEST
+
+START_TEST(test_watcher_and_devset_reset) {
+        struct peer w;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *result;
+        uint64_t duration;
+
+        peer_start(&w, "--watch", "0000:04:00.1", NULL);
+        assert_peer_says(&w, "watching", NULL);
+        ck_assert_int_ge(sd_bus_call_method(h.bus, VRD_BUS_NAME, SET04, VRD_DEVSET_IFACE, "Reset", &e, &reply,
+                                            "a{sv}", 0), 0);
+        ck_assert_int_ge(sd_bus_message_read(reply, "st", &result, &duration), 0);
+        ck_assert_str_eq(result, "done");
+        assert_peer_says(&w, "pause", "pause 0000:04:00.0 0000:04:00.1");    /* a watcher hears of all */
+        assert_peer_says(&w, "resume", "done");
+        sd_bus_message_unref(reply);
+        peer_stop(&w);
+}
+END_TEST
+
+static Suite *suite(void) {
+        Suite *s = suite_create("arbiter");
+        TCase *tc = tcase_create("fake-kernel");
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 90);
+        tcase_add_test(tc, test_two_peers_ack);
+        tcase_add_test(tc, test_silent_peer_times_out);
+        tcase_add_test(tc, test_force_past_silent_peer);
+        tcase_add_test(tc, test_killed_peer_ends_the_wait);
+        tcase_add_test(tc, test_coalescing_100_requests);
+        tcase_add_test(tc, test_request_during_reset_queues_one_more);
+        tcase_add_test(tc, test_independent_sets_in_parallel);
+        tcase_add_test(tc, test_pause_complete_only_from_its_peer);
+        tcase_add_test(tc, test_take_errors_name_the_device);
+        tcase_add_test(tc, test_taken_during_quiesce_is_paused);
+        tcase_add_test(tc, test_kernel_failures);
+        tcase_add_test(tc, test_function_reset_for_a_lone_device);
+        tcase_add_test(tc, test_device_removed_mid_reset);
+        tcase_add_test(tc, test_not_owned_names_the_holder);
+        tcase_add_test(tc, test_bad_options);
+        tcase_add_test(tc, test_watcher_and_devset_reset);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -21,6 +21,7 @@ struct device {
         bool can_function_reset;        /* VFIO_DEVICE_FLAGS_RESET */
         int acquire_error;              /* last failure to take it, logged once */
         sd_event_source *request_source;        /* the kernel asks for the device back */
+        bool kernel_wants_it;           /* it asked: never take it again while it stays bound */
 };
 
 /* Opted in: tagged "vfio-resetd" by udev, or listed in the config. */

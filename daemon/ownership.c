@@ -29,6 +29,7 @@ static int on_device_request(sd_event_source *s, int fd, uint32_t revents, void 
         (void) read(fd, &v, sizeof(v));
         log_info("The kernel asks for %s back (unbind or removal): releasing it",
                  pci_address_format(&d->fn.address, address));
+        d->kernel_wants_it = true;
         arbiter_device_gone(m, d);
         m->ownership->release(m, d);
         (void) device_bus_emit_changed(d, (const char *[]) { "Managed", "Peers", NULL });
@@ -161,7 +162,7 @@ void ownership_sync(struct manager *m) {
                 char address[PCI_ADDRESS_STRLEN];
                 int r;
 
-                if (!device_is_managed(d)) {
+                if (!device_is_managed(d) || d->kernel_wants_it) {
                         m->ownership->release(m, d);
                         continue;
                 }

@@ -648,6 +648,86 @@ START_TEST(test_watcher_and_devset_reset) {
 }
 END_TEST
 
+START_TEST(test_bus_responsive_during_reset) {
+        struct call c;
+        char *state;
+        uint64_t t;
+
+        set_kernel("stall_ms=1500");
+        reset_async(&c, "0000:04:00.0", NULL);
+        do {
+                (void) harness_wait(&h, &c.done, 20);
+                state = get_string(SET04, VRD_DEVSET_IFACE, "State");
+        } while (strcmp(state, "resetting") != 0 && (free(state), true));
+        free(state);
+        /* the kernel is stalled in the worker; the bus answers meanwhile */
+        t = monotonic_usec();
+        free(get_string(VRD_DEVICE_PATH_PREFIX "/pci_0000_00_02_0", VRD_DEVICE_IFACE, "Address"));
+        ck_assert_uint_lt(monotonic_usec() - t, 1000000);
+        state = get_string(SET04, VRD_DEVSET_IFACE, "State");
+        ck_assert_str_eq(state, "resetting");
+        free(state);
+        ck_assert(harness_wait(&h, &c.done, 10000));
+        ck_assert_str_eq(c.result, "done");
+}
+END_TEST
+
+START_TEST(test_departed_peer_loses_its_claims) {
+        struct peer a, b;
+
+        peer_start(&a, "--take", "0000:05:00.0", NULL);
+        assert_peer_says(&a, "took", NULL);
+        peer_stop(&a);                          /* SIGKILL: it never released */
+        usleep(200000);
+        peer_start(&b, "--take", "0000:05:00.1", NULL);       /* same IOMMU group 12 */
+        assert_peer_says(&b, "took", "fds=OK");
+        peer_stop(&b);
+}
+END_TEST
+
+struct states {
+        char seen[256];
+};
+
+static int on_props(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct states *st = userdata;
+        const char *iface, *name, *value;
+
+        if (sd_bus_message_read(m, "s", &iface) < 0 || sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+                return 0;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+                if (sd_bus_message_read(m, "s", &name) < 0)
+                        return 0;
+                if (strcmp(name, "State") == 0 && sd_bus_message_read(m, "v", "s", &value) >= 0) {
+                        strcat(st->seen, value);
+                        strcat(st->seen, " ");
+                } else
+                        (void) sd_bus_message_skip(m, "v");
+                (void) sd_bus_message_exit_container(m);
+        }
+        return 0;
+}
+
+START_TEST(test_states_and_signals) {
+        struct states st = {};
+        struct order o = {};
+        struct peer a;
+        struct call c;
+
+        ck_assert_int_ge(sd_bus_match_signal(h.bus, NULL, VRD_BUS_NAME, SET04, "org.freedesktop.DBus.Properties",
+                                             "PropertiesChanged", on_props, &st), 0);
+        ck_assert_int_ge(sd_bus_match_signal(h.bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                             "ResetStarted", on_started, &o), 0);
+        peer_start(&a, "--ack-after", "100", "--take", "0000:04:00.0", NULL);
+        reset_sync(&c, "0000:04:00.0", NULL);
+        ck_assert_str_eq(c.result, "done");
+        (void) harness_wait(&h, &(bool) { false }, 300);
+        ck_assert_str_eq(st.seen, "quiescing resetting resuming idle ");
+        ck_assert_int_eq(o.started, 1);
+        peer_stop(&a);
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("arbiter");
         TCase *tc = tcase_create("fake-kernel");
@@ -670,6 +750,9 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_not_owned_names_the_holder);
         tcase_add_test(tc, test_bad_options);
         tcase_add_test(tc, test_watcher_and_devset_reset);
+        tcase_add_test(tc, test_bus_responsive_during_reset);
+        tcase_add_test(tc, test_departed_peer_loses_its_claims);
+        tcase_add_test(tc, test_states_and_signals);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -341,13 +341,6 @@ static void reset_start(struct reset *r) {
                 reset_endf(r, "failed", VRD_ERROR_RESET_FAILED, "cannot arm the quiesce deadline: %s", strerror(-k));
 }
 
-bool dev_set_is_managed(const struct dev_set *s) {
-        for (size_t i = 0; i < s->n_members; i++)
-                if (s->members[i]->device_fd < 0)
-                        return false;
-        return s->n_members > 0;
-}
-
 /* Why the daemon cannot reset this set: NotOwned naming the holders, or NotManaged. */
 static int refuse_unowned(struct dev_set *s, sd_bus_error *error) {
         const struct device_holder *h;

@@ -55,6 +55,13 @@ int dev_set_new(struct manager *m, const char *id, enum dev_set_kind kind, struc
         return 0;
 }
 
+bool dev_set_is_managed(const struct dev_set *s) {
+        for (size_t i = 0; i < s->n_members; i++)
+                if (s->members[i]->device_fd < 0)
+                        return false;
+        return s->n_members > 0;
+}
+
 static void foreign_free(struct foreign_function *f, size_t n) {
         for (size_t i = 0; i < n; i++)
                 free(f[i].driver);

@@ -14,11 +14,19 @@
 static const struct verb {
         const char *name;
         int (*run)(struct ctl *c, int argc, char *argv[]);
+        bool own_options;       /* parses its options itself; main only takes --json */
         const char *usage;
 } verbs[] = {
-        { "list", cmd_list, "list                 Show every vfio dev_set, its devices, groups and holders" },
-        { "status", cmd_status, "status ADDRESS       Show a device and its dev_set" },
-        { "explain", cmd_explain, "explain ADDRESS      Say whether the device's dev_set can be reset now, and why not" },
+        { "list", cmd_list, false, "list                 Show every vfio dev_set, its devices, groups and holders" },
+        { "status", cmd_status, false, "status ADDRESS       Show a device and its dev_set" },
+        { "explain", cmd_explain, false, "explain ADDRESS      Say whether the device's dev_set can be reset now, and why not" },
+        { "reset", cmd_reset, true, "reset ADDRESS        Reset the device's dev_set with its peers' consent, showing each phase\n"
+                                    "    [--timeout=SEC]    how long peers get to pause (default: the daemon's)\n"
+                                    "    [--force]          reset even when peers miss the deadline\n"
+                                    "    [--borrow]         reset even though processes outside the daemon hold members" },
+        { "hold", cmd_hold, true, "hold ADDRESS... -- COMMAND [ARGS...]\n"
+                                  "                       Take the devices and run COMMAND with their fds, stopping it\n"
+                                  "                       while their dev_sets are reset" },
 };
 
 static void help(void) {
@@ -34,19 +42,57 @@ static void help(void) {
                "ADDRESS is a PCI address, DDDD:BB:SS.F or BB:SS.F.\n");
 }
 
-int ctl_resolve(struct ctl *c, const char *arg, char **ret_device_path, char **ret_dev_set_path) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        char err[160], canonical[PCI_ADDRESS_STRLEN];
-        struct pci_address a;
-        const char *path;
+int ctl_connect(struct ctl *c) {
         int r;
+
+        if (c->bus)
+                return 0;
+        r = sd_bus_open_system(&c->bus);
+        if (r < 0) {
+                fprintf(stderr, "%s: cannot connect to the system bus: %s\n", program_invocation_short_name,
+                        strerror(-r));
+                return -CTL_EXIT_FAILURE;
+        }
+        return 0;
+}
+
+int ctl_peer(struct ctl *c, vrd_peer **ret) {
+        int r = ctl_connect(c);
+
+        if (r < 0)
+                return r;
+        r = vrd_peer_new_with_bus(ret, c->bus);
+        if (r < 0) {
+                fprintf(stderr, "%s: %s\n", program_invocation_short_name, strerror(-r));
+                return -CTL_EXIT_FAILURE;
+        }
+        return 0;
+}
+
+int ctl_parse_address(const char *arg, char canonical[static PCI_ADDRESS_STRLEN]) {
+        struct pci_address a;
+        char err[160];
 
         if (pci_address_parse(arg, &a, err, sizeof(err)) < 0) {
                 fprintf(stderr, "%s: %s\n", program_invocation_short_name, err);
                 return -CTL_EXIT_USAGE;
         }
         pci_address_format(&a, canonical);
+        return 0;
+}
+
+int ctl_resolve(struct ctl *c, const char *arg, char **ret_device_path, char **ret_dev_set_path) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char canonical[PCI_ADDRESS_STRLEN];
+        const char *path;
+        int r;
+
+        r = ctl_parse_address(arg, canonical);
+        if (r >= 0)
+                r = ctl_connect(c);
+        if (r < 0)
+                return r;
         for (int pass = 0; pass < 2; pass++) {
                 char **ret = pass == 0 ? ret_device_path : ret_dev_set_path;
 
@@ -69,6 +115,10 @@ int ctl_resolve(struct ctl *c, const char *arg, char **ret_device_path, char **r
 }
 
 int ctl_load(struct ctl *c, struct ctl_model **ret) {
+        int r = ctl_connect(c);
+
+        if (r < 0)
+                return r;
         return ctl_model_load(c->bus, ret) < 0 ? -CTL_EXIT_FAILURE : 0;
 }
 
@@ -200,26 +250,22 @@ int main(int argc, char *argv[]) {
                         argv[optind]);
                 return CTL_EXIT_USAGE;
         }
-        /* Options may follow the verb too: vfio-resetctl list --json */
+        /* Options may follow the verb too: vfio-resetctl list --json. What
+         * follows "--" is not ours (hold's COMMAND). */
         argc -= optind;
         argv += optind;
-        for (int i = 1; i < argc; i++)
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
                 if (strcmp(argv[i], "--json") == 0) {
                         c.json = true;
                         memmove(&argv[i], &argv[i + 1], sizeof(char *) * (size_t) (argc - i));
                         argc--, i--;
-                } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+                } else if (!verb->own_options && argv[i][0] == '-' && argv[i][1] == '-') {
                         fprintf(stderr, "%s: unknown option %s for %s\n", program_invocation_short_name, argv[i],
                                 verb->name);
                         return CTL_EXIT_USAGE;
                 }
 
-        r = sd_bus_open_system(&c.bus);
-        if (r < 0) {
-                fprintf(stderr, "%s: cannot connect to the system bus: %s\n", program_invocation_short_name,
-                        strerror(-r));
-                return CTL_EXIT_FAILURE;
-        }
+        /* The verb connects (ctl_connect) once its arguments are known to be good. */
         r = verb->run(&c, argc, argv);
         sd_bus_flush_close_unref(c.bus);
         return r;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+
 #include "log.h"
 #include "macro.h"
 #include "manager.h"

@@ -7,7 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "arbiter.h"
-#include "config.h"
+#include "config-file.h"
 #include "device.h"
 #include "devset.h"
 #include "holders.h"

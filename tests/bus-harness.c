@@ -57,6 +57,43 @@ void harness_start_bus(struct harness *h) {
         ck_abort_msg("private dbus-daemon did not come up");
 }
 
+bool harness_name_has_owner(struct harness *h, const char *name) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int has = 0;
+
+        if (sd_bus_call_method(h->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "NameHasOwner", &e, &reply, "s", name) >= 0)
+                (void) sd_bus_message_read(reply, "b", &has);
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&e);
+        return has;
+}
+
+void harness_start_polkit(struct harness *h) {
+        const char *python = getenv("PYTHON3") ?: "/usr/bin/python3";
+        char log[128];
+
+        snprintf(log, sizeof(log), "%s/polkitd-mock.log", h->dir);
+        h->polkit_pid = fork();
+        ck_assert_int_ge(h->polkit_pid, 0);
+        if (h->polkit_pid == 0) {
+                int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+                dup2(fd, STDOUT_FILENO);
+                dup2(fd, STDERR_FILENO);
+                execl(python, python, "-m", "dbusmock", "--system", "--template", "polkitd", (char *) NULL);
+                _exit(127);
+        }
+        for (uint64_t end = now_ms() + 30000; now_ms() < end; usleep(20000)) {
+                if (harness_name_has_owner(h, POLKIT_NAME))
+                        return;
+                ck_assert_msg(waitpid(h->polkit_pid, NULL, WNOHANG) == 0,
+                              "the polkitd mock exited (is python3-dbusmock installed?); see %s", log);
+        }
+        ck_abort_msg("the polkitd mock did not take " POLKIT_NAME "; see %s", log);
+}
+
 void harness_start_daemon(struct harness *h, const char *const *args) {
         const char *daemon = h->daemon ?: getenv("VRD_DAEMON");
         char log[128];
@@ -77,17 +114,7 @@ void harness_start_daemon(struct harness *h, const char *const *args) {
                 _exit(127);
         }
         for (uint64_t end = now_ms() + 10000; now_ms() < end; usleep(20000)) {
-                sd_bus_error e = SD_BUS_ERROR_NULL;
-                sd_bus_message *reply = NULL;
-                int has = 0, r;
-
-                r = sd_bus_call_method(h->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                       "org.freedesktop.DBus", "NameHasOwner", &e, &reply, "s", VRD_BUS_NAME);
-                if (r >= 0)
-                        (void) sd_bus_message_read(reply, "b", &has);
-                sd_bus_message_unref(reply);
-                sd_bus_error_free(&e);
-                if (has)
+                if (harness_name_has_owner(h, VRD_BUS_NAME))
                         return;
                 ck_assert_msg(harness_daemon_alive(h), "vfio-resetd exited while starting; see %s", log);
         }
@@ -114,6 +141,7 @@ void harness_stop(struct harness *h) {
 
         h->bus = sd_bus_flush_close_unref(h->bus);
         stop(&h->daemon_pid);
+        stop(&h->polkit_pid);
         stop(&h->bus_pid);
         if (h->dir[0]) {
                 snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
@@ -144,6 +172,28 @@ int harness_run(char **ret_output, const char *fmt, ...) {
         free(cmd);
         free(full);
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+char *harness_assert_run(int want_status, const char *cmd, const char *const *needles) {
+        char *out = NULL;
+        int status = harness_run(&out, "%s", cmd);
+
+        ck_assert_msg(status == want_status, "'%s' exited %d, not %d:\n%s", cmd, status, want_status, out);
+        for (; *needles; needles++)
+                ck_assert_msg(strstr(out, *needles), "'%s' printed no '%s':\n%s", cmd, *needles, out);
+        return out;
+}
+
+char *cmdf(const char *fmt, ...) {
+        static char ring[8][1024];
+        static unsigned next;
+        char *buf = ring[next++ % 8];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(ring[0]), fmt, ap);
+        va_end(ap);
+        return buf;
 }
 
 bool harness_wait(struct harness *h, const bool *done, unsigned timeout_ms) {

@@ -13,7 +13,17 @@ struct harness {
         pid_t daemon_pid;
         sd_bus *bus;            /* the test's own connection */
         const char *daemon;     /* the daemon binary: $VRD_DAEMON unless set */
+        pid_t polkit_pid;       /* python3-dbusmock's polkitd, when started */
 };
+
+#define POLKIT_NAME "org.freedesktop.PolicyKit1"
+#define POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"
+#define POLKIT_MOCK_IFACE "org.freedesktop.DBus.Mock"
+
+bool harness_name_has_owner(struct harness *h, const char *name);
+/* python3-dbusmock's polkitd template on the private bus: it denies until told
+ * otherwise (Mock.SetAllowed). Its log goes to h->dir/polkitd-mock.log. */
+void harness_start_polkit(struct harness *h);
 
 /* Starts dbus-daemon and exports DBUS_SYSTEM_BUS_ADDRESS. */
 void harness_start_bus(struct harness *h);
@@ -24,6 +34,12 @@ bool harness_daemon_alive(struct harness *h);
 
 /* Runs a shell command; returns its exit status and what it printed (stdout and stderr). */
 int harness_run(char **ret_output, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Runs cmd, checks its exit status and that its output has every needle; returns the output. */
+char *harness_assert_run(int want_status, const char *cmd, const char *const *needles);
+#define assert_run(want_status, cmd, ...) \
+        harness_assert_run((want_status), (cmd), (const char *const[]) { __VA_ARGS__, NULL })
+/* Formats into one of a ring of buffers, so that several results live in one call. */
+char *cmdf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Processes bus messages until *done or timeout_ms passes; false on timeout. */
 bool harness_wait(struct harness *h, const bool *done, unsigned timeout_ms);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,21 +115,23 @@ static void peer_start(struct peer *p, ...) {
         free(line);
 }
 
-/* The next line starting with prefix (earlier lines are consumed), or NULL on timeout. */
+/* The first line not yet taken that starts with prefix (it is taken; the
+ * others stay for later questions), or NULL on timeout. */
 static char *peer_expect(struct peer *p, const char *prefix, int timeout_ms) {
         uint64_t end = monotonic_usec() + (uint64_t) timeout_ms * 1000;
 
         for (;;) {
-                char *nl;
+                char *line = p->buf, *nl;
 
-                while ((nl = memchr(p->buf, '\n', p->len))) {
-                        char *line = strndup(p->buf, (size_t) (nl - p->buf));
+                while ((nl = memchr(line, '\n', p->len - (size_t) (line - p->buf)))) {
+                        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+                                char *found = strndup(line, (size_t) (nl - line));
 
-                        p->len -= (size_t) (nl - p->buf) + 1;
-                        memmove(p->buf, nl + 1, p->len);
-                        if (strncmp(line, prefix, strlen(prefix)) == 0)
-                                return line;
-                        free(line);
+                                memmove(line, nl + 1, p->len - (size_t) (nl + 1 - p->buf));
+                                p->len -= (size_t) (nl + 1 - line);
+                                return found;
+                        }
+                        line = nl + 1;
                 }
                 struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
                 uint64_t now = monotonic_usec();
@@ -568,6 +571,7 @@ START_TEST(test_device_removed_mid_reset) {
         usleep(300000);                         /* the kernel is at work now */
         umockdev_testbed_uevent(tb, DEV_04_1, "remove");
         umockdev_testbed_remove_device(tb, DEV_04_1);
+        assert_peer_says(&b, "pause", "pause 0000:04:00.1");
         assert_peer_says(&b, "pause", "gone 0000:04:00.1");
         ck_assert(harness_wait(&h, &c.done, 10000));
         ck_assert_str_eq(c.error, VRD_ERROR_DEVICE_GONE);
@@ -728,6 +732,74 @@ START_TEST(test_states_and_signals) {
 }
 END_TEST
 
+/* ResetDevice or TakeDevice as uid 65534 in a child: "done", "took", or the error name and message. */
+static char *call_as_nobody(const char *method, const char *address) {
+        int pipefd[2];
+        char buf[1024] = "";
+        ssize_t n;
+        pid_t pid;
+
+        ck_assert_int_eq(pipe(pipefd), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                sd_bus *b = NULL;
+                int r;
+
+                close(pipefd[0]);
+                if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                        _exit(1);
+                if (sd_bus_open_system(&b) < 0)
+                        _exit(1);
+                if (strcmp(method, "ResetDevice") == 0)
+                        r = sd_bus_call_method(b, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, method, &e, &reply,
+                                               "sa{sv}", address, 0);
+                else
+                        r = sd_bus_call_method(b, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, method, &e, &reply,
+                                               "s", address);
+                dprintf(pipefd[1], "%s %s", r >= 0 ? "ok" : e.name, r >= 0 ? "" : e.message);
+                _exit(0);
+        }
+        close(pipefd[1]);
+        n = read(pipefd[0], buf, sizeof(buf) - 1);
+        buf[n > 0 ? n : 0] = '\0';
+        close(pipefd[0]);
+        waitpid(pid, NULL, 0);
+        return strdup(buf);
+}
+
+START_TEST(test_polkit_decides_for_others) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char *out;
+
+        ck_assert_int_eq(chmod(h.dir, 0755), 0);       /* nobody must reach the bus socket */
+        harness_start_polkit(&h);
+        out = call_as_nobody("ResetDevice", "0000:04:00.0");
+        ck_assert_msg(strstr(out, SD_BUS_ERROR_ACCESS_DENIED) && strstr(out, "org.vfioresetd1.reset"), "%s", out);
+        free(out);
+        out = call_as_nobody("TakeDevice", "0000:04:00.0");
+        ck_assert_msg(strstr(out, SD_BUS_ERROR_ACCESS_DENIED) && strstr(out, "org.vfioresetd1.take"), "%s", out);
+        free(out);
+        ck_assert_int_eq(count_resets("0000:04"), 0);
+
+        ck_assert_int_ge(sd_bus_call_method(h.bus, POLKIT_NAME, POLKIT_PATH, POLKIT_MOCK_IFACE, "SetAllowed", &e,
+                                            NULL, "as", 1, "org.vfioresetd1.reset"), 0);
+        out = call_as_nobody("ResetDevice", "0000:04:00.0");
+        ck_assert_msg(strncmp(out, "ok", 2) == 0, "%s", out);
+        free(out);
+        ck_assert_int_eq(count_resets("0000:04:00.0"), 1);
+        out = call_as_nobody("TakeDevice", "0000:04:00.0");    /* still not allowed to take */
+        ck_assert_msg(strstr(out, SD_BUS_ERROR_ACCESS_DENIED), "%s", out);
+        free(out);
+        /* reading stays open to all */
+        out = call_as_nobody("GetDevice", "0000:04:00.0");
+        ck_assert_msg(strncmp(out, "ok", 2) == 0, "%s", out);
+        free(out);
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("arbiter");
         TCase *tc = tcase_create("fake-kernel");
@@ -753,6 +825,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_bus_responsive_during_reset);
         tcase_add_test(tc, test_departed_peer_loses_its_claims);
         tcase_add_test(tc, test_states_and_signals);
+        tcase_add_test(tc, test_polkit_decides_for_others);
         suite_add_tcase(s, tc);
         return s;
 }

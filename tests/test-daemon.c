@@ -38,32 +38,6 @@ static char *ctl(void) {
         return getenv("VRD_CTL");
 }
 
-/* Runs cmd, checks its exit status and that its output has every needle. */
-static char *assert_run_(int want_status, const char *cmd, const char *const *needles) {
-        char *out = NULL;
-        int status = harness_run(&out, "%s", cmd);
-
-        ck_assert_msg(status == want_status, "'%s' exited %d, not %d:\n%s", cmd, status, want_status, out);
-        for (; *needles; needles++)
-                ck_assert_msg(strstr(out, *needles), "'%s' printed no '%s':\n%s", cmd, *needles, out);
-        return out;
-}
-#define assert_run(want_status, cmd, ...) assert_run_((want_status), (cmd), (const char *const[]) { __VA_ARGS__, NULL })
-
-static char *cmdf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Formats into one of a ring of buffers, so that several results live in one call. */
-static char *cmdf(const char *fmt, ...) {
-        static char ring[8][1024];
-        static unsigned next;
-        char *buf = ring[next++ % 8];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(buf, sizeof(ring[0]), fmt, ap);
-        va_end(ap);
-        return buf;
-}
-
 START_TEST(test_tree_and_introspect) {
         char *out = assert_run(0, BUSCTL "tree " VRD_BUS_NAME, DEVICE("pci_0000_00_02_0"), DEVICE("pci_0000_07_10_1"),
                                DEVSET("slot_0000_03_3"), DEVSET("bus_0000_04"), DEVSET("dev_0000_00_02_0"));

@@ -3,6 +3,7 @@
  * answers pauses as told, and reports every event as one line on stdout:
  *   took ADDR paused=B fds=OK | watching ADDR | error NAME MESSAGE
  *   pause ID TYPE ADDR... | acked ID | resume ID RESULT
+ * "ready NAME" comes once every take and watch is answered.
  * Usage: test-peer [--take ADDR]... [--watch ADDR]... [--silent] [--ack-after MS] */
 #include <errno.h>
 #include <getopt.h>
@@ -112,8 +113,6 @@ int main(int argc, char *argv[]) {
                 return 1;
         const char *unique = NULL;
 
-        (void) sd_bus_get_unique_name(bus, &unique);
-        printf("ready %s\n", unique);
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
                 case 't':
@@ -131,6 +130,8 @@ int main(int argc, char *argv[]) {
                 default:
                         return 2;
                 }
+        (void) sd_bus_get_unique_name(bus, &unique);
+        printf("ready %s\n", unique);
         (void) sd_bus_set_exit_on_disconnect(bus, true);
         return sd_event_loop(event) < 0;
 }

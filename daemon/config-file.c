@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
+#include "config-file.h"
 #include "log.h"
 #include "macro.h"
 
@@ -29,6 +29,8 @@ struct parser {
         size_t bufsize;
         unsigned line;
         enum line_kind kind;
+        bool indented;
+        bool has_equals;
         bool handled;           /* inih passed this line to on_key */
         int error;              /* -ENOMEM or a read error: fatal */
         struct vrd_config *config;
@@ -52,32 +54,38 @@ static const char *find_section_end(const char *s) {
         return *s == ']' ? s : NULL;
 }
 
-static void classify_line(struct parser *p, const char *line) {
+/* Returns where inih should start reading the line. */
+static const char *classify_line(struct parser *p, const char *line) {
         const char *s = line, *end;
         char name[INI_MAX_LINE];
 
         if (p->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
                 s += 3;
+        p->indented = isspace((unsigned char) *s);
         while (isspace((unsigned char) *s))
                 s++;
+        p->has_equals = strchr(s, '=') != NULL;
         if (*s == '\0' || *s == ';' || *s == '#') {
                 p->kind = LINE_IGNORED;
-                return;
+                return line;
         }
         if (*s != '[') {
                 p->kind = LINE_CONTENT;
-                return;
+                /* An indented Key=value is a key, not a continuation of the
+                 * key before (inih's multi-line values). */
+                return p->indented && p->has_equals ? s : line;
         }
         end = find_section_end(s + 1);
         if (!end) {
                 p->kind = LINE_BAD_SECTION;
-                return;
+                return line;
         }
         p->kind = LINE_IGNORED;
         snprintf(name, sizeof(name), "%.*s", (int) (end - s - 1), s + 1);
         if (!section_known(name))
                 warn_at(p, "unknown section [%s], ignoring it and its keys (known: [Manage], [Reset], [Topology])",
                         name);
+        return line;
 }
 
 /* The line before this one, now that inih is done with it. */
@@ -92,6 +100,7 @@ static void check_dropped(struct parser *p) {
 
 static char *read_line(char *str, int num, void *userdata) {
         struct parser *p = userdata;
+        const char *start;
         ssize_t n;
 
         check_dropped(p);
@@ -115,8 +124,8 @@ static char *read_line(char *str, int num, void *userdata) {
                 str[0] = '\0';
                 return str;
         }
-        classify_line(p, p->buf);
-        memcpy(str, p->buf, (size_t) n + 1);
+        start = classify_line(p, p->buf);
+        memcpy(str, start, strlen(start) + 1);
         return str;
 }
 
@@ -243,6 +252,11 @@ static int on_key(void *userdata, const char *section, const char *name, const c
         int r;
 
         p->handled = true;
+        if (!p->indented && !p->has_equals) {
+                /* inih also splits at ':', which would make "0000:04:00.0" key "0000" */
+                warn_at(p, "not a Key=value line, ignoring it");
+                return 1;
+        }
         if (!*section) {
                 warn_at(p, "'%s' comes before any [Section], ignoring it", name);
                 return 1;
@@ -284,23 +298,23 @@ int config_load(const char *path, struct vrd_config *ret) {
 
         f = fopen(path, "re");
         if (!f && errno != ENOENT)
-                return log_error_errno(errno, "Failed to open %s: %m", path);
-        if (!f)
+                return -errno;  /* the caller says what failed */
+        if (!f) {
                 log_debug("%s does not exist, using defaults.", path);
-        else {
-                p.f = f;
-                r = ini_parse_stream(read_line, &p, on_key, &p);
-                check_dropped(&p);
-                free(p.buf);
-                if (r == -2 && p.error == 0)
-                        p.error = -ENOMEM;
-                if (p.error < 0)
-                        return log_error_errno(p.error, "Failed to read %s: %m", path);
-                log_debug("Loaded %s: %zu managed devices, %zu extra vfio drivers, quiesce timeout %.3f s",
-                          path, strv_length(c.managed), strv_length(c.vfio_drivers),
-                          (double) c.quiesce_timeout_usec / 1e6);
+                goto done;
         }
 
+        p.f = f;
+        r = ini_parse_stream(read_line, &p, on_key, &p);
+        check_dropped(&p);
+        free(p.buf);
+        if (r == -2 && p.error == 0)
+                p.error = -ENOMEM;
+        if (p.error < 0)
+                return p.error;
+        log_debug("Loaded %s: %zu managed devices, %zu extra vfio drivers, quiesce timeout %.3f s", path,
+                  strv_length(c.managed), strv_length(c.vfio_drivers), (double) c.quiesce_timeout_usec / 1e6);
+done:
         *ret = c;
         c = (struct vrd_config) {};
         return 0;

@@ -1,0 +1,578 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libvfio-resetd: the peer's side of the protocol in docs/dbus-api.md. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-names.h"
+#include "macro.h"
+#include "vfio-resetd.h"
+
+struct vrd_peer {
+        unsigned n_ref;
+        sd_bus *bus;
+        bool own_bus;
+        sd_bus_slot *pause_slot;
+        sd_bus_slot *resume_slot;
+        sd_bus_slot *ack_slot;          /* the last PauseComplete sent from a handler's 0 */
+        char *daemon;                   /* unique name of the daemon, as last looked up */
+        sd_bus_error error;             /* the last failure */
+
+        vrd_pause_handler_t on_pause;
+        void *pause_userdata;
+        vrd_resume_handler_t on_resume;
+        void *resume_userdata;
+        vrd_progress_handler_t on_progress;
+        void *progress_userdata;
+};
+
+static const struct {
+        const char *name;
+        int error;
+} error_map[] = {
+        { VRD_ERROR_NO_SUCH_DEVICE, ENODEV },
+        { VRD_ERROR_DEVICE_GONE, ENODEV },
+        { VRD_ERROR_NOT_MANAGED, EOPNOTSUPP },
+        { VRD_ERROR_BUSY, EBUSY },
+        { VRD_ERROR_NOT_OWNED, EBUSY },
+        { VRD_ERROR_QUIESCE_TIMEOUT, ETIMEDOUT },
+        { VRD_ERROR_RESET_FAILED, EIO },
+};
+
+/* Remembers a failure for vrd_peer_error_*(): the daemon's error when there is
+ * one (moved out of e), else the errno's. Returns the negative errno. */
+static int fail(vrd_peer *p, int r, sd_bus_error *e) {
+        sd_bus_error_free(&p->error);
+        if (!e || !sd_bus_error_is_set(e))
+                return sd_bus_error_set_errno(&p->error, r);
+        r = -sd_bus_error_get_errno(e);
+        for (size_t i = 0; i < ELEMENTSOF(error_map); i++)
+                if (sd_bus_error_has_name(e, error_map[i].name))
+                        r = -error_map[i].error;
+        sd_bus_error_move(&p->error, e);
+        return r;
+}
+
+static int call(vrd_peer *p, const char *method, sd_bus_message **ret_reply, const char *types, ...) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = sd_bus_call_methodv(p->bus, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, method, &e, ret_reply,
+                                types, ap);
+        va_end(ap);
+        return r < 0 ? fail(p, r, &e) : 0;
+}
+
+/* Anyone on the bus may send us a unicast signal: only the owner of
+ * org.vfioresetd1 counts. Unique names are never reused, so this looks the
+ * owner up once per daemon start (and once per stray message). */
+static bool from_daemon(vrd_peer *p, sd_bus_message *m) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *sender = sd_bus_message_get_sender(m), *owner;
+
+        if (!sender)
+                return false;
+        if (streq_ptr(sender, p->daemon))
+                return true;
+        if (sd_bus_get_name_creds(p->bus, VRD_BUS_NAME, SD_BUS_CREDS_UNIQUE_NAME, &creds) < 0 ||
+            sd_bus_creds_get_unique_name(creds, &owner) < 0)
+                return false;
+        free(p->daemon);
+        p->daemon = strdup(owner);
+        return streq_ptr(sender, p->daemon);
+}
+
+static int on_ack_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        vrd_peer *p = userdata;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        p->ack_slot = sd_bus_slot_unref(p->ack_slot);
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                sd_bus_error_copy(&e, sd_bus_message_get_error(m));
+                (void) fail(p, -EIO, &e);
+        }
+        return 0;
+}
+
+static int on_pause_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_strv_free_ char **addresses = NULL;
+        vrd_peer *p = userdata;
+        struct vrd_pause pause = {};
+        int r;
+
+        if (!p->on_pause || !from_daemon(p, m))
+                return 0;
+        if (sd_bus_message_read(m, "otst", &pause.devset, &pause.reset_id, &pause.type, &pause.deadline_usec) < 0 ||
+            sd_bus_message_read_strv(m, &addresses) < 0)
+                return 0;
+        pause.addresses = (const char *const *) addresses;
+
+        vrd_peer_ref(p);
+        r = p->on_pause(p, &pause, p->pause_userdata);
+        if (r == 0 && strcmp(pause.type, "pause") == 0) {
+                /* Asynchronous: the handler runs inside sd_bus_process(). */
+                p->ack_slot = sd_bus_slot_unref(p->ack_slot);
+                r = sd_bus_call_method_async(p->bus, &p->ack_slot, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                             "PauseComplete", on_ack_reply, p, "t", pause.reset_id);
+                if (r < 0)
+                        (void) fail(p, r, NULL);
+        }
+        vrd_peer_unref(p);
+        return 0;
+}
+
+static int on_resume_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        vrd_peer *p = userdata;
+        struct vrd_resume resume = {};
+
+        if (!p->on_resume || !from_daemon(p, m))
+                return 0;
+        if (sd_bus_message_read(m, "ots", &resume.devset, &resume.reset_id, &resume.result) < 0)
+                return 0;
+        vrd_peer_ref(p);
+        p->on_resume(p, &resume, p->resume_userdata);
+        vrd_peer_unref(p);
+        return 0;
+}
+
+int vrd_peer_new_with_bus(vrd_peer **ret, sd_bus *bus) {
+        vrd_peer *p;
+        int r;
+
+        if (!ret || !bus)
+                return -EINVAL;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->n_ref = 1;
+        p->bus = sd_bus_ref(bus);
+        /* Before any TakeDevice: a Pause may follow its reply at once. */
+        r = sd_bus_match_signal(bus, &p->pause_slot, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "Pause",
+                                on_pause_signal, p);
+        if (r >= 0)
+                r = sd_bus_match_signal(bus, &p->resume_slot, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                        "Resume", on_resume_signal, p);
+        if (r < 0) {
+                vrd_peer_unref(p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+int vrd_peer_new(vrd_peer **ret) {
+        sd_bus *bus = NULL;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        r = sd_bus_open_system(&bus);
+        if (r < 0)
+                return r;
+        r = vrd_peer_new_with_bus(ret, bus);
+        sd_bus_unref(bus);
+        if (r < 0)
+                return r;
+        (*ret)->own_bus = true;
+        return 0;
+}
+
+vrd_peer *vrd_peer_ref(vrd_peer *p) {
+        if (p)
+                p->n_ref++;
+        return p;
+}
+
+vrd_peer *vrd_peer_unref(vrd_peer *p) {
+        if (!p || --p->n_ref > 0)
+                return NULL;
+        sd_bus_slot_unref(p->pause_slot);
+        sd_bus_slot_unref(p->resume_slot);
+        sd_bus_slot_unref(p->ack_slot);
+        if (p->own_bus)
+                sd_bus_flush_close_unref(p->bus);
+        else
+                sd_bus_unref(p->bus);
+        free(p->daemon);
+        sd_bus_error_free(&p->error);
+        free(p);
+        return NULL;
+}
+
+/* The fds of a reply belong to the message: the caller gets its own copies. */
+static int dup_fd(int fd, int *ret) {
+        *ret = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        return *ret < 0 ? negative_errno() : 0;
+}
+
+int vrd_peer_take(vrd_peer *p, const char *address, int *ret_device_fd, int *ret_iommu_fd, bool *ret_paused) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_close_ int device = -EBADF, iommu = -EBADF;
+        int device_fd, iommu_fd, paused, r;
+
+        if (!p)
+                return -EINVAL;
+        if (!address)
+                return fail(p, -EINVAL, NULL);
+        r = call(p, "TakeDevice", &reply, "s", address);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "hhb", &device_fd, &iommu_fd, &paused);
+        if (r >= 0 && ret_device_fd)
+                r = dup_fd(device_fd, &device);
+        if (r >= 0 && ret_iommu_fd)
+                r = dup_fd(iommu_fd, &iommu);
+        if (r < 0)
+                return fail(p, r, NULL);
+        if (ret_device_fd)
+                *ret_device_fd = TAKE_FD(device);
+        if (ret_iommu_fd)
+                *ret_iommu_fd = TAKE_FD(iommu);
+        if (ret_paused)
+                *ret_paused = paused;
+        return 0;
+}
+
+static int call_with_address(vrd_peer *p, const char *method, const char *address) {
+        if (!p)
+                return -EINVAL;
+        if (!address)
+                return fail(p, -EINVAL, NULL);
+        return call(p, method, NULL, "s", address);
+}
+
+int vrd_peer_release(vrd_peer *p, const char *address) {
+        return call_with_address(p, "ReleaseDevice", address);
+}
+
+int vrd_peer_watch(vrd_peer *p, const char *address) {
+        return call_with_address(p, "Watch", address);
+}
+
+int vrd_peer_unwatch(vrd_peer *p, const char *address) {
+        return call_with_address(p, "Unwatch", address);
+}
+
+int vrd_peer_get_devset(vrd_peer *p, const char *address, char **ret_devset) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path;
+        int r;
+
+        if (!p)
+                return -EINVAL;
+        if (!address || !ret_devset)
+                return fail(p, -EINVAL, NULL);
+        r = call(p, "GetDevSet", &reply, "s", address);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return fail(p, r, NULL);
+        *ret_devset = strdup(path);
+        return *ret_devset ? 0 : fail(p, -ENOMEM, NULL);
+}
+
+int vrd_peer_on_pause(vrd_peer *p, vrd_pause_handler_t handler, void *userdata) {
+        if (!p)
+                return -EINVAL;
+        p->on_pause = handler;
+        p->pause_userdata = userdata;
+        return 0;
+}
+
+int vrd_peer_on_resume(vrd_peer *p, vrd_resume_handler_t handler, void *userdata) {
+        if (!p)
+                return -EINVAL;
+        p->on_resume = handler;
+        p->resume_userdata = userdata;
+        return 0;
+}
+
+int vrd_peer_on_reset_progress(vrd_peer *p, vrd_progress_handler_t handler, void *userdata) {
+        if (!p)
+                return -EINVAL;
+        p->on_progress = handler;
+        p->progress_userdata = userdata;
+        return 0;
+}
+
+int vrd_peer_pause_complete(vrd_peer *p, uint64_t reset_id) {
+        if (!p)
+                return -EINVAL;
+        return call(p, "PauseComplete", NULL, "t", reset_id);
+}
+
+/* --- ResetDevice, with the set's progress --------------------------------- */
+
+struct reset_call {
+        vrd_peer *peer;
+        char *devset;                   /* known before the reply only when progress is followed */
+        char *state;
+        char **peers;
+        char **paused_peers;
+        uint64_t reset_id;
+        sd_bus_message *reply;
+};
+
+static void reset_call_done(struct reset_call *c) {
+        free(c->devset);
+        free(c->state);
+        strv_free(c->peers);
+        strv_free(c->paused_peers);
+        sd_bus_message_unref(c->reply);
+}
+
+static void report(struct reset_call *c) {
+        struct vrd_reset_progress progress = {
+                .devset = c->devset,
+                .state = c->state ?: "idle",
+                .peers = (const char *const *) (c->peers ?: (char *[]) { NULL }),
+                .paused_peers = (const char *const *) (c->paused_peers ?: (char *[]) { NULL }),
+                .reset_id = c->reset_id,
+        };
+
+        if (c->peer->on_progress)
+                c->peer->on_progress(c->peer, &progress, c->peer->progress_userdata);
+}
+
+static int read_strv_variant(sd_bus_message *m, char ***ret) {
+        int r = sd_bus_message_enter_container(m, 'v', "as");
+
+        if (r < 0)
+                return r;
+        strv_free(*ret);
+        *ret = NULL;
+        r = sd_bus_message_read_strv(m, ret);
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+/* The DevSet properties progress shows, from GetAll or PropertiesChanged. */
+static int read_set_properties(sd_bus_message *m, struct reset_call *c) {
+        const char *name, *state;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(m, "s", &name);
+                if (r < 0)
+                        return r;
+                if (strcmp(name, "State") == 0) {
+                        r = sd_bus_message_read(m, "v", "s", &state);
+                        if (r >= 0) {
+                                free(c->state);
+                                c->state = strdup(state);
+                        }
+                } else if (strcmp(name, "Peers") == 0)
+                        r = read_strv_variant(m, &c->peers);
+                else if (strcmp(name, "PausedPeers") == 0)
+                        r = read_strv_variant(m, &c->paused_peers);
+                else
+                        r = sd_bus_message_skip(m, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+static int on_set_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct reset_call *c = userdata;
+        const char *iface;
+
+        if (!from_daemon(c->peer, m) || sd_bus_message_read(m, "s", &iface) < 0 ||
+            strcmp(iface, VRD_DEVSET_IFACE) != 0 || read_set_properties(m, c) < 0)
+                return 0;
+        report(c);
+        return 0;
+}
+
+static int on_reset_started(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct reset_call *c = userdata;
+        const char *devset;
+        uint64_t id;
+
+        if (!from_daemon(c->peer, m) || sd_bus_message_read(m, "ot", &devset, &id) < 0 ||
+            strcmp(devset, c->devset) != 0)
+                return 0;
+        c->reset_id = id;
+        report(c);
+        return 0;
+}
+
+static int on_reset_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct reset_call *c = userdata;
+
+        c->reply = sd_bus_message_ref(m);
+        return 0;
+}
+
+/* Follow the set from before the call: matches first, then its state now. */
+static int follow_set(struct reset_call *c, const char *address, sd_bus_slot **changed, sd_bus_slot **started) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        vrd_peer *p = c->peer;
+        int r;
+
+        r = vrd_peer_get_devset(p, address, &c->devset);
+        if (r < 0)
+                return r;
+        r = sd_bus_match_signal(p->bus, changed, VRD_BUS_NAME, c->devset, "org.freedesktop.DBus.Properties",
+                                "PropertiesChanged", on_set_changed, c);
+        if (r >= 0)
+                r = sd_bus_match_signal(p->bus, started, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                        "ResetStarted", on_reset_started, c);
+        if (r < 0)
+                return fail(p, r, NULL);
+        r = sd_bus_call_method(p->bus, VRD_BUS_NAME, c->devset, "org.freedesktop.DBus.Properties", "GetAll", &e,
+                               &reply, "s", VRD_DEVSET_IFACE);
+        if (r < 0)
+                return fail(p, r, &e);
+        r = read_set_properties(reply, c);
+        if (r < 0)
+                return fail(p, r, NULL);
+        report(c);
+        return 0;
+}
+
+static int reset_message(vrd_peer *p, const char *address, uint64_t quiesce_timeout_usec, uint64_t flags,
+                         sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(p->bus, &m, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                           "ResetDevice");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", address);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && quiesce_timeout_usec > 0)
+                r = sd_bus_message_append(m, "{sv}", "QuiesceTimeoutUSec", "t", quiesce_timeout_usec);
+        if (r >= 0 && (flags & VRD_RESET_FORCE))
+                r = sd_bus_message_append(m, "{sv}", "Force", "b", 1);
+        if (r >= 0 && (flags & VRD_RESET_BORROW))
+                r = sd_bus_message_append(m, "{sv}", "Borrow", "b", 1);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int vrd_peer_reset(vrd_peer *p, const char *address, uint64_t quiesce_timeout_usec, uint64_t flags,
+                   char **ret_devset, uint64_t *ret_duration_usec) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *call_slot = NULL, *changed = NULL, *started = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        struct reset_call c = { .peer = p };
+        const char *devset, *result;
+        uint64_t duration;
+        int r;
+
+        if (!p)
+                return -EINVAL;
+        if (!address || (flags & ~(VRD_RESET_FORCE | VRD_RESET_BORROW)))
+                return fail(p, -EINVAL, NULL);
+        /* The loop below dispatches the bus, which sd-bus refuses inside a handler. */
+        if (sd_bus_get_current_message(p->bus))
+                return fail(p, -EBUSY, NULL);
+
+        if (p->on_progress) {
+                r = follow_set(&c, address, &changed, &started);
+                if (r < 0)
+                        goto finish;
+        }
+        r = reset_message(p, address, quiesce_timeout_usec, flags, &m);
+        /* No timeout of ours: the daemon answers when the reset is over, or the bus when the daemon leaves. */
+        if (r >= 0)
+                r = sd_bus_call_async(p->bus, &call_slot, m, on_reset_reply, &c, UINT64_MAX);
+        while (r >= 0 && !c.reply) {
+                r = sd_bus_process(p->bus, NULL);
+                if (r == 0)
+                        r = sd_bus_wait(p->bus, UINT64_MAX);
+                if (r == -EINTR)
+                        r = 0;
+        }
+        if (r < 0) {
+                r = fail(p, r, NULL);
+                goto finish;
+        }
+        if (sd_bus_message_is_method_error(c.reply, NULL)) {
+                sd_bus_error_copy(&e, sd_bus_message_get_error(c.reply));
+                r = fail(p, -EIO, &e);
+                goto finish;
+        }
+        r = sd_bus_message_read(c.reply, "ost", &devset, &result, &duration);
+        if (r >= 0 && ret_devset && !(*ret_devset = strdup(devset)))
+                r = -ENOMEM;
+        if (r < 0) {
+                r = fail(p, r, NULL);
+                goto finish;
+        }
+        if (ret_duration_usec)
+                *ret_duration_usec = duration;
+        r = 0;
+finish:
+        reset_call_done(&c);
+        return r;
+}
+
+/* --- event loop integration ------------------------------------------------ */
+
+int vrd_peer_get_fd(vrd_peer *p) {
+        return p ? sd_bus_get_fd(p->bus) : -EINVAL;
+}
+
+int vrd_peer_get_events(vrd_peer *p) {
+        return p ? sd_bus_get_events(p->bus) : -EINVAL;
+}
+
+int vrd_peer_get_timeout(vrd_peer *p, uint64_t *ret_usec) {
+        return p ? sd_bus_get_timeout(p->bus, ret_usec) : -EINVAL;
+}
+
+int vrd_peer_process(vrd_peer *p) {
+        int r;
+
+        if (!p)
+                return -EINVAL;
+        while ((r = sd_bus_process(p->bus, NULL)) > 0)
+                ;
+        return r < 0 ? fail(p, r, NULL) : 0;
+}
+
+int vrd_peer_wait(vrd_peer *p, uint64_t timeout_usec) {
+        int r;
+
+        if (!p)
+                return -EINVAL;
+        r = sd_bus_wait(p->bus, timeout_usec);
+        if (r == -EINTR)
+                return 0;
+        return r < 0 ? fail(p, r, NULL) : r;
+}
+
+int vrd_peer_attach_event(vrd_peer *p, sd_event *e) {
+        if (!p)
+                return -EINVAL;
+        return sd_bus_attach_event(p->bus, e, SD_EVENT_PRIORITY_NORMAL);
+}
+
+sd_bus *vrd_peer_get_bus(vrd_peer *p) {
+        return p ? p->bus : NULL;
+}
+
+const char *vrd_peer_error_name(vrd_peer *p) {
+        return p ? p->error.name : NULL;
+}
+
+const char *vrd_peer_error_message(vrd_peer *p) {
+        return p ? p->error.message : NULL;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* /etc/vfio-resetd/vfio-resetd.conf: which devices the daemon manages, and
+ * defaults for resets. A bad line is logged (file:line: what is wrong) and
+ * skipped; the rest of the file still counts. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pci-address.h"
+
+#define CONFIG_FILE_PATH "/etc/vfio-resetd/vfio-resetd.conf"
+#define CONFIG_QUIESCE_TIMEOUT_USEC_DEFAULT (5 * UINT64_C(1000000))
+
+struct vrd_config {
+        char **managed;                 /* [Manage] Device=: canonical "DDDD:BB:SS.F", no duplicates */
+        char **vfio_drivers;            /* [Topology] VfioDriver=: extra vfio-pci variant drivers */
+        uint64_t quiesce_timeout_usec;  /* [Reset] QuiesceTimeoutSec= */
+};
+
+/* Fills *ret (defaults first; a missing file leaves them). Bad lines are
+ * logged as warnings. Returns 0, or a negative errno, not logged, when the
+ * file exists but cannot be read or memory runs out; *ret is then untouched. */
+int config_load(const char *path, struct vrd_config *ret);
+void config_done(struct vrd_config *c);
+
+bool config_manages(const struct vrd_config *c, const struct pci_address *a);

@@ -165,6 +165,14 @@ static bool slot_resettable(struct udev_device *bridge) {
         return drv && strcmp(drv, "pciehp") == 0;
 }
 
+/* libudev builds TAGS/CURRENT_TAGS (":a:b:") from the tags it knows; a
+ * device seen only through its uevent file (no udev database) has them there. */
+static bool has_tag_property(struct udev_device *d, const char *property) {
+        const char *v = udev_device_get_property_value(d, property);
+
+        return v && strstr(v, ":vfio-resetd:");
+}
+
 static int read_function(struct udev_device *d, const struct topology_options *o, struct pci_function *f) {
         struct udev_device *parent;
         _cleanup_free_ char *group = NULL, *physfn = NULL;
@@ -208,7 +216,8 @@ static int read_function(struct udev_device *d, const struct topology_options *o
         } else
                 f->root_bus = true;
 
-        f->tagged = udev_device_has_tag(d, "vfio-resetd") > 0;
+        f->tagged = udev_device_has_current_tag(d, "vfio-resetd") > 0 || has_tag_property(d, "CURRENT_TAGS") ||
+                    has_tag_property(d, "TAGS");
 
         methods = udev_device_get_sysattr_value(d, "reset_method");
         f->reset_methods = strv_split_whitespace(methods);

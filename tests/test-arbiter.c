@@ -52,7 +52,12 @@ static void setup(void) {
         ck_assert_ptr_nonnull(f);
         /* 03:00.x stays unmanaged: the NotOwned/NotManaged cases use it. */
         fputs("[Manage]\nDevice=0000:04:00.0 0000:04:00.1 00:02.0 01:01.0 01:02.0\n"
-              "Device=05:00.0 05:00.1 05:00.2 02:00.0 02:00.1\n[Reset]\nQuiesceTimeoutSec=10\n", f);
+              "Device=05:00.0 05:00.1 05:00.2\n[Reset]\nQuiesceTimeoutSec=10\n", f);
+        /* The slot 2 pair opts in by udev tag alone. */
+        umockdev_testbed_set_property(tb, "/sys/devices/pci0000:00/0000:00:04.0/0000:02:00.0", "CURRENT_TAGS",
+                                      ":vfio-resetd:");
+        umockdev_testbed_set_property(tb, "/sys/devices/pci0000:00/0000:00:04.0/0000:02:00.1", "CURRENT_TAGS",
+                                      ":vfio-resetd:");
         fclose(f);
         harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", "--config", config, NULL });
 }
@@ -800,6 +805,19 @@ START_TEST(test_polkit_decides_for_others) {
 }
 END_TEST
 
+START_TEST(test_udev_tag_opts_in) {
+        struct call c;
+        int managed = 0;
+
+        ck_assert_int_ge(sd_bus_get_property_trivial(h.bus, VRD_BUS_NAME, VRD_DEVSET_PATH_PREFIX "/slot_0000_02_1",
+                                                     VRD_DEVSET_IFACE, "Managed", NULL, 'b', &managed), 0);
+        ck_assert(managed);
+        reset_sync(&c, "0000:02:00.1", NULL);
+        ck_assert_str_eq(c.result, "done");
+        ck_assert_int_eq(count_resets("hot-reset 0000:02:00.0 groups=1"), 1);      /* one group, a slot reset */
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("arbiter");
         TCase *tc = tcase_create("fake-kernel");
@@ -826,6 +844,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_departed_peer_loses_its_claims);
         tcase_add_test(tc, test_states_and_signals);
         tcase_add_test(tc, test_polkit_decides_for_others);
+        tcase_add_test(tc, test_udev_tag_opts_in);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -31,7 +31,7 @@ static const struct verb {
 
 static void help(void) {
         printf("%s [OPTIONS...] COMMAND ...\n\n"
-               "Inspect the vfio dev_sets that vfio-resetd sees.\n\nCommands:\n",
+               "Inspect and reset the vfio dev_sets of vfio-resetd, and run programs on its devices.\n\nCommands:\n",
                program_invocation_short_name);
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 printf("  %s\n", verbs[i].usage);

@@ -112,7 +112,8 @@ int vrd_peer_attach_event(vrd_peer *p, sd_event *e);
 sd_bus *vrd_peer_get_bus(vrd_peer *p);
 
 /* The D-Bus error name and message of the last failure ("org.vfioresetd1.Error.QuiesceTimeout",
- * "Peers :1.42 did not complete pause 7 of bus_0000_04 in time"); NULL before any. */
+ * "peers did not acknowledge the pause of bus_0000_04 within 0.500 s: :1.42 (pid 4711, qemu)");
+ * NULL before any. */
 const char *vrd_peer_error_name(vrd_peer *p);
 const char *vrd_peer_error_message(vrd_peer *p);
 

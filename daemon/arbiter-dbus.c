@@ -76,14 +76,10 @@ static int request_reset(struct manager *m, struct dev_set *s, sd_bus_message *m
 
 int method_reset_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct manager *m = userdata;
-        const char *address;
         struct device *d;
         int r;
 
-        r = sd_bus_message_read(msg, "s", &address);
-        if (r < 0)
-                return r;
-        r = manager_lookup_device(m, address, &d, error);
+        r = manager_read_device(m, msg, &d, error);
         if (r < 0)
                 return r;
         return request_reset(m, d->dev_set, msg, method_reset_device, userdata, error);

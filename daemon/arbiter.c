@@ -212,7 +212,6 @@ static void reset_quiesced(struct reset *r) {
         int k;
 
         r->deadline = sd_event_source_disable_unref(r->deadline);
-        set_state(s, DEV_SET_RESETTING);
 
         /* A set of several devices, or a lone one without its own reset, needs
          * the bus or slot reset; a lone device with a function reset uses it. */
@@ -238,6 +237,8 @@ static void reset_quiesced(struct reset *r) {
                 k = sd_event_add_io(m->event, &r->job_source, r->job->event_fd, EPOLLIN, on_job_done, r);
         if (k >= 0)
                 k = reset_job_start(r->job);
+        /* The kernel is at work before anyone hears of it: the signal costs no time. */
+        set_state(s, DEV_SET_RESETTING);
         if (k < 0) {
                 r->job_source = sd_event_source_disable_unref(r->job_source);
                 reset_endf(r, "failed", VRD_ERROR_RESET_FAILED, "cannot start the reset of %s: %s", r->set_id,
@@ -312,7 +313,6 @@ static void reset_start(struct reset *r) {
         r->id = ++m->last_reset_id;
         r->start_usec = monotonic_usec();
         deadline = r->start_usec + r->options.quiesce_timeout_usec;
-        set_state(s, DEV_SET_QUIESCING);
         (void) arbiter_emit_started(m, r->set_path, r->id);
 
         for (size_t i = 0; i < m->n_peers; i++) {
@@ -330,13 +330,15 @@ static void reset_start(struct reset *r) {
                 if (k < 0)
                         log_warning_errno(k, "Cannot send Pause to %s: %m", p->name);
         }
+        /* Peers hear first; property watchers after. */
+        set_state(s, DEV_SET_QUIESCING);
         log_info("Reset %" PRIu64 " of %s: quiescing %zu peers", r->id, r->set_id, strv_length(r->sent));
         (void) dev_set_bus_emit_changed(s, (const char *[]) { "PausedPeers", NULL });
         if (strv_length(r->sent) == 0) {
                 reset_quiesced(r);
                 return;
         }
-        k = sd_event_add_time(m->event, &r->deadline, CLOCK_MONOTONIC, deadline, 0, on_deadline, r);
+        k = sd_event_add_time(m->event, &r->deadline, CLOCK_MONOTONIC, deadline, USEC_PER_MSEC, on_deadline, r);
         if (k < 0)
                 reset_endf(r, "failed", VRD_ERROR_RESET_FAILED, "cannot arm the quiesce deadline: %s", strerror(-k));
 }
@@ -435,6 +437,18 @@ int arbiter_pause_complete(struct manager *m, const char *sender, uint64_t reset
 
 bool arbiter_paused(const struct dev_set *s) {
         return s->state != DEV_SET_IDLE;
+}
+
+int arbiter_joined_paused(struct dev_set *s, const char *peer) {
+        struct reset *r = s->reset;
+
+        /* It took or watched the set while a reset is under way: it counts as
+         * paused (the reply says so) and hears the Resume like the others. */
+        if (!r || strv_contains(r->sent, peer))
+                return 0;
+        if (strv_extend(&r->sent, peer) < 0 || strv_extend(&r->acked, peer) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
 void arbiter_peer_gone(struct manager *m, const char *name) {

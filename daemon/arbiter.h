@@ -60,6 +60,8 @@ int arbiter_request(struct dev_set *s, sd_bus_message *msg, const struct reset_o
 int arbiter_pause_complete(struct manager *m, const char *sender, uint64_t reset_id, sd_bus_error *error);
 /* Whether a peer of the set should consider itself paused now. */
 bool arbiter_paused(const struct dev_set *s);
+/* A peer that joins the set mid-reset is paused already and gets the Resume. */
+int arbiter_joined_paused(struct dev_set *s, const char *peer);
 
 /* Hooks the rest of the daemon calls. */
 /* A peer left the bus, or released everything it had in some set. */

@@ -30,16 +30,22 @@ int manager_lookup_device(struct manager *m, const char *address, struct device 
                                  "PCI device %s is bound to %s, not to a vfio-pci driver", buf, f->driver);
 }
 
-static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        struct manager *m = userdata;
+int manager_read_device(struct manager *m, sd_bus_message *msg, struct device **ret, sd_bus_error *error) {
         const char *address;
-        struct device *d;
         int r;
 
         r = sd_bus_message_read(msg, "s", &address);
         if (r < 0)
                 return r;
-        r = manager_lookup_device(m, address, &d, error);
+        return manager_lookup_device(m, address, ret, error);
+}
+
+static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        struct device *d;
+        int r;
+
+        r = manager_read_device(m, msg, &d, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, "o", d->path);
@@ -47,18 +53,14 @@ static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *
 
 static int method_get_dev_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct manager *m = userdata;
-        const char *address;
         struct device *d;
         int r;
 
-        r = sd_bus_message_read(msg, "s", &address);
-        if (r < 0)
-                return r;
-        r = manager_lookup_device(m, address, &d, error);
+        r = manager_read_device(m, msg, &d, error);
         if (r < 0)
                 return r;
         if (!d->dev_set)        /* cannot happen: every vfio device is in a set */
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Device %s has no dev_set", address);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Device %s has no dev_set", d->path);
         return sd_bus_reply_method_return(msg, "o", d->dev_set->path);
 }
 

@@ -89,6 +89,8 @@ int manager_refresh(struct manager *m);
 struct device *manager_find_device(struct manager *m, const struct pci_address *a);
 /* An address argument to a vfio device, or error naming the address and what it is instead. */
 int manager_lookup_device(struct manager *m, const char *address, struct device **ret, sd_bus_error *error);
+/* The same for a method call whose first argument is the address. */
+int manager_read_device(struct manager *m, sd_bus_message *msg, struct device **ret, sd_bus_error *error);
 struct dev_set *manager_find_dev_set(struct manager *m, const char *id);
 
 /* Holders of every vfio device (other than this daemon), fresh for this loop iteration. */

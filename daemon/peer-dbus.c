@@ -14,13 +14,9 @@
 /* Read the address, find the device, check the caller may take or watch. r <= 0: return r (or 1). */
 static int begin(sd_bus_message *msg, struct manager *m, sd_bus_message_handler_t handler, struct device **ret,
                  sd_bus_error *error) {
-        const char *address;
         int r;
 
-        r = sd_bus_message_read(msg, "s", &address);
-        if (r < 0)
-                return r;
-        r = manager_lookup_device(m, address, ret, error);
+        r = manager_read_device(m, msg, ret, error);
         if (r < 0)
                 return r;
         return polkit_verify(&m->polkit, msg, VRD_ACTION_TAKE, handler, m, error);
@@ -62,6 +58,9 @@ int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 log_info("Peer %s took %s", sender, address);
                 peer_emit_changes(m, &d->fn.address);
         }
+        r = arbiter_joined_paused(d->dev_set, sender);
+        if (r < 0)
+                return r;
         /* sd-bus duplicates the fds into the reply: the daemon keeps its own. */
         return sd_bus_reply_method_return(msg, "hhb", d->device_fd, iommu, arbiter_paused(d->dev_set));
 }
@@ -115,5 +114,8 @@ int method_watch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return r;
         if (r > 0)
                 peer_emit_changes(m, &d->fn.address);
+        r = arbiter_joined_paused(d->dev_set, p->name);
+        if (r < 0)
+                return r;
         return sd_bus_reply_method_return(msg, NULL);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bus-harness.h"
+#include "check-run.h"
 #include "bus-names.h"
 #include "macro.h"
 #include "testbed.h"
@@ -850,11 +851,5 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return check_run(suite());
 }

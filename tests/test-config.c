@@ -11,6 +11,7 @@
 
 #include "config-file.h"    /* not autoconf's config.h, which -I. finds first */
 #include "log.h"
+#include "check-run.h"
 
 #define SEC UINT64_C(1000000)
 
@@ -328,17 +329,11 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("config");
         TCase *tc = tcase_create("load");
-        SRunner *sr;
-        int failed;
 
         tcase_add_loop_test(tc, test_table, 0, ELEMENTSOF(cases));
         tcase_add_test(tc, test_manages);
         tcase_add_test(tc, test_unreadable);
         tcase_add_test(tc, test_example);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return check_run(s);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bus-harness.h"
+#include "check-run.h"
 #include "bus-names.h"
 #include "testbed.h"
 
@@ -367,8 +368,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("daemon");
         TCase *tc = tcase_create("lab");
-        SRunner *sr;
-        int failed;
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 60);
@@ -382,9 +381,5 @@ int main(void) {
         tcase_add_test(tc, test_hotplug_add_remove);
         tcase_add_test(tc, test_bind_unbind);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return check_run(s);
 }

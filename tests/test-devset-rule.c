@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "devset-rule.h"
+#include "check-run.h"
 
 #define MAXF 16
 
@@ -227,8 +228,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("devset-rule");
         TCase *tc = tcase_create("rule");
-        SRunner *sr;
-        int failed;
 
         tcase_add_test(tc, test_root_bus_alone);
         tcase_add_test(tc, test_bus_set_across_groups);
@@ -240,9 +239,5 @@ int main(void) {
         tcase_add_test(tc, test_no_vfio_no_sets);
         tcase_add_test(tc, test_kind_names);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return check_run(s);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "hold.h"
+#include "check-run.h"
 #include "macro.h"
 
 START_TEST(test_two_devices) {
@@ -40,15 +41,9 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("hold-env");
         TCase *tc = tcase_create("env");
-        SRunner *sr;
-        int failed;
 
         tcase_add_test(tc, test_two_devices);
         tcase_add_test(tc, test_wide_domain);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return check_run(s);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "pci-address.h"
+#include "check-run.h"
 
 static const struct {
         const char *in;
@@ -103,17 +104,11 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("pci-address");
         TCase *tc = tcase_create("parse");
-        SRunner *sr;
-        int failed;
 
         tcase_add_loop_test(tc, test_good, 0, sizeof(good) / sizeof(good[0]));
         tcase_add_loop_test(tc, test_bad, 0, sizeof(bad) / sizeof(bad[0]));
         tcase_add_test(tc, test_null_and_long);
         tcase_add_test(tc, test_compare);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return check_run(s);
 }

@@ -19,6 +19,7 @@
 #include <systemd/sd-event.h>
 
 #include "bus-harness.h"
+#include "check-run.h"
 #include "polkit.h"
 
 #define SERVICE_NAME  "org.vfioresetd1.PolkitTest"
@@ -595,8 +596,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("polkit");
         TCase *with = tcase_create("with polkit"), *without = tcase_create("without polkit");
-        SRunner *sr;
-        int failed;
 
         if (geteuid() != 0) {
                 fprintf(stderr, "test-polkit calls as other uids: it needs root\n");
@@ -617,9 +616,5 @@ int main(void) {
         tcase_add_test(without, test_polkit_absent);
         suite_add_tcase(s, without);
 
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return check_run(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "devset-rule.h"
+#include "check-run.h"
 #include "testbed.h"
 #include "topology.h"
 
@@ -164,8 +165,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("topology");
         TCase *tc = tcase_create("lab");
-        SRunner *sr;
-        int failed;
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_functions);
@@ -173,9 +172,5 @@ int main(void) {
         tcase_add_test(tc, test_variant_drivers);
         tcase_add_test(tc, test_unbind_changes_sets);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return check_run(s);
 }

@@ -169,3 +169,94 @@ need_programs() {
 		fi
 	done
 }
+
+# --- the reset scenarios: the daemon owning devices, bar-peer peers ----------
+
+# manage_config FILE QUIESCE_SEC ADDR...: a daemon config that manages ADDRs.
+manage_config() {
+	_mc_file=$1 _mc_quiesce=$2
+	shift 2
+	printf '[Manage]\nDevice=%s\n[Reset]\nQuiesceTimeoutSec=%s\n' "$*" "$_mc_quiesce" >"$_mc_file"
+}
+
+# peer_start NAME ARGS...: bar-peer (tests/vm/bar-peer.c) in the background.
+# Its events go to the console, host-stamped, as "VMTEST INFO peer NAME: ..."
+# (VMTEST_PEER_PREFIX replaces "VMTEST INFO peer") and to /run/peer-NAME.log;
+# the same lines after the guest's CLOCK_MONOTONIC (seconds) to
+# /run/peer-NAME.times; its pid to /run/peer-NAME.pid. Waits until it answered every take; fails
+# when it took nothing.
+# (Each helper's variables carry its own prefix: sh has no local variables.)
+peer_start() {
+	_ps_peer=$1
+	shift
+	: >"/run/peer-$_ps_peer.log"
+	: >"/run/peer-$_ps_peer.times"
+	bar-peer --log "/run/peer-$_ps_peer.log" --times "/run/peer-$_ps_peer.times" --prefix "${VMTEST_PEER_PREFIX:-VMTEST INFO peer} $_ps_peer:" "$@" &
+	echo $! >"/run/peer-$_ps_peer.pid"
+	peer_wait "$_ps_peer" 30 '^ready ' || return 1
+	! peer_has "$_ps_peer" '^ready .* taken=0$'
+}
+peer_pid() { cat "/run/peer-$1.pid"; }
+# peer_has NAME ERE: the peer reported a line matching ERE.
+peer_has() { grep -Eq -- "$2" "/run/peer-$1.log"; }
+# peer_wait NAME SECONDS ERE: until it does.
+peer_wait() { wait_for "$2" peer_has "$1" "$3"; }
+# peer_line NAME ERE: its last line matching ERE.
+peer_line() { grep -E -- "$2" "/run/peer-$1.log" | tail -n 1; }
+peer_count() { grep -Ec -- "$2" "/run/peer-$1.log"; }
+# peer_unique NAME: its unique bus name (from its ready line).
+peer_unique() { sed -n 's/^ready \([^ ]*\) .*/\1/p' "/run/peer-$1.log" | head -n 1; }
+# peer_stop NAME: SIGTERM and reap it (it may be gone already).
+peer_stop() {
+	_pst_pid=$(peer_pid "$1")
+	kill "$_pst_pid" 2>/dev/null
+	wait "$_pst_pid" 2>/dev/null
+	return 0
+}
+
+# reset_request NAME ADDR [bar-peer options]: ResetDevice through bar-peer's
+# requester mode, in the foreground; its lines in /run/peer-NAME.log (and on
+# the console). The status is bar-peer's (0: every call answered "done").
+reset_request() {
+	_rr_peer=$1 _rr_addr=$2
+	shift 2
+	: >"/run/peer-$_rr_peer.log"
+	: >"/run/peer-$_rr_peer.times"
+	bar-peer --reset "$_rr_addr" --log "/run/peer-$_rr_peer.log" --times "/run/peer-$_rr_peer.times" \
+		--prefix "${VMTEST_PEER_PREFIX:-VMTEST INFO peer} $_rr_peer:" "$@"
+}
+# reset_request_bg NAME ADDR [options]: the same in the background (pid file as peer_start).
+reset_request_bg() {
+	: >"/run/peer-$1.log"
+	reset_request "$@" &
+	echo $! >"/run/peer-$1.pid"
+}
+
+# peer_time NAME ERE: the guest clock (s) of its first line matching ERE.
+peer_time() { grep -E -- "^[0-9.]+ ${2#^}" "/run/peer-$1.times" | head -n 1 | cut -d' ' -f1; }
+# ms_between T0 T1: T1 - T0 in milliseconds, one decimal.
+ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
+
+# daemon_stop: SIGTERM the daemon daemon_start started and wait for it (the
+# bus stays up; daemon_start may start another).
+daemon_stop() {
+	[ -n "${VMTEST_DAEMON_PID:-}" ] || return 0
+	kill "$VMTEST_DAEMON_PID" 2>/dev/null
+	wait "$VMTEST_DAEMON_PID" 2>/dev/null
+	VMTEST_DAEMON_PID=""
+	wait_for 10 sh -c '! busctl --system list 2>/dev/null | grep -q "^org.vfioresetd1 "'
+}
+
+# daemon_has ERE: the daemon's log has a line matching ERE.
+daemon_has() { grep -Eq -- "$1" /run/vfio-resetd.log; }
+daemon_line() { grep -E -- "$1" /run/vfio-resetd.log | tail -n 1; }
+# daemon_alive: the process runs and answers a bus call.
+daemon_alive() {
+	kill -0 "$VMTEST_DAEMON_PID" 2>/dev/null &&
+		busctl --system call "$VMTEST_NAME" /org/vfioresetd1 org.vfioresetd1.Manager GetDevice s "$1" >/dev/null
+}
+# daemon_show_resets: the daemon's account of each reset, on the console.
+daemon_show_resets() {
+	grep -E 'Reset [0-9]+ of|asks for .* back|Peer .* (took|left)' /run/vfio-resetd.log 2>/dev/null |
+		sed 's/^/VMTEST INFO vfio-resetd: /'
+}

@@ -118,7 +118,8 @@ copy_bin() {
 		real="$(dirname "$bin")/.libs/$(basename "$bin")"
 		[ -f "$real" ] || real="$(dirname "$bin")/.libs/lt-$(basename "$bin")"
 		[ -f "$real" ] || die "$bin is a libtool wrapper without a .libs program"
-		libpath=$(find "$(dirname "$bin")/.." -maxdepth 3 -type d -name .libs -printf '%p:')
+		# Absolute, so that ldd names absolute paths for a relative --bin too.
+		libpath=$(find "$(cd "$(dirname "$bin")/.." && pwd)" -maxdepth 3 -type d -name .libs -printf '%p:')
 	fi
 	cp -L "$real" "$root/usr/bin/$(basename "$bin")"
 	chmod 755 "$root/usr/bin/$(basename "$bin")"

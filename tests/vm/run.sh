@@ -7,9 +7,11 @@
 #   --cache    downloads, the initrd and logs, kept between runs (default
 #              $VMTEST_CACHE, else /var/tmp/vfio-resetd-vm)
 #   --bin      a host program to put in the guest (vfio-resetd, vfio-resetctl);
-#              dbus-daemon, busctl and hot-reset-info are always there
+#              dbus-daemon, busctl, hot-reset-info and bar-peer are always there
 #   --native   leave this endpoint on its native driver (also read from the
 #              scenario's `# vmtest-native: BDF...` lines)
+# A scenario's `# vmtest-qemu-args: ARG...` lines add QEMU arguments (extra
+# devices) to its own VM.
 #   --log      where to keep the guest log (default CACHE/log/NAME-TIME.log)
 #   --verbose  echo the whole console, not only the VMTEST lines
 #   --demo     echo only the scenario's "DEMO " lines, for a person to read
@@ -71,12 +73,22 @@ checker="$cache/build/hot-reset-info"
 # Built apart, then renamed: parallel runs share the cache.
 ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$checker.$$" "$here/hot-reset-info.c"
 mv -f "$checker.$$" "$checker"
+# The peer that maps a BAR and serves pauses (the reset scenarios).
+peer="$cache/build/bar-peer"
+# shellcheck disable=SC2046 # pkg-config's flags, one a word
+${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -pthread -o "$peer.$$" "$here/bar-peer.c" \
+	$(pkg-config --cflags --libs libsystemd)
+mv -f "$peer.$$" "$peer"
 
 # shellcheck disable=SC2207 # BDFs have no spaces
 natives+=($(sed -n 's/^# vmtest-native://p' "$scenario"))
+# A scenario may add devices to the layout for itself alone (QEMU arguments
+# without spaces in them, after the shared layout, so no address moves).
+# shellcheck disable=SC2207
+extra_qemu=($(sed -n 's/^# vmtest-qemu-args://p' "$scenario"))
 initrd="$cache/build/initrd-$name-$$.cpio.gz"
 mk=(--kernel "$cache/kernel" --scenario "$scenario" --out "$initrd"
-	--bin "$(command -v dbus-daemon)" --bin "$(command -v busctl)" --bin "$checker")
+	--bin "$(command -v dbus-daemon)" --bin "$(command -v busctl)" --bin "$checker" --bin "$peer")
 for b in "${bins[@]}"; do mk+=(--bin "$b"); done
 for n in "${natives[@]}"; do mk+=(--native "$n"); done
 for e in "${envs[@]}"; do mk+=(--env "$e"); done
@@ -115,6 +127,7 @@ qemu=(
 	# no hotplug: bus set spanning two groups
 	-device pcie-root-port,id=rp4,chassis=4,slot=4,addr=07.0,hotplug=off,x-speed=5,x-width=1
 	-device igb,bus=rp4,addr=00.0,multifunction=on,romfile= -device igb,bus=rp4,addr=00.1,romfile=
+	"${extra_qemu[@]}"
 	-kernel "$cache/kernel/vmlinuz" -initrd "$initrd"
 	-append "console=ttyS0 intel_iommu=on iommu=pt panic=-1 quiet loglevel=4 pci=noari"
 )

@@ -1,0 +1,708 @@
+/* bar-peer: a vfio-resetd peer for the VM tests that really uses its device.
+ *
+ * It takes devices from the daemon (TakeDevice), maps each one's BAR0
+ * (VFIO_DEVICE_GET_REGION_INFO, mmap), writes a register whose reset value is
+ * known and reads it back, then serves the daemon's pauses. On Resume it
+ * reads the register again (the reset value after a reset, the written value
+ * after an abandoned one), writes it once more and reads it back: the fds and
+ * the mapping stay usable across the reset. On a Pause of type "gone" it lets
+ * go of that device (unmaps, closes its fds) so that the kernel's unbind can
+ * finish.
+ *
+ * The register: TDBAL (Transmit Descriptor Base Address Low, queue 0) at BAR0
+ * offset 0x3800 (E1000_TDBAL in QEMU's and Linux's e1000_regs.h). QEMU's three
+ * NIC models the test VM has keep it writable and clear it on reset:
+ *   - e1000 (hw/net/e1000.c): putreg(TDBAL), a plain write; e1000_reset()
+ *     zeroes mac_reg[] before applying mac_reg_init[], which lacks TDBAL;
+ *   - e1000e (hw/net/e1000e_core.c): e1000e_set_dbal() keeps val & ~0xf;
+ *     e1000e_core_reset() zeroes core->mac[] except e1000e_mac_reg_init[];
+ *   - igb (hw/net/igb_core.c): 0x3800 is TDBAL0's alias (mac_reg_access[
+ *     TDBAL0_A] = 0x2A00 words, i.e. 0xE000), igb_set_dbal() keeps
+ *     val & E1000_XDBAL_MASK (QEMU 10's igb masks more low bits: 0x...50
+ *     reads back as 0x...40 there); igb_reset() sets every register outside
+ *     igb_mac_reg_init[] (TDBAL0 is not in it) to 0.
+ * So the written value, 0x5a5a5a00, has its low eight bits clear, and the
+ * reset value is 0.
+ * (Config space would not do: the kernel saves and restores the standard
+ * header around every reset, so Cache Line Size would come back as written.)
+ *
+ * Every event is one line on stdout (and in --log FILE; in --times FILE after
+ * the guest's CLOCK_MONOTONIC in seconds), prefixed by --prefix TEXT on
+ * stdout only:
+ *   took ADDR paused=B | error NAME MESSAGE
+ *   bar0 ADDR size=N mmap=yes
+ *   wrote ADDR reg=0xOFF value=0xV readback=0xR
+ *   pause ID TYPE ADDR...
+ *   before-ack ADDR reg=0xOFF value=0xV   (read just before acking: still the written value)
+ *   acked ID | ack-error ID NAME MESSAGE
+ *   resume ID RESULT
+ *   value ADDR reg=0xOFF mmap=0xV pread=0xV reset=yes|no
+ *   rewrote ADDR reg=0xOFF value=0xV readback=0xR
+ *   ready UNIQUE pid=PID taken=N      (once every take is answered)
+ *   busy ADDR reads=N last=0xV       (with --busy, at each Resume)
+ *   gone ADDR | closed ADDR
+ *   started ID DEVSET | finished ID DEVSET RESULT duration_usec=N   (broadcasts,
+ *                                     unless --no-broadcasts)
+ *   released ADDR | exiting
+ *
+ * Usage: bar-peer --take ADDR [--take ADDR]... [--ack | --silent | --ack-after MS]
+ *          [--reg OFFSET] [--value V] [--busy MS] [--release-on-resume]
+ *          [--exit-on-resume] [--log FILE] [--times FILE] [--prefix TEXT]
+ *          [--no-broadcasts]
+ *
+ * It is also the scenarios' requester, because busctl prints a failed call's
+ * message but not its error name:
+ *   bar-peer --reset ADDR [--timeout-usec N] [--force] [--count N] [--log FILE] [--prefix TEXT]
+ * calls ResetDevice N times (default 1) and prints, for each,
+ *   reset-call ADDR                   (as it sends the call)
+ *   reset-reply DEVSET RESULT duration_usec=N wall_usec=N
+ *   reset-error NAME MESSAGE wall_usec=N
+ * (wall_usec: the call's round trip by this process's CLOCK_MONOTONIC), then
+ * with --count above 1
+ *   reset-summary n=N ok=N wall_min_us=N wall_median_us=N daemon_min_us=N daemon_median_us=N
+ * Exit status 0 when every call succeeded.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#define BUS_NAME "org.vfioresetd1"
+#define ROOT_PATH "/org/vfioresetd1"
+#define MANAGER_IFACE "org.vfioresetd1.Manager"
+#define MAX_DEVICES 8
+
+struct dev {
+	char address[16];
+	int device_fd;
+	int iommu_fd;
+	volatile uint32_t *bar; /* BAR0, mapped */
+	size_t bar_size;
+	off_t bar_offset; /* BAR0's offset in the device fd */
+	atomic_ulong busy_reads;
+	atomic_uint busy_last;
+};
+
+static sd_bus *bus;
+static sd_event *event;
+static struct dev devs[MAX_DEVICES];
+static size_t n_devs;
+static enum { ACK, SILENT, ACK_AFTER } mode = ACK;
+static uint64_t ack_after_usec;
+static uint32_t reg = 0x3800, value = 0x5a5a5a00;
+static unsigned busy_ms;
+static bool release_on_resume, exit_on_resume, no_broadcasts;
+static FILE *logf, *timesf;
+static const char *prefix = "";
+
+/* The busy thread touches the BARs while this is set (not while quiesced). */
+static atomic_bool touching;
+static atomic_bool stop_busy;
+static pthread_t busy_thread;
+static bool busy_started;
+static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	printf("%s%s%s\n", prefix, *prefix ? " " : "", line);
+	fflush(stdout);
+	if (logf) {
+		fprintf(logf, "%s\n", line);
+		fflush(logf);
+	}
+	if (timesf) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		fprintf(timesf, "%lld.%06ld %s\n", (long long)ts.tv_sec, ts.tv_nsec / 1000, line);
+		fflush(timesf);
+	}
+}
+
+static struct dev *find_dev(const char *address)
+{
+	for (size_t i = 0; i < n_devs; i++)
+		if (devs[i].device_fd >= 0 && !strcmp(devs[i].address, address))
+			return &devs[i];
+	return NULL;
+}
+
+/* Make sure the device decodes memory (as any user does before touching a BAR). */
+static int enable_memory(struct dev *d)
+{
+	struct vfio_region_info cfg = { .argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	uint16_t cmd;
+
+	if (ioctl(d->device_fd, VFIO_DEVICE_GET_REGION_INFO, &cfg) < 0)
+		return -errno;
+	if (pread(d->device_fd, &cmd, sizeof(cmd), (off_t)cfg.offset + PCI_COMMAND) != sizeof(cmd))
+		return -EIO;
+	if (cmd & PCI_COMMAND_MEMORY)
+		return 0;
+	cmd |= PCI_COMMAND_MEMORY;
+	if (pwrite(d->device_fd, &cmd, sizeof(cmd), (off_t)cfg.offset + PCI_COMMAND) != sizeof(cmd))
+		return -EIO;
+	return 0;
+}
+
+static int map_bar0(struct dev *d)
+{
+	struct vfio_region_info info = { .argsz = sizeof(info), .index = VFIO_PCI_BAR0_REGION_INDEX };
+	void *p;
+	int r;
+
+	if (ioctl(d->device_fd, VFIO_DEVICE_GET_REGION_INFO, &info) < 0) {
+		say("error bar0 %s VFIO_DEVICE_GET_REGION_INFO: %m", d->address);
+		return -1;
+	}
+	if (!(info.flags & VFIO_REGION_INFO_FLAG_MMAP) || info.size < reg + 4) {
+		say("error bar0 %s size=%llu flags=%#x: cannot map register %#x", d->address,
+		    (unsigned long long)info.size, info.flags, reg);
+		return -1;
+	}
+	r = enable_memory(d);
+	if (r < 0) {
+		say("error bar0 %s cannot enable memory decoding: %s", d->address, strerror(-r));
+		return -1;
+	}
+	p = mmap(NULL, info.size, PROT_READ | PROT_WRITE, MAP_SHARED, d->device_fd, (off_t)info.offset);
+	if (p == MAP_FAILED) {
+		say("error bar0 %s mmap: %m", d->address);
+		return -1;
+	}
+	d->bar = p;
+	d->bar_size = info.size;
+	d->bar_offset = (off_t)info.offset;
+	say("bar0 %s size=%llu mmap=yes", d->address, (unsigned long long)info.size);
+	return 0;
+}
+
+static void write_reg(struct dev *d, const char *verb)
+{
+	d->bar[reg / 4] = value;
+	say("%s %s reg=%#x value=0x%08x readback=0x%08x", verb, d->address, reg, value, d->bar[reg / 4]);
+}
+
+static uint32_t pread_reg(struct dev *d, bool *ok)
+{
+	uint32_t v = 0;
+
+	*ok = pread(d->device_fd, &v, sizeof(v), d->bar_offset + reg) == sizeof(v);
+	return v;
+}
+
+static void close_dev(struct dev *d)
+{
+	if (d->bar)
+		munmap((void *)d->bar, d->bar_size);
+	d->bar = NULL;
+	if (d->device_fd >= 0)
+		close(d->device_fd);
+	if (d->iommu_fd >= 0)
+		close(d->iommu_fd);
+	d->device_fd = d->iommu_fd = -1;
+}
+
+static void *busy_loop(void *arg)
+{
+	struct timespec ts = { .tv_sec = busy_ms / 1000, .tv_nsec = (long)(busy_ms % 1000) * 1000000 };
+
+	(void)arg;
+	while (!atomic_load(&stop_busy)) {
+		if (atomic_load(&touching)) {
+			pthread_mutex_lock(&dev_lock);
+			for (size_t i = 0; i < n_devs; i++) {
+				struct dev *d = &devs[i];
+				if (!d->bar)
+					continue;
+				atomic_store(&d->busy_last, d->bar[reg / 4]);
+				atomic_fetch_add(&d->busy_reads, 1);
+			}
+			pthread_mutex_unlock(&dev_lock);
+		}
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+static int ack(uint64_t id)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	int r;
+
+	/* The last look before letting go: no reset may have happened yet. */
+	for (size_t i = 0; i < n_devs; i++)
+		if (devs[i].bar)
+			say("before-ack %s reg=%#x value=0x%08x", devs[i].address, reg, devs[i].bar[reg / 4]);
+
+	r = sd_bus_call_method(bus, BUS_NAME, ROOT_PATH, MANAGER_IFACE, "PauseComplete", &e, NULL, "t", id);
+	if (r < 0)
+		say("ack-error %" PRIu64 " %s %s", id, e.name ?: "?", e.message ?: strerror(-r));
+	else
+		say("acked %" PRIu64, id);
+	sd_bus_error_free(&e);
+	return 0;
+}
+
+/* A floating one-shot source: the event loop owns it and disables it after this. */
+static int on_ack_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)s;
+	(void)usec;
+	ack((uint64_t)(uintptr_t)userdata);
+	return 0;
+}
+
+static void let_go(const char *address)
+{
+	struct dev *d = find_dev(address);
+
+	if (!d)
+		return;
+	pthread_mutex_lock(&dev_lock);
+	close_dev(d);
+	pthread_mutex_unlock(&dev_lock);
+	say("closed %s", address);
+}
+
+static int on_pause(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	const char *set, *type;
+	uint64_t id, deadline;
+	char **addresses = NULL;
+	char line[512];
+	size_t len;
+
+	(void)userdata;
+	(void)error;
+	if (sd_bus_message_read(m, "otst", &set, &id, &type, &deadline) < 0 ||
+	    sd_bus_message_read_strv(m, &addresses) < 0)
+		return 0;
+	len = (size_t)snprintf(line, sizeof(line), "pause %" PRIu64 " %s", id, type);
+	for (char **a = addresses; a && *a && len < sizeof(line); a++)
+		len += (size_t)snprintf(line + len, sizeof(line) - len, " %s", *a);
+	say("%s", line);
+	if (!strcmp(type, "gone")) {
+		/* The kernel waits for every fd of the device: give ours back. */
+		for (char **a = addresses; a && *a; a++) {
+			say("gone %s", *a);
+			let_go(*a);
+		}
+	} else if (!strcmp(type, "pause") && mode != SILENT) {
+		/* Quiesce: stop touching the devices, then say so. */
+		atomic_store(&touching, false);
+		pthread_mutex_lock(&dev_lock); /* the busy thread is out of the BARs */
+		pthread_mutex_unlock(&dev_lock);
+		if (mode == ACK)
+			ack(id);
+		else
+			/* Accuracy 1 ms: sd-event's default would allow 250 ms of slack. */
+			sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, ack_after_usec, 1000, on_ack_timer,
+						   (void *)(uintptr_t)id);
+	}
+	for (char **a = addresses; a && *a; a++)
+		free(*a);
+	free(addresses);
+	return 0;
+}
+
+static void release(struct dev *d)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	char address[sizeof(d->address)];
+
+	memcpy(address, d->address, sizeof(address));
+	pthread_mutex_lock(&dev_lock);
+	close_dev(d);
+	pthread_mutex_unlock(&dev_lock);
+	if (sd_bus_call_method(bus, BUS_NAME, ROOT_PATH, MANAGER_IFACE, "ReleaseDevice", &e, NULL, "s", address) < 0)
+		say("error release %s %s %s", address, e.name ?: "?", e.message ?: "");
+	else
+		say("released %s", address);
+	sd_bus_error_free(&e);
+}
+
+static int on_resume(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	const char *set, *result;
+	uint64_t id;
+
+	(void)userdata;
+	(void)error;
+	if (sd_bus_message_read(m, "ots", &set, &id, &result) < 0)
+		return 0;
+	say("resume %" PRIu64 " %s", id, result);
+	for (size_t i = 0; i < n_devs; i++) {
+		struct dev *d = &devs[i];
+		uint32_t v, pv;
+		bool ok;
+
+		if (!d->bar)
+			continue;
+		if (busy_ms)
+			say("busy %s reads=%lu last=0x%08x", d->address, atomic_load(&d->busy_reads),
+			    atomic_load(&d->busy_last));
+		v = d->bar[reg / 4];
+		pv = pread_reg(d, &ok);
+		if (ok)
+			say("value %s reg=%#x mmap=0x%08x pread=0x%08x reset=%s", d->address, reg, v, pv,
+			    v == 0 ? "yes" : "no");
+		else
+			say("value %s reg=%#x mmap=0x%08x pread=error(%m) reset=%s", d->address, reg, v,
+			    v == 0 ? "yes" : "no");
+		write_reg(d, "rewrote");
+	}
+	atomic_store(&touching, true);
+	if (release_on_resume)
+		for (size_t i = 0; i < n_devs; i++)
+			if (devs[i].device_fd >= 0)
+				release(&devs[i]);
+	if (exit_on_resume) {
+		say("exiting");
+		sd_event_exit(event, 0);
+	}
+	return 0;
+}
+
+/* The broadcasts, so that a scenario sees every reset's outcome and duration. */
+static int on_started(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	const char *set;
+	uint64_t id;
+
+	(void)userdata;
+	(void)error;
+	if (sd_bus_message_read(m, "ot", &set, &id) >= 0)
+		say("started %" PRIu64 " %s", id, set);
+	return 0;
+}
+
+static int on_finished(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	const char *set, *result;
+	uint64_t id, duration;
+
+	(void)userdata;
+	(void)error;
+	if (sd_bus_message_read(m, "otst", &set, &id, &result, &duration) >= 0)
+		say("finished %" PRIu64 " %s %s duration_usec=%" PRIu64, id, set, result, duration);
+	return 0;
+}
+
+static int take(const char *address)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	int device, iommu, paused, r;
+	struct dev *d;
+
+	if (n_devs == MAX_DEVICES) {
+		say("error take %s: too many devices", address);
+		return -1;
+	}
+	r = sd_bus_call_method(bus, BUS_NAME, ROOT_PATH, MANAGER_IFACE, "TakeDevice", &e, &reply, "s", address);
+	if (r < 0) {
+		say("error %s %s", e.name ?: "?", e.message ?: strerror(-r));
+		sd_bus_error_free(&e);
+		return -1;
+	}
+	r = sd_bus_message_read(reply, "hhb", &device, &iommu, &paused);
+	if (r < 0) {
+		say("error take %s: bad reply: %s", address, strerror(-r));
+		sd_bus_message_unref(reply);
+		return -1;
+	}
+	d = &devs[n_devs];
+	snprintf(d->address, sizeof(d->address), "%s", address);
+	/* The reply owns its fds: keep duplicates. */
+	d->device_fd = fcntl(device, F_DUPFD_CLOEXEC, 3);
+	d->iommu_fd = fcntl(iommu, F_DUPFD_CLOEXEC, 3);
+	sd_bus_message_unref(reply);
+	if (d->device_fd < 0 || d->iommu_fd < 0) {
+		say("error take %s: dup: %m", address);
+		return -1;
+	}
+	n_devs++;
+	say("took %s paused=%d", address, paused);
+	if (map_bar0(d) < 0)
+		return -1;
+	write_reg(d, "wrote");
+	return 0;
+}
+
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static uint64_t median(uint64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* ResetDevice(s address, a{sv} options) -> (o devset, s result, t duration_usec), COUNT times. */
+static int request_resets(const char *address, uint64_t timeout_usec, bool force, unsigned count)
+{
+	uint64_t *wall = calloc(count, sizeof(uint64_t)), *daemon_us = calloc(count, sizeof(uint64_t));
+	unsigned ok = 0;
+
+	if (!wall || !daemon_us)
+		abort();
+	for (unsigned i = 0; i < count; i++) {
+		sd_bus_error e = SD_BUS_ERROR_NULL;
+		sd_bus_message *call = NULL, *reply = NULL;
+		const char *set, *result;
+		uint64_t t0, t, duration;
+		int r;
+
+		r = sd_bus_message_new_method_call(bus, &call, BUS_NAME, ROOT_PATH, MANAGER_IFACE, "ResetDevice");
+		if (r >= 0)
+			r = sd_bus_message_append(call, "s", address);
+		if (r >= 0)
+			r = sd_bus_message_open_container(call, 'a', "{sv}");
+		if (r >= 0 && timeout_usec)
+			r = sd_bus_message_append(call, "{sv}", "QuiesceTimeoutUSec", "t", timeout_usec);
+		if (r >= 0 && force)
+			r = sd_bus_message_append(call, "{sv}", "Force", "b", 1);
+		if (r >= 0)
+			r = sd_bus_message_close_container(call);
+		if (r < 0) {
+			say("reset-error local cannot build the call: %s", strerror(-r));
+			sd_bus_message_unref(call);
+			break;
+		}
+		say("reset-call %s", address);
+		t0 = now_usec();
+		/* An hour: the daemon's deadline decides, not the bus's 25 s default. */
+		r = sd_bus_call(bus, call, 3600ULL * 1000000, &e, &reply);
+		t = now_usec() - t0;
+		if (r < 0)
+			say("reset-error %s %s wall_usec=%" PRIu64, e.name ?: "?", e.message ?: strerror(-r), t);
+		else if (sd_bus_message_read(reply, "ost", &set, &result, &duration) < 0)
+			say("reset-error local bad reply wall_usec=%" PRIu64, t);
+		else {
+			say("reset-reply %s %s duration_usec=%" PRIu64 " wall_usec=%" PRIu64, set, result, duration, t);
+			wall[ok] = t;
+			daemon_us[ok++] = duration;
+		}
+		sd_bus_error_free(&e);
+		sd_bus_message_unref(reply);
+		sd_bus_message_unref(call);
+	}
+	if (count > 1) {
+		if (ok > 0) {
+			uint64_t wmin, dmin, wmed, dmed;
+
+			wmed = median(wall, ok);
+			wmin = wall[0];
+			dmed = median(daemon_us, ok);
+			dmin = daemon_us[0];
+			say("reset-summary n=%u ok=%u wall_min_us=%" PRIu64 " wall_median_us=%" PRIu64
+			    " daemon_min_us=%" PRIu64 " daemon_median_us=%" PRIu64,
+			    count, ok, wmin, wmed, dmin, dmed);
+		} else
+			say("reset-summary n=%u ok=0", count);
+	}
+	free(wall);
+	free(daemon_us);
+	return ok == count ? 0 : 1;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: bar-peer --take ADDR... [--ack|--silent|--ack-after MS] [--reg OFF] [--value V]\n"
+			"       [--busy MS] [--release-on-resume] [--exit-on-resume] [--log FILE] [--times FILE]\n"
+			"       [--prefix TEXT] [--no-broadcasts]\n"
+			"       bar-peer --reset ADDR [--timeout-usec N] [--force] [--count N] [--log FILE] [--prefix TEXT]\n");
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_ACK = 0x100, O_SILENT, O_ACK_AFTER, O_REG, O_VALUE, O_BUSY, O_RELEASE, O_EXIT, O_LOG, O_PREFIX,
+	       O_RESET, O_TIMEOUT, O_FORCE, O_COUNT, O_TIMES, O_NO_BROADCASTS };
+	static const struct option options[] = {
+		{ "take", required_argument, NULL, 't' },
+		{ "ack", no_argument, NULL, O_ACK },
+		{ "silent", no_argument, NULL, O_SILENT },
+		{ "ack-after", required_argument, NULL, O_ACK_AFTER },
+		{ "reg", required_argument, NULL, O_REG },
+		{ "value", required_argument, NULL, O_VALUE },
+		{ "busy", required_argument, NULL, O_BUSY },
+		{ "release-on-resume", no_argument, NULL, O_RELEASE },
+		{ "exit-on-resume", no_argument, NULL, O_EXIT },
+		{ "log", required_argument, NULL, O_LOG },
+		{ "prefix", required_argument, NULL, O_PREFIX },
+		{ "reset", required_argument, NULL, O_RESET },
+		{ "timeout-usec", required_argument, NULL, O_TIMEOUT },
+		{ "force", no_argument, NULL, O_FORCE },
+		{ "count", required_argument, NULL, O_COUNT },
+		{ "times", required_argument, NULL, O_TIMES },
+		{ "no-broadcasts", no_argument, NULL, O_NO_BROADCASTS },
+		{}
+	};
+	const char *takes[MAX_DEVICES], *unique = NULL, *reset_address = NULL;
+	size_t n_takes = 0, taken = 0;
+	uint64_t timeout_usec = 0;
+	unsigned count = 1;
+	bool force = false;
+	int c, r;
+
+	for (size_t i = 0; i < MAX_DEVICES; i++)
+		devs[i].device_fd = devs[i].iommu_fd = -1;
+	while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+		switch (c) {
+		case 't':
+			if (n_takes == MAX_DEVICES) {
+				usage();
+				return 2;
+			}
+			takes[n_takes++] = optarg;
+			break;
+		case O_ACK:
+			mode = ACK;
+			break;
+		case O_SILENT:
+			mode = SILENT;
+			break;
+		case O_ACK_AFTER:
+			mode = ACK_AFTER;
+			ack_after_usec = strtoull(optarg, NULL, 0) * 1000;
+			break;
+		case O_REG:
+			reg = (uint32_t)strtoul(optarg, NULL, 0) & ~3u;
+			break;
+		case O_VALUE:
+			value = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case O_BUSY:
+			busy_ms = (unsigned)strtoul(optarg, NULL, 0) ?: 1;
+			break;
+		case O_RELEASE:
+			release_on_resume = true;
+			break;
+		case O_EXIT:
+			exit_on_resume = true;
+			break;
+		case O_LOG:
+			logf = fopen(optarg, "ae");
+			if (!logf) {
+				perror(optarg);
+				return 2;
+			}
+			break;
+		case O_PREFIX:
+			prefix = optarg;
+			break;
+		case O_NO_BROADCASTS:
+			no_broadcasts = true;
+			break;
+		case O_TIMES:
+			timesf = fopen(optarg, "ae");
+			if (!timesf) {
+				perror(optarg);
+				return 2;
+			}
+			break;
+		case O_RESET:
+			reset_address = optarg;
+			break;
+		case O_TIMEOUT:
+			timeout_usec = strtoull(optarg, NULL, 0);
+			break;
+		case O_FORCE:
+			force = true;
+			break;
+		case O_COUNT:
+			count = (unsigned)strtoul(optarg, NULL, 0);
+			if (count < 1) {
+				usage();
+				return 2;
+			}
+			break;
+		default:
+			usage();
+			return 2;
+		}
+	if ((n_takes == 0) == !reset_address || optind < argc) {
+		usage();
+		return 2;
+	}
+	if (reset_address) {
+		if (sd_bus_open_system(&bus) < 0) {
+			say("reset-error local cannot connect to the system bus");
+			return 1;
+		}
+		r = request_resets(reset_address, timeout_usec, force, count);
+		sd_bus_flush_close_unref(bus);
+		return r;
+	}
+
+	if (sd_event_default(&event) < 0 || sd_bus_open_system(&bus) < 0 || sd_bus_attach_event(bus, event, 0) < 0) {
+		say("error cannot connect to the system bus");
+		return 1;
+	}
+	/* Subscribe before taking: a pause may follow the reply at once. */
+	if (sd_bus_match_signal(bus, NULL, BUS_NAME, ROOT_PATH, MANAGER_IFACE, "Pause", on_pause, NULL) < 0 ||
+	    sd_bus_match_signal(bus, NULL, BUS_NAME, ROOT_PATH, MANAGER_IFACE, "Resume", on_resume, NULL) < 0 ||
+	    (!no_broadcasts &&
+	     (sd_bus_match_signal(bus, NULL, BUS_NAME, ROOT_PATH, MANAGER_IFACE, "ResetStarted", on_started, NULL) < 0 ||
+	      sd_bus_match_signal(bus, NULL, BUS_NAME, ROOT_PATH, MANAGER_IFACE, "ResetFinished", on_finished, NULL) < 0))) {
+		say("error cannot subscribe to Pause/Resume");
+		return 1;
+	}
+	for (size_t i = 0; i < n_takes; i++)
+		if (take(takes[i]) == 0)
+			taken++;
+	(void)sd_bus_get_unique_name(bus, &unique);
+	say("ready %s pid=%d taken=%zu", unique ?: "?", (int)getpid(), taken);
+	if (taken == 0)
+		return 1;
+	atomic_store(&touching, true);
+	if (busy_ms) {
+		if (pthread_create(&busy_thread, NULL, busy_loop, NULL) == 0)
+			busy_started = true;
+	}
+	(void)sd_bus_set_exit_on_disconnect(bus, true);
+	r = sd_event_loop(event);
+	atomic_store(&stop_busy, true);
+	if (busy_started)
+		pthread_join(busy_thread, NULL);
+	for (size_t i = 0; i < n_devs; i++)
+		close_dev(&devs[i]);
+	sd_bus_flush_close_unref(bus);
+	sd_event_unref(event);
+	return r < 0;
+}

@@ -126,6 +126,10 @@ static void reset_end(struct reset *r, const char *result, const char *error_nam
         log_info("Reset %" PRIu64 " of %s: %s after %.1f ms%s%s", r->id, r->set_id, result, duration / 1000.0,
                  error_message ? ": " : "", error_message ?: "");
 
+        /* Requesters next, then the observers' properties: the answer is what someone waits for. */
+        for (size_t i = 0; i < r->n_requests; i++)
+                reply(r->requests[i], r->set_path, result, duration, error_name, error_message);
+
         if (s) {
                 char *lr = strdup(result);
 
@@ -148,8 +152,6 @@ static void reset_end(struct reset *r, const char *result, const char *error_nam
                                 break;
                         }
 
-        for (size_t i = 0; i < r->n_requests; i++)
-                reply(r->requests[i], r->set_path, result, duration, error_name, error_message);
         (void) arbiter_emit_finished(m, r->set_path, r->id, result, duration);
         reset_free(r);
 

@@ -260,3 +260,17 @@ daemon_show_resets() {
 	grep -E 'Reset [0-9]+ of|asks for .* back|Peer .* (took|left)' /run/vfio-resetd.log 2>/dev/null |
 		sed 's/^/VMTEST INFO vfio-resetd: /'
 }
+
+# Start the private bus and the daemon managing ADDR... (config
+# /run/vfio-resetd.conf, quiesce deadline 10 s, debug log). On failure it says
+# so and stops the guest's programs: the scenario should end.
+managed_daemon_start() {
+	manage_config /run/vfio-resetd.conf 10 "$@"
+	if ! bus_start || ! daemon_start --debug --config /run/vfio-resetd.conf; then
+		vmtest_fail daemon-start "vfio-resetd did not own $VMTEST_NAME"
+		vmtest_stop
+		return 1
+	fi
+}
+# Does the daemon own every member of the set at $set_path?
+managed() { [ "$(prop "${set_path:?}" org.vfioresetd1.DevSet Managed)" = true ]; }

@@ -77,7 +77,6 @@ if ! daemon_start --debug --config "$conf"; then
 	vmtest_stop
 	exit 0
 fi
-managed() { [ "$(prop "$set_path" org.vfioresetd1.DevSet Managed)" = true ]; }
 wait_for 30 managed || vmtest_fail demo-reset "$set_path is not Managed"
 say "\$ busctl get-property ... $set_path DevSet Managed State"
 busctl --system get-property "$VMTEST_NAME" "$set_path" org.vfioresetd1.DevSet Managed State 2>&1 | sed 's/^/DEMO /'

@@ -19,13 +19,7 @@ written=0x5a5a5a00
 set_path=/org/vfioresetd1/devset/bus_0000_04
 
 need_programs vfio-resetd busctl bar-peer || exit 0
-manage_config /run/vfio-resetd.conf 10 "$a" "$b"
-if ! bus_start || ! daemon_start --debug --config /run/vfio-resetd.conf; then
-	vmtest_fail daemon-start "vfio-resetd did not own $VMTEST_NAME"
-	vmtest_stop
-	exit 0
-fi
-managed() { [ "$(prop "$set_path" org.vfioresetd1.DevSet Managed)" = true ]; }
+managed_daemon_start "$a" "$b" || exit 0
 if ! wait_for 30 managed; then
 	vmtest_fail managed "$set_path is not Managed: $(prop "$set_path" org.vfioresetd1.DevSet Managed 2>&1)"
 	vmtest_stop

@@ -42,7 +42,6 @@ if ! bus_start || ! daemon_start --config /run/vfio-resetd.conf; then
 	vmtest_stop
 	exit 0
 fi
-managed() { [ "$(prop "$set_path" org.vfioresetd1.DevSet Managed)" = true ]; }
 why=""
 wait_for 30 managed || why="$set_path is not Managed;"
 # Quiet peers: the console is a slow serial line.

@@ -20,13 +20,7 @@ written=0x5a5a5a00
 set_path=/org/vfioresetd1/devset/bus_0000_04
 
 need_programs vfio-resetd busctl bar-peer || exit 0
-manage_config /run/vfio-resetd.conf 10 "$a" "$s"
-if ! bus_start || ! daemon_start --debug --config /run/vfio-resetd.conf; then
-	vmtest_fail daemon-start "vfio-resetd did not own $VMTEST_NAME"
-	vmtest_stop
-	exit 0
-fi
-managed() { [ "$(prop "$set_path" org.vfioresetd1.DevSet Managed)" = true ]; }
+managed_daemon_start "$a" "$s" || exit 0
 why=""
 wait_for 30 managed || why="$set_path is not Managed;"
 peer_start A --take "$a" --ack || why="$why peer A: $(cat /run/peer-A.log);"

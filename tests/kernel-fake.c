@@ -177,7 +177,8 @@ static int fake_low_power_exit(void *data, int device_fd) {
         return address_of(device_fd, a);
 }
 
-static int fake_hot_reset(void *data, int device_fd, const int *group_fds, size_t n_group_fds) {
+/* Either reset: find the device, take the configured time and outcome, log it. */
+static int fake_reset(int device_fd, size_t n_group_fds, bool hot) {
         char a[PCI_ADDRESS_STRLEN];
         int r;
 
@@ -185,24 +186,22 @@ static int fake_hot_reset(void *data, int device_fd, const int *group_fds, size_
         r = address_of(device_fd, a);
         if (r < 0)
                 return r;
-        if (n_group_fds == 0)
-                return -EINVAL;
+        if (hot && n_group_fds == 0)
+                return -EINVAL;         /* as the kernel: a hot reset needs the groups */
         r = reset_outcome();
-        log_line("hot-reset %s groups=%zu result=%d", a, n_group_fds, r);
+        if (hot)
+                log_line("hot-reset %s groups=%zu result=%d", a, n_group_fds, r);
+        else
+                log_line("function-reset %s result=%d", a, r);
         return r;
 }
 
-static int fake_function_reset(void *data, int device_fd) {
-        char a[PCI_ADDRESS_STRLEN];
-        int r;
+static int fake_hot_reset(void *data, int device_fd, const int *group_fds, size_t n_group_fds) {
+        return fake_reset(device_fd, n_group_fds, true);
+}
 
-        reload();
-        r = address_of(device_fd, a);
-        if (r < 0)
-                return r;
-        r = reset_outcome();
-        log_line("function-reset %s result=%d", a, r);
-        return r;
+static int fake_function_reset(void *data, int device_fd) {
+        return fake_reset(device_fd, 0, false);
 }
 
 static int fake_read_ids(void *data, int device_fd, uint16_t *ret_vendor, uint16_t *ret_device) {

@@ -17,3 +17,4 @@
 #define VRD_ERROR_QUIESCE_TIMEOUT "org.vfioresetd1.Error.QuiesceTimeout"
 #define VRD_ERROR_RESET_FAILED   "org.vfioresetd1.Error.ResetFailed"
 #define VRD_ERROR_DEVICE_GONE    "org.vfioresetd1.Error.DeviceGone"
+#define VRD_ERROR_SHUTTING_DOWN  "org.vfioresetd1.Error.ShuttingDown"

@@ -84,6 +84,7 @@ static inline int take_fd(int *fd) {
 #include <stdint.h>
 #include <time.h>
 #define USEC_PER_MSEC UINT64_C(1000)
+#define USEC_PER_SEC UINT64_C(1000000)
 static inline uint64_t monotonic_usec(void) {
         struct timespec ts;
 

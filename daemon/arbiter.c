@@ -1,32 +1,169 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The dev_set reset state machine (see arbiter.h). */
+/* The dev_set reset state machine (see arbiter.h). Read it in this order:
+ * the transition table, reset_enter() (the one place a state changes), then
+ * the events: arbiter_request, arbiter_pause_complete, arbiter_peer_joined,
+ * arbiter_peer_left, arbiter_device_gone, arbiter_dev_set_gone, arbiter_stop,
+ * and the three the loop delivers: on_deadline, on_job_done, on_resumed. */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <search.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "arbiter.h"
-#include "bus-names.h"
 #include "log.h"
 #include "macro.h"
-#include "manager.h"
-#include "ownership.h"
-#include "peer.h"
 #include "reset-worker.h"
 
-static struct reset *reset_new(struct dev_set *s, const struct reset_options *o) {
+static const bool transitions[_DEV_SET_STATE_MAX][_DEV_SET_STATE_MAX] = {
+        [DEV_SET_IDLE]      = { [DEV_SET_QUIESCING] = true },
+        [DEV_SET_QUIESCING] = { [DEV_SET_RESETTING] = true, [DEV_SET_RESUMING] = true },
+        [DEV_SET_RESETTING] = { [DEV_SET_RESUMING] = true },
+        [DEV_SET_RESUMING]  = { [DEV_SET_IDLE] = true },
+};
+
+static const char *const state_names[_DEV_SET_STATE_MAX] = {
+        [DEV_SET_IDLE] = "idle",
+        [DEV_SET_QUIESCING] = "quiescing",
+        [DEV_SET_RESETTING] = "resetting",
+        [DEV_SET_RESUMING] = "resuming",
+};
+
+static const char *const result_names[_RESET_RESULT_MAX] = {
+        [RESET_DONE] = "done",
+        [RESET_QUIESCE_TIMEOUT] = "quiesce-timeout",
+        [RESET_FAILED] = "failed",
+        [RESET_DEVICE_GONE] = "device-gone",
+        [RESET_STOPPING] = "daemon-stopping",
+};
+
+/* A peer sent this reset's pause. */
+struct reset_peer {
+        char *name;
+        bool acked;                     /* completed the pause, or left */
+};
+
+struct reset {
+        struct arbiter *arbiter;
+        struct dev_set *set;            /* NULL once the set vanished mid-reset */
+        char *set_path;
+        char *set_id;
+        struct pci_address *devices;    /* the members when it began: no two kernel resets of one overlap */
+        size_t n_devices;
+        uint64_t id;                    /* 0 until it begins */
+        enum dev_set_state state;       /* the set's state while this is its reset */
+        struct reset_options options;
+        uint64_t start_usec;            /* CLOCK_MONOTONIC */
+
+        void **requests;                /* answered together */
+        size_t n_requests;
+        struct reset_peer **peers;
+        size_t n_peers;
+        size_t n_pending;               /* peers not acked: O(1) to know when all are */
+        void *peer_index;               /* tsearch(3) tree of the peers by name: O(log n) per ack */
+        sd_event_source *deadline;
+        bool waits_for_overlap;         /* quiesced, but another reset still resets one of its devices */
+
+        struct reset_job *job;
+        sd_event_source *job_source;
+        bool job_done;
+        char *gone;                     /* a member removed while the kernel worked */
+
+        enum reset_result result;
+        char *message;
+        uint64_t duration_usec;
+        sd_event_source *resumed;
+
+        struct reset *prev, *next;      /* in arbiter.active */
+};
+
+const char *dev_set_state_to_string(enum dev_set_state s) {
+        return s >= 0 && s < _DEV_SET_STATE_MAX ? state_names[s] : "unknown";
+}
+
+const char *reset_result_to_string(enum reset_result r) {
+        return r >= 0 && r < _RESET_RESULT_MAX ? result_names[r] : "unknown";
+}
+
+bool dev_set_transition_allowed(enum dev_set_state from, enum dev_set_state to) {
+        return from >= 0 && from < _DEV_SET_STATE_MAX && to >= 0 && to < _DEV_SET_STATE_MAX && transitions[from][to];
+}
+
+static void changed(struct reset *r, const char *const *properties) {
+        if (r->set && r->set->reset == r)
+                r->arbiter->ops->changed(r->arbiter->userdata, r->set, properties);
+}
+
+/* The one place a state changes. An impossible transition is a bug: logged,
+ * refused, and fatal where VFIO_RESETD_ABORT_ON_BUG is set (the tests). */
+static int reset_enter(struct reset *r, enum dev_set_state to) {
+        if (!dev_set_transition_allowed(r->state, to)) {
+                r->arbiter->bugs++;
+                log_error("BUG: reset %" PRIu64 " of %s: no transition %s -> %s, refused", r->id, r->set_id,
+                          dev_set_state_to_string(r->state), dev_set_state_to_string(to));
+                if (getenv("VFIO_RESETD_ABORT_ON_BUG"))
+                        abort();
+                return -EPROTO;
+        }
+        log_debug("dev_set %s: %s -> %s", r->set_id, dev_set_state_to_string(r->state), dev_set_state_to_string(to));
+        r->state = to;
+        changed(r, (const char *[]) { "State", NULL });
+        return 0;
+}
+
+/* The tree only indexes: its entries are freed with their arrays. */
+static void noop_free(void *p) {
+}
+
+static int compare_peers(const void *a, const void *b) {
+        return strcmp(((const struct reset_peer *) a)->name, ((const struct reset_peer *) b)->name);
+}
+
+static struct reset_peer *reset_find_peer(const struct reset *r, const char *name) {
+        struct reset_peer key = { .name = (char *) name }, **found = tfind(&key, &r->peer_index, compare_peers);
+
+        return found ? *found : NULL;
+}
+
+static int reset_add_peer(struct reset *r, const char *name, bool acked) {
+        struct reset_peer **v = realloc(r->peers, sizeof(*v) * (r->n_peers + 1)), *p;
+
+        if (!v)
+                return -ENOMEM;
+        r->peers = v;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->name = strdup(name);
+        p->acked = acked;
+        if (!p->name || !tsearch(p, &r->peer_index, compare_peers)) {
+                free(p->name);
+                free(p);
+                return -ENOMEM;
+        }
+        r->peers[r->n_peers++] = p;
+        if (!acked)
+                r->n_pending++;
+        return 0;
+}
+
+static struct reset *reset_new(struct arbiter *a, struct dev_set *s, const struct reset_options *o) {
         struct reset *r = calloc(1, sizeof(*r));
 
         if (!r)
                 return NULL;
-        r->manager = s->manager;
-        r->set = s;
-        r->options = *o;
-        r->set_path = strdup(s->path);
-        r->set_id = strdup(s->id);
+        *r = (struct reset) {
+                .arbiter = a,
+                .set = s,
+                .options = *o,
+                .state = DEV_SET_IDLE,
+                .set_path = strdup(s->path),
+                .set_id = strdup(s->id),
+        };
         if (!r->set_path || !r->set_id) {
                 free(r->set_path);
                 free(r->set_id);
@@ -39,251 +176,101 @@ static struct reset *reset_new(struct dev_set *s, const struct reset_options *o)
 static void reset_free(struct reset *r) {
         if (!r)
                 return;
-        for (size_t i = 0; i < r->n_requests; i++)
-                sd_bus_message_unref(r->requests[i]);
+        assert(r->n_requests == 0);
         free(r->requests);
-        strv_free(r->sent);
-        strv_free(r->acked);
+        tdestroy(r->peer_index, noop_free);
+        for (size_t i = 0; i < r->n_peers; i++) {
+                free(r->peers[i]->name);
+                free(r->peers[i]);
+        }
+        free(r->peers);
         sd_event_source_disable_unref(r->deadline);
         sd_event_source_disable_unref(r->job_source);
-        reset_job_free(r->job);         /* joins: the job is done by the time we get here */
+        sd_event_source_disable_unref(r->resumed);
+        if (r->job && !r->job_done)
+                /* The kernel never returned: the thread still owns the job. */
+                log_warning("Reset %" PRIu64 " of %s: leaving the kernel reset running", r->id, r->set_id);
+        else
+                reset_job_free(r->job);
+        free(r->devices);
         free(r->set_path);
         free(r->set_id);
         free(r->gone);
+        free(r->message);
         free(r);
 }
 
-static int reset_add_request(struct reset *r, sd_bus_message *msg) {
-        sd_bus_message **n = realloc(r->requests, sizeof(*n) * (r->n_requests + 1));
+static int reset_add_request(struct reset *r, void *request) {
+        void **n = realloc(r->requests, sizeof(*n) * (r->n_requests + 1));
 
         if (!n)
                 return -ENOMEM;
         r->requests = n;
-        n[r->n_requests++] = sd_bus_message_ref(msg);
+        n[r->n_requests++] = request;
         return 0;
 }
 
-static void set_state(struct dev_set *s, enum dev_set_state state) {
-        if (s->state == state)
-                return;
-        log_debug("dev_set %s: %s -> %s", s->id, dev_set_state_to_string(s->state), dev_set_state_to_string(state));
-        s->state = state;
-        (void) dev_set_bus_emit_changed(s, (const char *[]) { "State", NULL });
+static void reset_outcome(const struct reset *r, struct reset_outcome *ret) {
+        *ret = (struct reset_outcome) {
+                .set_path = r->set_path,
+                .set_id = r->set_id,
+                .reset_id = r->id,
+                .result = r->result,
+                .message = r->message,
+                .duration_usec = r->duration_usec,
+        };
 }
 
-/* "pid 123 (qemu-system-x86)" for a peer, as well as the bus can tell. */
-static void describe_peer(struct manager *m, const char *name, char *buf, size_t size) {
-        sd_bus_creds *c = NULL;
-        const char *comm = NULL;
-        pid_t pid = 0;
+static void reset_answer(struct reset *r) {
+        struct reset_outcome o;
 
-        if (sd_bus_get_name_creds(m->bus, name, SD_BUS_CREDS_PID | SD_BUS_CREDS_COMM | SD_BUS_CREDS_AUGMENT, &c) >= 0) {
-                (void) sd_bus_creds_get_pid(c, &pid);
-                (void) sd_bus_creds_get_comm(c, &comm);
-        }
-        if (pid > 0)
-                snprintf(buf, size, "%s (pid %d, %s)", name, (int) pid, comm ?: "?");
+        reset_outcome(r, &o);
+        for (size_t i = 0; i < r->n_requests; i++)
+                r->arbiter->ops->reply(r->arbiter->userdata, r->requests[i], &o);
+        r->n_requests = 0;
+}
+
+/* Answer a reset that never began (queued behind one that could not finish). */
+static void reset_refuse(struct reset *r, enum reset_result result, const char *message) {
+        assert(r->state == DEV_SET_IDLE);
+        r->result = result;
+        r->message = strdup(message);
+        reset_answer(r);
+        reset_free(r);
+}
+
+static void active_add(struct arbiter *a, struct reset *r) {
+        r->next = a->active;
+        if (a->active)
+                a->active->prev = r;
+        a->active = r;
+}
+
+static void active_remove(struct arbiter *a, struct reset *r) {
+        if (r->prev)
+                r->prev->next = r->next;
         else
+                a->active = r->next;
+        if (r->next)
+                r->next->prev = r->prev;
+        r->prev = r->next = NULL;
+}
+
+/* "name (pid 123, qemu-system-x86)" from what the peer registry knows: never a bus round trip. */
+static void describe_peer(struct arbiter *a, const char *name, char *buf, size_t size) {
+        struct peer *p = peer_find(a->peers, name);
+        char path[64], comm[17] = "?";
+        _cleanup_(fclosep) FILE *f = NULL;
+
+        if (!p || p->pid <= 0) {
                 snprintf(buf, size, "%s", name);
-        sd_bus_creds_unref(c);
-}
-
-/* Reply to one request with the reset's outcome. */
-static void reply(sd_bus_message *msg, const char *set_path, const char *result, uint64_t duration,
-                  const char *error_name, const char *error_message) {
-        int r;
-
-        if (error_name)
-                r = sd_bus_reply_method_errorf(msg, error_name, "%s", error_message);
-        else if (strcmp(sd_bus_message_get_member(msg), "ResetDevice") == 0)
-                r = sd_bus_reply_method_return(msg, "ost", set_path, result, duration);
-        else
-                r = sd_bus_reply_method_return(msg, "st", result, duration);
-        if (r < 0)
-                log_debug_errno(r, "Cannot answer %s (it may have left): %m", sd_bus_message_get_sender(msg) ?: "?");
-}
-
-/* Answer a reset that never started (queued behind one that could not finish). */
-static void reset_refuse(struct reset *r, const char *error_name, const char *error_message) {
-        for (size_t i = 0; i < r->n_requests; i++)
-                reply(r->requests[i], r->set_path, NULL, 0, error_name, error_message);
-        reset_free(r);
-}
-
-static void reset_start(struct reset *r);
-
-static void reset_end(struct reset *r, const char *result, const char *error_name, const char *error_message) {
-        struct manager *m = r->manager;
-        struct dev_set *s = r->set;
-        uint64_t duration = monotonic_usec() - r->start_usec;
-        struct reset *next = NULL;
-
-        if (s)
-                set_state(s, DEV_SET_RESUMING);
-        for (char **p = r->sent; p && *p; p++)
-                if (peer_find(m, *p))
-                        (void) arbiter_send_resume(m, *p, r->set_path, r->id, result);
-        log_info("Reset %" PRIu64 " of %s: %s after %.1f ms%s%s", r->id, r->set_id, result, duration / 1000.0,
-                 error_message ? ": " : "", error_message ?: "");
-
-        /* Requesters next, then the observers' properties: the answer is what someone waits for. */
-        for (size_t i = 0; i < r->n_requests; i++)
-                reply(r->requests[i], r->set_path, result, duration, error_name, error_message);
-
-        if (s) {
-                char *lr = strdup(result);
-
-                if (lr) {
-                        free(s->last_result);
-                        s->last_result = lr;
-                }
-                s->last_reset_usec = duration;
-                if (!error_name)
-                        s->reset_count++;
-                s->reset = NULL;
-                next = TAKE_PTR(s->next);
-                set_state(s, DEV_SET_IDLE);
-                (void) dev_set_bus_emit_changed(s, (const char *[]) {
-                        "LastResult", "LastResetUSec", "ResetCount", "PausedPeers", NULL });
-        } else
-                for (size_t i = 0; i < m->n_orphans; i++)
-                        if (m->orphans[i] == r) {
-                                m->orphans[i] = m->orphans[--m->n_orphans];
-                                break;
-                        }
-
-        (void) arbiter_emit_finished(m, r->set_path, r->id, result, duration);
-        reset_free(r);
-
-        if (next) {
-                s->reset = next;
-                reset_start(next);
+                return;
         }
-}
-
-static void reset_endf(struct reset *r, const char *result, const char *error_name, const char *fmt, ...)
-        _printf_(4, 5);
-static void reset_endf(struct reset *r, const char *result, const char *error_name, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-
-        va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
-        va_end(ap);
-        reset_end(r, result, error_name, msg ?: "out of memory");
-}
-
-static int on_job_done(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        struct reset *r = userdata;
-        struct reset_job *j = r->job;
-
-        if (r->gone)
-                reset_endf(r, "device-gone", VRD_ERROR_DEVICE_GONE, "%s was removed during the reset of %s",
-                           r->gone, r->set_id);
-        else if (j->not_back) {
-                const struct reset_job_device *d = NULL;
-
-                for (size_t i = 0; i < j->n_devices; i++)
-                        if (strcmp(j->devices[i].address, j->address) == 0)
-                                d = &j->devices[i];
-                assert(d);
-                reset_endf(r, "failed", VRD_ERROR_RESET_FAILED,
-                           "%s did not come back after the %s of %s: its config space reads %04x:%04x, not %04x:%04x",
-                           d->address, j->hot ? "hot reset" : "function reset", r->set_id, d->read_vendor,
-                           d->read_device, d->vendor_id, d->device_id);
-        } else if (j->error < 0)
-                reset_endf(r, "failed", VRD_ERROR_RESET_FAILED, "%s of %s failed%s%s: %s (%s)", j->step, r->set_id,
-                           j->address ? " on " : "", j->address ?: "", strerror(-j->error),
-                           strerrorname_np(-j->error) ?: "?");
-        else {
-                log_info("Reset %" PRIu64 " of %s: %s took %.1f ms in the kernel", r->id, r->set_id,
-                         j->hot ? "VFIO_DEVICE_PCI_HOT_RESET" : "VFIO_DEVICE_RESET", j->kernel_usec / 1000.0);
-                reset_end(r, "done", NULL, NULL);
-        }
-        return 0;
-}
-
-/* Every peer acknowledged (or left, or the deadline passed with Force): reset. */
-static void reset_quiesced(struct reset *r) {
-        struct dev_set *s = r->set;
-        struct manager *m = r->manager;
-        _cleanup_free_ int *groups = NULL;
-        size_t n_groups = 0;
-        bool hot;
-        int k;
-
-        r->deadline = sd_event_source_disable_unref(r->deadline);
-
-        /* A set of several devices, or a lone one without its own reset, needs
-         * the bus or slot reset; a lone device with a function reset uses it. */
-        hot = s->n_members > 1 || !s->members[0]->can_function_reset;
-        k = reset_job_new(m->kernel, hot, &r->job);
-        for (size_t i = 0; k >= 0 && i < s->n_members; i++) {
-                struct device *d = s->members[i];
-                char address[PCI_ADDRESS_STRLEN];
-                int fd = fcntl(d->device_fd, F_DUPFD_CLOEXEC, 3);
-
-                k = fd < 0 ? negative_errno() :
-                    reset_job_add_device(r->job, pci_address_format(&d->fn.address, address), fd,
-                                         d->fn.vendor_id, d->fn.device_id);
-        }
-        if (k >= 0 && hot)
-                k = m->ownership->reset_group_fds(s, &groups, &n_groups);
-        for (size_t i = 0; k >= 0 && i < n_groups; i++) {
-                int fd = fcntl(groups[i], F_DUPFD_CLOEXEC, 3);
-
-                k = fd < 0 ? negative_errno() : reset_job_add_group(r->job, fd);
-        }
-        if (k >= 0)
-                k = sd_event_add_io(m->event, &r->job_source, r->job->event_fd, EPOLLIN, on_job_done, r);
-        if (k >= 0)
-                k = reset_job_start(r->job);
-        /* The kernel is at work before anyone hears of it: the signal costs no time. */
-        set_state(s, DEV_SET_RESETTING);
-        if (k < 0) {
-                r->job_source = sd_event_source_disable_unref(r->job_source);
-                reset_endf(r, "failed", VRD_ERROR_RESET_FAILED, "cannot start the reset of %s: %s", r->set_id,
-                           strerror(-k));
-        }
-}
-
-static bool all_acked(const struct reset *r) {
-        for (char **p = r->sent; p && *p; p++)
-                if (!strv_contains(r->acked, *p))
-                        return false;
-        return true;
-}
-
-static void reset_check(struct reset *r) {
-        if (r->set && r->set->state == DEV_SET_QUIESCING && all_acked(r))
-                reset_quiesced(r);
-}
-
-static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
-        struct reset *r = userdata;
-        struct manager *m = r->manager;
-        char silent[1024] = "", who[256];
-
-        for (char **p = r->sent; p && *p; p++) {
-                if (strv_contains(r->acked, *p))
-                        continue;
-                describe_peer(m, *p, who, sizeof(who));
-                if (*silent)
-                        strncat(silent, ", ", sizeof(silent) - strlen(silent) - 1);
-                strncat(silent, who, sizeof(silent) - strlen(silent) - 1);
-                if (r->options.force)
-                        (void) arbiter_send_pause(m, *p, r->set_path, r->id, "force", usec, NULL);
-        }
-        if (!r->options.force) {
-                reset_endf(r, "quiesce-timeout", VRD_ERROR_QUIESCE_TIMEOUT,
-                           "peers did not acknowledge the pause of %s within %.3f s: %s", r->set_id,
-                           r->options.quiesce_timeout_usec / 1e6, silent);
-                return 0;
-        }
-        log_warning("Reset %" PRIu64 " of %s: forcing past silent peers %s", r->id, r->set_id, silent);
-        reset_quiesced(r);
-        return 0;
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int) p->pid);
+        f = fopen(path, "re");
+        if (f && fgets(comm, sizeof(comm), f))
+                comm[strcspn(comm, "\n")] = '\0';
+        snprintf(buf, size, "%s (pid %d, %s)", name, (int) p->pid, comm);
 }
 
 /* The devices of the set this peer took; a peer that only watches gets them all. */
@@ -293,7 +280,7 @@ static char **pause_addresses(const struct peer *p, const struct dev_set *s) {
 
         if (!l)
                 return NULL;
-        for (size_t i = 0; i < s->n_members; i++)
+        for (size_t i = 0; p && i < s->n_members; i++)
                 watcher_only = watcher_only && !peer_claims(p, &s->members[i]->fn.address);
         for (size_t i = 0; i < s->n_members; i++) {
                 char address[PCI_ADDRESS_STRLEN];
@@ -306,289 +293,511 @@ static char **pause_addresses(const struct peer *p, const struct dev_set *s) {
         return TAKE_PTR(l);
 }
 
-static void reset_start(struct reset *r) {
-        struct manager *m = r->manager;
+static void send_pause(struct reset *r, const char *peer, const char *type, uint64_t deadline) {
+        struct arbiter *a = r->arbiter;
+        _cleanup_strv_free_ char **addresses = r->set ? pause_addresses(peer_find(a->peers, peer), r->set) : NULL;
+
+        a->ops->pause(a->userdata, peer, r->set_path, r->id, type, deadline, addresses);
+}
+
+static void reset_begin(struct reset *r);
+static void reset_quiesced(struct reset *r);
+
+static int on_resumed(sd_event_source *source, void *userdata);
+
+/* quiescing or resetting -> resuming: every peer hears the result. */
+static void reset_end(struct reset *r, enum reset_result result, const char *message) {
+        struct arbiter *a = r->arbiter;
+        int k;
+
+        if (reset_enter(r, DEV_SET_RESUMING) < 0)
+                return;
+        r->deadline = sd_event_source_disable_unref(r->deadline);
+        r->job_source = sd_event_source_disable_unref(r->job_source);
+        r->waits_for_overlap = false;
+        r->result = result;
+        r->message = message ? strdup(message) : NULL;
+        r->duration_usec = monotonic_usec() - r->start_usec;
+        for (size_t i = 0; i < r->n_peers; i++)
+                if (peer_find(a->peers, r->peers[i]->name))
+                        a->ops->resume(a->userdata, r->peers[i]->name, r->set_path, r->id,
+                                       reset_result_to_string(result));
+        log_info("Reset %" PRIu64 " of %s: %s after %.1f ms%s%s", r->id, r->set_id, reset_result_to_string(result),
+                 r->duration_usec / 1000.0, message ? ": " : "", message ?: "");
+
+        /* Resuming ends on the next turn of the loop: what quiesce adapters
+         * resume hooks in here. */
+        k = sd_event_add_defer(a->event, &r->resumed, on_resumed, r);
+        if (k < 0) {
+                log_error_errno(k, "Cannot schedule the end of reset %" PRIu64 ": %m", r->id);
+                on_resumed(NULL, r);
+        }
+}
+
+static void reset_endf(struct reset *r, enum reset_result result, const char *fmt, ...) _printf_(3, 4);
+static void reset_endf(struct reset *r, enum reset_result result, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        reset_end(r, result, msg ?: "out of memory");
+}
+
+static bool shares_device(const struct reset *a, const struct reset *b) {
+        for (size_t i = 0; i < a->n_devices; i++)
+                for (size_t k = 0; k < b->n_devices; k++)
+                        if (pci_address_equal(&a->devices[i], &b->devices[k]))
+                                return true;
+        return false;
+}
+
+/* A kernel reset ended: resets that waited for it go on. */
+static void kick_overlapping(struct arbiter *a) {
+        for (struct reset *x = a->active; x; x = x->next)
+                if (x->waits_for_overlap) {
+                        x->waits_for_overlap = false;
+                        reset_quiesced(x);
+                }
+}
+
+/* resuming -> idle: requesters hear the result, then the observers. */
+static int on_resumed(sd_event_source *source, void *userdata) {
+        struct reset *r = userdata;
+        struct arbiter *a = r->arbiter;
+        struct dev_set *s = r->set;
+        struct reset_outcome o;
+        struct reset *next = NULL;
+
+        r->resumed = sd_event_source_disable_unref(r->resumed);
+        reset_answer(r);
+        if (s && s->reset == r) {
+                char *lr = strdup(reset_result_to_string(r->result));
+
+                if (lr) {
+                        free(s->last_result);
+                        s->last_result = lr;
+                }
+                s->last_reset_usec = r->duration_usec;
+                if (r->result == RESET_DONE)
+                        s->reset_count++;
+        }
+        (void) reset_enter(r, DEV_SET_IDLE);
+        changed(r, (const char *[]) { "LastResult", "LastResetUSec", "ResetCount", "PausedPeers", NULL });
+        reset_outcome(r, &o);
+        a->ops->finished(a->userdata, &o);
+        active_remove(a, r);
+        if (s && s->reset == r) {
+                s->reset = NULL;
+                next = TAKE_PTR(s->next);
+        }
+        reset_free(r);
+
+        if (next && a->stopping)
+                reset_refuse(next, RESET_STOPPING, "vfio-resetd is stopping");
+        else if (next) {
+                s->reset = next;
+                reset_begin(next);
+        }
+        if (a->stopping && !a->active) {
+                a->stop_timer = sd_event_source_disable_unref(a->stop_timer);
+                a->stopped(a->stopped_userdata);
+        }
+        return 0;
+}
+
+static int on_job_done(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        struct reset *r = userdata;
+        struct reset_job *j = r->job;
+
+        r->job_done = true;
+        if (r->gone)
+                reset_endf(r, RESET_DEVICE_GONE, "%s was removed during the reset of %s", r->gone, r->set_id);
+        else if (j->not_back) {
+                const struct reset_job_device *d = NULL;
+
+                for (size_t i = 0; i < j->n_devices; i++)
+                        if (strcmp(j->devices[i].address, j->address) == 0)
+                                d = &j->devices[i];
+                assert(d);
+                reset_endf(r, RESET_FAILED,
+                           "%s did not come back after the %s of %s: its config space reads %04x:%04x, not %04x:%04x",
+                           d->address, j->hot ? "hot reset" : "function reset", r->set_id, d->read_vendor,
+                           d->read_device, d->vendor_id, d->device_id);
+        } else if (j->error < 0)
+                reset_endf(r, RESET_FAILED, "%s of %s failed%s%s: %s (%s)", j->step, r->set_id,
+                           j->address ? " on " : "", j->address ?: "", strerror(-j->error),
+                           strerrorname_np(-j->error) ?: "?");
+        else {
+                log_info("Reset %" PRIu64 " of %s: %s took %.1f ms in the kernel", r->id, r->set_id,
+                         j->hot ? "VFIO_DEVICE_PCI_HOT_RESET" : "VFIO_DEVICE_RESET", j->kernel_usec / 1000.0);
+                reset_end(r, RESET_DONE, NULL);
+        }
+        kick_overlapping(r->arbiter);
+        return 0;
+}
+
+static int reset_start_job(struct reset *r) {
+        struct arbiter *a = r->arbiter;
+        struct dev_set *s = r->set;
+        _cleanup_free_ int *groups = NULL;
+        size_t n_groups = 0;
+        bool hot;
+        int k;
+
+        /* A set of several devices, or a lone one without its own reset, needs
+         * the bus or slot reset; a lone device with a function reset uses it. */
+        hot = s->n_members > 1 || !s->members[0]->can_function_reset;
+        k = reset_job_new(a->kernel, hot, &r->job);
+        for (size_t i = 0; k >= 0 && i < s->n_members; i++) {
+                struct device *d = s->members[i];
+                char address[PCI_ADDRESS_STRLEN];
+                int fd = fcntl(d->device_fd, F_DUPFD_CLOEXEC, 3);
+
+                k = fd < 0 ? negative_errno() :
+                    reset_job_add_device(r->job, pci_address_format(&d->fn.address, address), fd,
+                                         d->fn.vendor_id, d->fn.device_id);
+        }
+        if (k >= 0 && hot)
+                k = a->ownership->ops->reset_group_fds(a->ownership, s, &groups, &n_groups);
+        for (size_t i = 0; k >= 0 && i < n_groups; i++) {
+                int fd = fcntl(groups[i], F_DUPFD_CLOEXEC, 3);
+
+                k = fd < 0 ? negative_errno() : reset_job_add_group(r->job, fd);
+        }
+        if (k >= 0)
+                k = sd_event_add_io(a->event, &r->job_source, r->job->event_fd, EPOLLIN, on_job_done, r);
+        if (k >= 0)
+                k = reset_job_start(r->job);
+        if (k < 0) {
+                r->job_source = sd_event_source_disable_unref(r->job_source);
+                r->job = reset_job_free(r->job);
+        }
+        return k;
+}
+
+/* Every peer acknowledged (or left, or the deadline passed with Force): reset. */
+static void reset_quiesced(struct reset *r) {
+        struct arbiter *a = r->arbiter;
+        int k;
+
+        assert(r->state == DEV_SET_QUIESCING && r->set);
+        r->deadline = sd_event_source_disable_unref(r->deadline);
+        for (struct reset *x = a->active; x; x = x->next)
+                if (x != r && x->state == DEV_SET_RESETTING && shares_device(r, x)) {
+                        /* The set was rebuilt while the kernel reset its devices under the old one. */
+                        log_info("Reset %" PRIu64 " of %s: waiting for reset %" PRIu64 " of %s to leave the kernel",
+                                 r->id, r->set_id, x->id, x->set_id);
+                        r->waits_for_overlap = true;
+                        return;
+                }
+        k = reset_start_job(r);
+        if (k < 0) {
+                reset_endf(r, RESET_FAILED, "cannot start the reset of %s: %s", r->set_id, strerror(-k));
+                return;
+        }
+        /* The kernel is at work before anyone hears of it: the signal costs no time. */
+        (void) reset_enter(r, DEV_SET_RESETTING);
+}
+
+static void reset_ack(struct reset *r, struct reset_peer *p, const char *why) {
+        if (p->acked)
+                return;
+        p->acked = true;
+        r->n_pending--;
+        log_debug("Reset %" PRIu64 " of %s: %s %s (%zu of %zu)", r->id, r->set_id, p->name, why,
+                  r->n_peers - r->n_pending, r->n_peers);
+        changed(r, (const char *[]) { "PausedPeers", NULL });
+        if (r->state == DEV_SET_QUIESCING && r->n_pending == 0 && !r->waits_for_overlap)
+                reset_quiesced(r);
+}
+
+static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
+        struct reset *r = userdata;
+        char silent[1024] = "", who[256];
+        size_t n_silent = 0;
+
+        assert(r->state == DEV_SET_QUIESCING);
+        for (size_t i = 0; i < r->n_peers; i++) {
+                struct reset_peer *p = r->peers[i];
+
+                if (p->acked)
+                        continue;
+                if (n_silent++ < 16) {
+                        describe_peer(r->arbiter, p->name, who, sizeof(who));
+                        if (*silent)
+                                strncat(silent, ", ", sizeof(silent) - strlen(silent) - 1);
+                        strncat(silent, who, sizeof(silent) - strlen(silent) - 1);
+                }
+                if (r->options.force)
+                        send_pause(r, p->name, "force", usec);
+        }
+        if (n_silent > 16) {
+                char more[64];
+
+                snprintf(more, sizeof(more), " and %zu more", n_silent - 16);
+                strncat(silent, more, sizeof(silent) - strlen(silent) - 1);
+        }
+        if (!r->options.force) {
+                reset_endf(r, RESET_QUIESCE_TIMEOUT, "peers did not acknowledge the pause of %s within %.3f s: %s",
+                           r->set_id, r->options.quiesce_timeout_usec / 1e6, silent);
+                return 0;
+        }
+        log_warning("Reset %" PRIu64 " of %s: forcing past silent peers %s", r->id, r->set_id, silent);
+        reset_quiesced(r);
+        return 0;
+}
+
+/* idle -> quiescing: every peer of the set hears the pause. */
+static void reset_begin(struct reset *r) {
+        struct arbiter *a = r->arbiter;
         struct dev_set *s = r->set;
         uint64_t deadline;
         int k;
 
-        r->id = ++m->last_reset_id;
+        active_add(a, r);
+        r->id = ++a->last_reset_id;
         r->start_usec = monotonic_usec();
         deadline = r->start_usec + r->options.quiesce_timeout_usec;
-        (void) arbiter_emit_started(m, r->set_path, r->id);
+        r->devices = calloc(s->n_members + 1, sizeof(*r->devices));
+        if (!r->devices) {
+                (void) reset_enter(r, DEV_SET_QUIESCING);
+                reset_end(r, RESET_FAILED, "out of memory");
+                return;
+        }
+        for (size_t i = 0; i < s->n_members; i++)
+                r->devices[r->n_devices++] = s->members[i]->fn.address;
+        a->ops->started(a->userdata, r->set_path, r->id);
 
-        for (size_t i = 0; i < m->n_peers; i++) {
-                struct peer *p = m->peers[i];
-                _cleanup_strv_free_ char **addresses = NULL;
+        for (size_t i = 0; i < a->peers->n_peers; i++) {
+                struct peer *p = a->peers->peers[i];
 
                 if (!peer_in_dev_set(p, s))
                         continue;
-                addresses = pause_addresses(p, s);
-                if (!addresses || strv_extend(&r->sent, p->name) < 0) {
-                        reset_endf(r, "failed", VRD_ERROR_RESET_FAILED, "out of memory");
+                if (reset_add_peer(r, p->name, false) < 0) {
+                        (void) reset_enter(r, DEV_SET_QUIESCING);
+                        reset_end(r, RESET_FAILED, "out of memory");
                         return;
                 }
-                k = arbiter_send_pause(m, p->name, r->set_path, r->id, "pause", deadline, addresses);
-                if (k < 0)
-                        log_warning_errno(k, "Cannot send Pause to %s: %m", p->name);
+                send_pause(r, p->name, "pause", deadline);
         }
         /* Peers hear first; property watchers after. */
-        set_state(s, DEV_SET_QUIESCING);
-        log_info("Reset %" PRIu64 " of %s: quiescing %zu peers", r->id, r->set_id, strv_length(r->sent));
-        (void) dev_set_bus_emit_changed(s, (const char *[]) { "PausedPeers", NULL });
-        if (strv_length(r->sent) == 0) {
+        (void) reset_enter(r, DEV_SET_QUIESCING);
+        log_info("Reset %" PRIu64 " of %s: quiescing %zu peers", r->id, r->set_id, r->n_peers);
+        changed(r, (const char *[]) { "PausedPeers", NULL });
+        if (r->n_pending == 0) {
                 reset_quiesced(r);
                 return;
         }
-        k = sd_event_add_time(m->event, &r->deadline, CLOCK_MONOTONIC, deadline, USEC_PER_MSEC, on_deadline, r);
+        k = sd_event_add_time(a->event, &r->deadline, CLOCK_MONOTONIC, deadline, USEC_PER_MSEC, on_deadline, r);
         if (k < 0)
-                reset_endf(r, "failed", VRD_ERROR_RESET_FAILED, "cannot arm the quiesce deadline: %s", strerror(-k));
+                reset_endf(r, RESET_FAILED, "cannot arm the quiesce deadline: %s", strerror(-k));
 }
 
-/* Why the daemon cannot reset this set: NotOwned naming the holders, or NotManaged. */
-static int refuse_unowned(struct dev_set *s, sd_bus_error *error) {
-        const struct device_holder *h;
-        char held[1024] = "", address[PCI_ADDRESS_STRLEN];
-        size_t n = 0;
-
-        if (manager_get_holders(s->manager, &h, &n) >= 0)
-                for (size_t i = 0; i < n; i++) {
-                        char one[128];
-
-                        if (h[i].device->dev_set != s)
-                                continue;
-                        snprintf(one, sizeof(one), "%s%s is held by pid %d (%s)", *held ? ", " : "",
-                                 pci_address_format(&h[i].device->fn.address, address), (int) h[i].pid, h[i].comm);
-                        strncat(held, one, sizeof(held) - strlen(held) - 1);
-                }
-        if (*held)
-                return sd_bus_error_setf(error, VRD_ERROR_NOT_OWNED, "Cannot reset %s: %s", s->id, held);
-        for (size_t i = 0; i < s->n_members; i++)
-                if (s->members[i]->device_fd < 0)
-                        return sd_bus_error_setf(error, VRD_ERROR_NOT_MANAGED,
-                                                 "Cannot reset %s: vfio-resetd does not own %s (tag it "
-                                                 "\"vfio-resetd\" in udev or list it under [Manage] in the config)",
-                                                 s->id, pci_address_format(&s->members[i]->fn.address, address));
-        return sd_bus_error_setf(error, VRD_ERROR_NOT_MANAGED, "Cannot reset %s: it has no devices", s->id);
-}
-
-int arbiter_request(struct dev_set *s, sd_bus_message *msg, const struct reset_options *o, sd_bus_error *error) {
+int arbiter_request(struct arbiter *a, struct dev_set *s, void *request, const struct reset_options *o) {
         struct reset *target;
 
-        if (!dev_set_is_managed(s))
-                return refuse_unowned(s, error);
-
-        switch (s->state) {
+        if (a->stopping)
+                return -ESHUTDOWN;
+        switch (arbiter_state(s)) {
         case DEV_SET_IDLE:
-                s->reset = reset_new(s, o);
-                if (!s->reset || reset_add_request(s->reset, msg) < 0) {
+                s->reset = reset_new(a, s, o);
+                if (!s->reset)
+                        return -ENOMEM;
+                if (reset_add_request(s->reset, request) < 0) {
                         reset_free(TAKE_PTR(s->reset));
                         return -ENOMEM;
                 }
-                reset_start(s->reset);
-                return 1;
+                reset_begin(s->reset);
+                return 0;
         case DEV_SET_QUIESCING:
                 target = s->reset;      /* joins the reset under way */
                 break;
         case DEV_SET_RESETTING:
         case DEV_SET_RESUMING:
                 /* The kernel reset began before this request: one follow-up answers it. */
-                if (!s->next && !(s->next = reset_new(s, o)))
+                if (!s->next && !(s->next = reset_new(a, s, o)))
                         return -ENOMEM;
                 target = s->next;
                 break;
         default:
-                assert(false);
-                return -EINVAL;
+                abort();        /* arbiter_state() returns one of the four */
         }
-        if (reset_add_request(target, msg) < 0)
+        if (reset_add_request(target, request) < 0)
                 return -ENOMEM;
         if (o->force)           /* a joiner's Force carries over */
                 target->options.force = true;
-        return 1;
+        return 0;
 }
 
-static struct reset *find_reset(struct manager *m, uint64_t id) {
-        for (size_t i = 0; i < m->n_dev_sets; i++)
-                if (m->dev_sets[i]->reset && m->dev_sets[i]->reset->id == id)
-                        return m->dev_sets[i]->reset;
-        for (size_t i = 0; i < m->n_orphans; i++)
-                if (m->orphans[i]->id == id)
-                        return m->orphans[i];
+static struct reset *find_reset(struct arbiter *a, uint64_t id) {
+        for (struct reset *r = a->active; r; r = r->next)
+                if (r->id == id)
+                        return r;
         return NULL;
 }
 
-int arbiter_pause_complete(struct manager *m, const char *sender, uint64_t reset_id, sd_bus_error *error) {
-        struct reset *r = reset_id > 0 ? find_reset(m, reset_id) : NULL;
+int arbiter_pause_complete(struct arbiter *a, const char *sender, uint64_t reset_id) {
+        struct reset *r = reset_id > 0 ? find_reset(a, reset_id) : NULL;
+        struct reset_peer *p = r ? reset_find_peer(r, sender) : NULL;
 
-        if (!r || !strv_contains(r->sent, sender))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                         "%s was not sent a pause with reset id %" PRIu64, sender, reset_id);
-        if (strv_contains(r->acked, sender))
-                return 0;
-        if (strv_extend(&r->acked, sender) < 0)
-                return -ENOMEM;
-        log_debug("Reset %" PRIu64 " of %s: %s paused (%zu of %zu)", r->id, r->set_id, sender,
-                  strv_length(r->acked), strv_length(r->sent));
-        if (r->set) {
-                (void) dev_set_bus_emit_changed(r->set, (const char *[]) { "PausedPeers", NULL });
-                reset_check(r);
-        }
+        if (!p)
+                return -EACCES;
+        reset_ack(r, p, "paused");
         return 0;
 }
 
-bool arbiter_paused(const struct dev_set *s) {
-        return s->state != DEV_SET_IDLE;
-}
-
-int arbiter_joined_paused(struct dev_set *s, const char *peer) {
+int arbiter_peer_joined(struct arbiter *a, struct dev_set *s, const char *peer) {
         struct reset *r = s->reset;
 
-        /* It took or watched the set while a reset is under way: it counts as
+        /* It took or watched the set while a reset holds it: it counts as
          * paused (the reply says so) and hears the Resume like the others. */
-        if (!r || strv_contains(r->sent, peer))
+        if (!arbiter_holds_peers_paused(s) || reset_find_peer(r, peer))
                 return 0;
-        if (strv_extend(&r->sent, peer) < 0 || strv_extend(&r->acked, peer) < 0)
-                return -ENOMEM;
-        return 0;
+        return reset_add_peer(r, peer, true);
 }
 
-void arbiter_peer_gone(struct manager *m, const char *name) {
-        struct peer *p = peer_find(m, name);
+void arbiter_peer_left(struct arbiter *a, const char *name) {
+        struct peer *p = peer_find(a->peers, name);
 
-        for (size_t i = 0; i < m->n_dev_sets; i++) {
-                struct dev_set *s = m->dev_sets[i];
-                struct reset *r = s->reset;
+        for (struct reset *r = a->active; r; r = r->next) {
+                struct reset_peer *rp;
 
                 /* A peer that left the bus or the set cannot touch the devices any
                  * more: stop waiting for it. */
-                if (!r || s->state != DEV_SET_QUIESCING || !strv_contains(r->sent, name) ||
-                    strv_contains(r->acked, name) || (p && peer_in_dev_set(p, s)))
+                if (r->state != DEV_SET_QUIESCING || !r->set || (p && peer_in_dev_set(p, r->set)))
                         continue;
-                if (strv_extend(&r->acked, name) < 0)
-                        continue;
-                log_info("Reset %" PRIu64 " of %s: peer %s left, not waiting for it", r->id, r->set_id, name);
-                (void) dev_set_bus_emit_changed(s, (const char *[]) { "PausedPeers", NULL });
-                reset_check(r);
+                rp = reset_find_peer(r, name);
+                if (rp && !rp->acked) {
+                        log_info("Reset %" PRIu64 " of %s: peer %s left, not waiting for it", r->id, r->set_id, name);
+                        reset_ack(r, rp, "left");
+                }
         }
 }
 
-void arbiter_device_gone(struct manager *m, struct device *d) {
+void arbiter_device_gone(struct arbiter *a, struct device *d) {
         struct dev_set *s = d->dev_set;
         char address[PCI_ADDRESS_STRLEN];
         char *one[] = { address, NULL };
 
         pci_address_format(&d->fn.address, address);
-        for (size_t i = 0; i < m->n_peers; i++) {
-                struct peer *p = m->peers[i];
+        for (size_t i = a->peers->n_peers; i > 0; i--) {
+                struct peer *p = a->peers->peers[i - 1];
                 bool claimed = peer_remove(p->claims, &p->n_claims, &d->fn.address);
                 bool watched = peer_remove(p->watches, &p->n_watches, &d->fn.address);
 
-                if (claimed || watched)
-                        (void) arbiter_send_pause(m, p->name, s ? s->path : "/", s && s->reset ? s->reset->id : 0,
-                                                  "gone", 0, one);
+                if (claimed || watched) {
+                        a->ops->pause(a->userdata, p->name, s ? s->path : "/", s && s->reset ? s->reset->id : 0,
+                                      "gone", 0, one);
+                        peer_gc(a->peers, p);
+                }
         }
-        for (size_t i = m->n_peers; i > 0; i--)
-                peer_gc(m->peers[i - 1]);
         if (!s)
                 return;
         if (s->next)
-                reset_refuse(TAKE_PTR(s->next), VRD_ERROR_DEVICE_GONE, "a device of the set was removed");
+                reset_refuse(TAKE_PTR(s->next), RESET_DEVICE_GONE, "a device of the set was removed");
         if (!s->reset)
                 return;
-        if (s->state == DEV_SET_QUIESCING)
-                reset_endf(s->reset, "device-gone", VRD_ERROR_DEVICE_GONE, "%s was removed during the reset of %s",
-                           address, s->id);
-        else if (!s->reset->gone)
+        if (s->reset->state == DEV_SET_QUIESCING)
+                reset_endf(s->reset, RESET_DEVICE_GONE, "%s was removed during the reset of %s", address, s->id);
+        else if (s->reset->state == DEV_SET_RESETTING && !s->reset->gone)
                 s->reset->gone = strdup(address);
 }
 
-void arbiter_dev_set_gone(struct dev_set *s) {
-        struct manager *m = s->manager;
-        struct reset **n;
+void arbiter_dev_set_gone(struct arbiter *a, struct dev_set *s) {
+        struct reset *r = s->reset;
 
         if (s->next)
-                reset_refuse(TAKE_PTR(s->next), VRD_ERROR_DEVICE_GONE, "the dev_set was removed");
-        if (!s->reset)
+                reset_refuse(TAKE_PTR(s->next), RESET_DEVICE_GONE, "the dev_set was removed");
+        if (!r)
                 return;
-        if (s->state == DEV_SET_QUIESCING) {
-                reset_endf(s->reset, "device-gone", VRD_ERROR_DEVICE_GONE, "dev_set %s changed during its reset",
-                           s->id);
-                return;
-        }
-        /* The kernel is still at work: the reset outlives its set, then answers. */
-        n = realloc(m->orphans, sizeof(*n) * (m->n_orphans + 1));
-        if (!n) {
-                log_oom();
-                return;         /* leaks the reset rather than freeing it under the worker */
-        }
-        m->orphans = n;
-        s->reset->set = NULL;
-        m->orphans[m->n_orphans++] = TAKE_PTR(s->reset);
+        if (r->state == DEV_SET_QUIESCING)
+                reset_endf(r, RESET_DEVICE_GONE, "dev_set %s changed during its reset", s->id);
+        /* The kernel may still be at work: the reset outlives its set, then
+         * answers. It stays in the active list, which costs no allocation. */
+        s->reset = NULL;
+        r->set = NULL;
 }
 
-void arbiter_free_all(struct manager *m) {
-        for (size_t i = 0; i < m->n_dev_sets; i++) {
-                reset_free(TAKE_PTR(m->dev_sets[i]->reset));
-                reset_free(TAKE_PTR(m->dev_sets[i]->next));
-        }
-        for (size_t i = 0; i < m->n_orphans; i++)
-                reset_free(m->orphans[i]);
-        free(m->orphans);
-        m->orphans = NULL;
-        m->n_orphans = 0;
+static int on_stop_timeout(sd_event_source *source, uint64_t usec, void *userdata) {
+        struct arbiter *a = userdata;
+
+        for (struct reset *r = a->active; r; r = r->next)
+                if (r->state == DEV_SET_RESETTING)
+                        reset_endf(r, RESET_STOPPING,
+                                   "the kernel reset of %s did not return within %.1f s; vfio-resetd stops without it",
+                                   r->set_id, a->stop_timeout_usec / 1e6);
+        return 0;
 }
 
-int reset_options_parse(struct manager *m, sd_bus_message *msg, struct reset_options *ret, sd_bus_error *error) {
-        struct reset_options o = { .quiesce_timeout_usec = m->quiesce_timeout_usec };
-        const char *key, *contents;
-        int r;
+void arbiter_stop(struct arbiter *a, void (*stopped)(void *userdata), void *userdata) {
+        int k;
 
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(msg, "s", &key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_peek_type(msg, NULL, &contents);
-                if (r < 0)
-                        return r;
-                if (strcmp(key, "QuiesceTimeoutUSec") == 0) {
-                        if (strcmp(contents, "t") != 0)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option QuiesceTimeoutUSec must be of type t, not %s", contents);
-                        r = sd_bus_message_read(msg, "v", "t", &o.quiesce_timeout_usec);
-                } else if (strcmp(key, "Force") == 0) {
-                        int b;
-
-                        if (strcmp(contents, "b") != 0)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option Force must be of type b, not %s", contents);
-                        r = sd_bus_message_read(msg, "v", "b", &b);
-                        o.force = b;
-                } else if (strcmp(key, "Borrow") == 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
-                                                 "Option Borrow (resetting sets held by other programs) is not "
-                                                 "supported by this version of vfio-resetd");
-                else
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Unknown option '%s' (known: QuiesceTimeoutUSec, Force)", key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
+        if (a->stopping)
+                return;
+        a->stopping = true;
+        a->stopped = stopped;
+        a->stopped_userdata = userdata;
+        for (struct reset *r = a->active; r; r = r->next) {
+                if (r->set && r->set->next)
+                        reset_refuse(TAKE_PTR(r->set->next), RESET_STOPPING, "vfio-resetd is stopping");
+                if (r->state == DEV_SET_QUIESCING)
+                        reset_endf(r, RESET_STOPPING, "vfio-resetd is stopping during the reset of %s", r->set_id);
         }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(msg);
-        if (r < 0)
-                return r;
-        if (o.quiesce_timeout_usec == 0 || o.quiesce_timeout_usec > 3600ULL * 1000000)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Option QuiesceTimeoutUSec=%" PRIu64 " out of range (1 us to 1 h)",
-                                         o.quiesce_timeout_usec);
-        *ret = o;
+        if (!a->active) {
+                stopped(userdata);
+                return;
+        }
+        log_info("Stopping: waiting up to %.1f s for resets under way", a->stop_timeout_usec / 1e6);
+        k = sd_event_add_time_relative(a->event, &a->stop_timer, CLOCK_MONOTONIC, a->stop_timeout_usec,
+                                       USEC_PER_MSEC, on_stop_timeout, a);
+        if (k < 0)
+                on_stop_timeout(NULL, 0, a);
+}
+
+void arbiter_done(struct arbiter *a) {
+        a->stop_timer = sd_event_source_disable_unref(a->stop_timer);
+        while (a->active) {
+                struct reset *r = a->active;
+
+                if (r->set) {
+                        r->set->reset = NULL;
+                        if (r->set->next) {
+                                r->set->next->result = RESET_STOPPING;
+                                reset_answer(r->set->next);
+                                reset_free(TAKE_PTR(r->set->next));
+                        }
+                }
+                if (!r->message) {
+                        r->result = RESET_STOPPING;
+                        r->message = strdup("vfio-resetd stopped");
+                }
+                reset_answer(r);
+                active_remove(a, r);
+                reset_free(r);
+        }
+}
+
+enum dev_set_state arbiter_state(const struct dev_set *s) {
+        return s->reset ? s->reset->state : DEV_SET_IDLE;
+}
+
+bool arbiter_holds_peers_paused(const struct dev_set *s) {
+        enum dev_set_state state = arbiter_state(s);
+
+        return state == DEV_SET_QUIESCING || state == DEV_SET_RESETTING;
+}
+
+int arbiter_paused_peers(const struct dev_set *s, char ***ret) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; s->reset && arbiter_holds_peers_paused(s) && i < s->reset->n_peers; i++)
+                if (s->reset->peers[i]->acked && strv_extend(&l, s->reset->peers[i]->name) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(l);
         return 0;
 }

@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The arbiter: one reset state machine per dev_set,
+/* The arbiter: one reset state machine per dev_set (arbiter.c, its table of
+ * transitions at the top). It knows nothing of D-Bus: requests come in as
+ * opaque handles with parsed options, and everything it tells the world goes
+ * out through struct arbiter_ops, which the bus face (arbiter-dbus.c) fills.
  *
  *     idle -> quiescing -> resetting -> resuming -> idle
+ *                  \__________________/
+ *                 (timeout, device gone, stop)
  *
- * quiescing: every peer of the set got a unicast Pause and the daemon waits
- *   for each PauseComplete (or for the peer to leave the bus) until the
- *   deadline; then, without Force, the reset is abandoned (QuiesceTimeout),
- *   with Force the silent peers get Pause "force" and it goes on.
+ * quiescing: every peer of the set got a unicast Pause; the arbiter waits for
+ *   each PauseComplete (or for the peer to leave) until the deadline; then,
+ *   without Force, the reset is abandoned (quiesce-timeout), with Force the
+ *   silent peers get Pause "force" and it goes on.
  * resetting: a worker thread runs D0, the kernel reset and the read-back.
- * resuming: every peer gets Resume, every joined request the same reply.
+ * resuming: every peer got Resume; the reset ends (its requests are answered)
+ *   once everything that was quiesced runs again.
  *
  * A request while quiescing joins the reset under way; while resetting or
  * resuming it queues one follow-up reset (a request is always answered by a
@@ -18,65 +24,109 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
-struct manager;
-struct dev_set;
-struct device;
-struct reset_job;
+#include "devset.h"
+#include "kernel.h"
+#include "ownership.h"
+#include "peer.h"
+
+enum dev_set_state {
+        DEV_SET_IDLE,
+        DEV_SET_QUIESCING,
+        DEV_SET_RESETTING,
+        DEV_SET_RESUMING,
+        _DEV_SET_STATE_MAX,
+};
+
+enum reset_result {
+        RESET_DONE,
+        RESET_QUIESCE_TIMEOUT,
+        RESET_FAILED,
+        RESET_DEVICE_GONE,
+        RESET_STOPPING,         /* the daemon stops */
+        _RESET_RESULT_MAX,
+};
 
 struct reset_options {
         uint64_t quiesce_timeout_usec;
         bool force;
 };
 
-struct reset {
-        struct manager *manager;
-        struct dev_set *set;            /* NULL once the set is gone mid-reset */
-        char *set_path;
-        char *set_id;
-        uint64_t id;                    /* 0 until it starts */
-        struct reset_options options;
-        uint64_t start_usec;            /* CLOCK_MONOTONIC */
-
-        sd_bus_message **requests;      /* joined method calls, answered together */
-        size_t n_requests;
-        char **sent;                    /* peers sent this pause */
-        char **acked;                   /* peers that completed it or left */
-        sd_event_source *deadline;
-
-        struct reset_job *job;
-        sd_event_source *job_source;
-        char *gone;                     /* a member removed mid-reset */
+struct reset_outcome {
+        const char *set_path;
+        const char *set_id;
+        uint64_t reset_id;              /* 0: refused before it began */
+        enum reset_result result;
+        const char *message;            /* why it did not succeed; NULL when done */
+        uint64_t duration_usec;
 };
 
-/* Parse ResetDevice's a{sv}; InvalidArgs naming the bad option. */
-int reset_options_parse(struct manager *m, sd_bus_message *msg, struct reset_options *ret, sd_bus_error *error);
+/* What the arbiter says, in the order it says it. userdata is arbiter.userdata. */
+struct arbiter_ops {
+        void (*pause)(void *userdata, const char *peer, const char *set_path, uint64_t reset_id, const char *type,
+                      uint64_t deadline_usec, char **addresses);
+        void (*resume)(void *userdata, const char *peer, const char *set_path, uint64_t reset_id,
+                       const char *result);
+        void (*started)(void *userdata, const char *set_path, uint64_t reset_id);
+        void (*finished)(void *userdata, const struct reset_outcome *o);
+        /* Answer one request: called exactly once for every request handed in. */
+        void (*reply)(void *userdata, void *request, const struct reset_outcome *o);
+        void (*changed)(void *userdata, struct dev_set *s, const char *const *properties);
+};
 
-/* Start, join or queue a reset of the set for this method call; the call is
- * answered when that reset ends. Refusals fill error (NotManaged, NotOwned). */
-int arbiter_request(struct dev_set *s, sd_bus_message *msg, const struct reset_options *o, sd_bus_error *error);
-int arbiter_pause_complete(struct manager *m, const char *sender, uint64_t reset_id, sd_bus_error *error);
-/* Whether a peer of the set should consider itself paused now. */
-bool arbiter_paused(const struct dev_set *s);
-/* A peer that joins the set mid-reset is paused already and gets the Resume. */
-int arbiter_joined_paused(struct dev_set *s, const char *peer);
+struct reset;
 
-/* Hooks the rest of the daemon calls. */
+struct arbiter {
+        sd_event *event;
+        const struct kernel_ops *kernel;
+        struct ownership *ownership;
+        struct peer_registry *peers;
+        const struct arbiter_ops *ops;
+        void *userdata;
+
+        uint64_t last_reset_id;
+        struct reset *active;           /* every reset begun and not ended, those whose set vanished too */
+        bool stopping;
+        uint64_t stop_timeout_usec;     /* how long a stop waits for a kernel reset */
+        sd_event_source *stop_timer;
+        void (*stopped)(void *userdata);        /* called once nothing is under way any more */
+        void *stopped_userdata;
+        unsigned bugs;                  /* impossible transitions refused */
+};
+
+const char *dev_set_state_to_string(enum dev_set_state s);
+const char *reset_result_to_string(enum reset_result r);
+/* The transition table. */
+bool dev_set_transition_allowed(enum dev_set_state from, enum dev_set_state to);
+
+/* The events that enter the machine. */
+
+/* Start, join or queue a reset of the set; the request is answered through
+ * ops->reply when that reset ends. The set must be managed. -ESHUTDOWN once
+ * stopping. */
+int arbiter_request(struct arbiter *a, struct dev_set *s, void *request, const struct reset_options *o);
+/* -EACCES: the sender was not sent a pause with this id. */
+int arbiter_pause_complete(struct arbiter *a, const char *sender, uint64_t reset_id);
+/* A peer took or watched a device of the set: mid-reset it counts as paused and hears the Resume. */
+int arbiter_peer_joined(struct arbiter *a, struct dev_set *s, const char *peer);
 /* A peer left the bus, or released everything it had in some set. */
-void arbiter_peer_gone(struct manager *m, const char *name);
-/* A member is about to disappear (udev remove or unbind): Pause "gone" to its peers, end the reset. */
-void arbiter_device_gone(struct manager *m, struct device *d);
-/* The set object is about to be freed: detach its resets. */
-void arbiter_dev_set_gone(struct dev_set *s);
-void arbiter_free_all(struct manager *m);
+void arbiter_peer_left(struct arbiter *a, const char *name);
+/* A member is about to disappear (udev remove, unbind, the kernel asks for
+ * it back): Pause "gone" to its peers, which lose it; its set's reset ends. */
+void arbiter_device_gone(struct arbiter *a, struct device *d);
+/* The set object is about to be freed: its reset goes on without it. */
+void arbiter_dev_set_gone(struct arbiter *a, struct dev_set *s);
+/* Refuse new requests, end what waits, let a kernel reset finish (up to
+ * stop_timeout_usec), resume every peer, answer every request; then call
+ * stopped(userdata), from the event loop or from this call. */
+void arbiter_stop(struct arbiter *a, void (*stopped)(void *userdata), void *userdata);
+/* Free everything; requests still open are answered as if stopping. */
+void arbiter_done(struct arbiter *a);
 
-/* Signals, in arbiter-dbus.c. */
-int arbiter_send_pause(struct manager *m, const char *peer, const char *set_path, uint64_t reset_id,
-                       const char *type, uint64_t deadline_usec, char **addresses);
-int arbiter_send_resume(struct manager *m, const char *peer, const char *set_path, uint64_t reset_id,
-                        const char *result);
-int arbiter_emit_started(struct manager *m, const char *set_path, uint64_t reset_id);
-int arbiter_emit_finished(struct manager *m, const char *set_path, uint64_t reset_id, const char *result,
-                          uint64_t duration_usec);
+/* What the bus shows. */
+enum dev_set_state arbiter_state(const struct dev_set *s);
+/* Does a reset hold the set's peers paused now (they will hear a Resume)? */
+bool arbiter_holds_peers_paused(const struct dev_set *s);
+/* The peers that acknowledged the pause under way, as a new strv. */
+int arbiter_paused_peers(const struct dev_set *s, char ***ret);

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 
 #include "bus-names.h"
+#include "device-dbus.h"
 #include "macro.h"
-#include "manager.h"
 
 static int property_get_address(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -51,9 +51,9 @@ static int property_get_peers(sd_bus *bus, const char *path, const char *interfa
         int r;
 
         r = sd_bus_message_open_container(reply, 'a', "s");
-        for (size_t i = 0; r >= 0 && i < m->n_peers; i++)
-                if (peer_claims(m->peers[i], &d->fn.address))
-                        r = sd_bus_message_append(reply, "s", m->peers[i]->name);
+        for (size_t i = 0; r >= 0 && i < m->peers.n_peers; i++)
+                if (peer_claims(m->peers.peers[i], &d->fn.address))
+                        r = sd_bus_message_append(reply, "s", m->peers.peers[i]->name);
         return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
@@ -120,7 +120,7 @@ int device_bus_register(struct manager *m) {
         return sd_bus_add_node_enumerator(m->bus, NULL, VRD_DEVICE_PATH_PREFIX, device_node_enumerator, m);
 }
 
-int device_bus_emit_changed(struct device *d, const char **properties) {
+int device_bus_emit_changed(struct device *d, const char *const *properties) {
         if (!d->manager->bus)
                 return 0;
         return sd_bus_emit_properties_changed_strv(d->manager->bus, d->path, VRD_DEVICE_IFACE, (char **) properties);

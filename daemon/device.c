@@ -7,7 +7,6 @@
 #include "bus-names.h"
 #include "device.h"
 #include "macro.h"
-#include "manager.h"
 
 char *device_path_from_address(const struct pci_address *a) {
         char *p;
@@ -57,8 +56,25 @@ int device_new(struct manager *m, const struct pci_function *fn, struct device *
         return 0;
 }
 
-bool device_is_managed(const struct device *d) {
-        return d->fn.tagged || config_manages(&d->manager->config, &d->fn.address);
+bool device_is_managed(const struct device *d, const struct vrd_config *config) {
+        return d->fn.tagged || config_manages(config, &d->fn.address);
+}
+
+struct device *devices_find(struct device *const *devices, size_t n, const struct pci_address *a) {
+        size_t lo = 0, hi = n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = pci_address_compare(&devices[mid]->fn.address, a);
+
+                if (c == 0)
+                        return devices[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
 }
 
 struct device *device_free(struct device *d) {

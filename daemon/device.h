@@ -5,9 +5,10 @@
 
 #include <systemd/sd-event.h>
 
+#include "config-file.h"
 #include "topology.h"
 
-struct manager;
+struct manager;         /* only the bus faces follow these back pointers */
 struct dev_set;
 
 struct device {
@@ -25,10 +26,13 @@ struct device {
 };
 
 /* Opted in: tagged "vfio-resetd" by udev, or listed in the config. */
-bool device_is_managed(const struct device *d);
+bool device_is_managed(const struct device *d, const struct vrd_config *config);
 
 int device_new(struct manager *m, const struct pci_function *fn, struct device **ret);
 struct device *device_free(struct device *d);
+
+/* The device at this address in an array sorted by address, or NULL. */
+struct device *devices_find(struct device *const *devices, size_t n, const struct pci_address *a);
 
 /* Which of the Device interface's properties differ between two scans of one function.
  * Returns a NULL-terminated list of static names; empty when nothing changed. */

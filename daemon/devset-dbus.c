@@ -5,8 +5,9 @@
 
 #include "bus-names.h"
 #include "log.h"
+#include "arbiter-dbus.h"
+#include "devset-dbus.h"
 #include "macro.h"
-#include "manager.h"
 
 static int property_get_kind(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -30,7 +31,7 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct dev_set *s = userdata;
 
-        return sd_bus_message_append(reply, "s", dev_set_state_to_string(s->state));
+        return sd_bus_message_append(reply, "s", dev_set_state_to_string(arbiter_state(s)));
 }
 
 static int property_get_managed(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -46,17 +47,19 @@ static int property_get_peers(sd_bus *bus, const char *path, const char *interfa
         int r;
 
         r = sd_bus_message_open_container(reply, 'a', "s");
-        for (size_t i = 0; r >= 0 && i < m->n_peers; i++)
-                if (peer_in_dev_set(m->peers[i], s))
-                        r = sd_bus_message_append(reply, "s", m->peers[i]->name);
+        for (size_t i = 0; r >= 0 && i < m->peers.n_peers; i++)
+                if (peer_in_dev_set(m->peers.peers[i], s))
+                        r = sd_bus_message_append(reply, "s", m->peers.peers[i]->name);
         return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
 static int property_get_paused_peers(sd_bus *bus, const char *path, const char *interface, const char *property,
                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        struct dev_set *s = userdata;
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
 
-        return sd_bus_message_append_strv(reply, s->reset ? s->reset->acked : NULL);
+        r = arbiter_paused_peers(userdata, &l);
+        return r < 0 ? r : sd_bus_message_append_strv(reply, l);
 }
 
 static int property_get_holders(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -157,7 +160,7 @@ int dev_set_bus_register(struct manager *m) {
         return sd_bus_add_node_enumerator(m->bus, NULL, VRD_DEVSET_PATH_PREFIX, dev_set_node_enumerator, m);
 }
 
-int dev_set_bus_emit_changed(struct dev_set *s, const char **properties) {
+int dev_set_bus_emit_changed(struct dev_set *s, const char *const *properties) {
         if (!s->manager->bus)
                 return 0;
         return sd_bus_emit_properties_changed_strv(s->manager->bus, s->path, VRD_DEVSET_IFACE, (char **) properties);

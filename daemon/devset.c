@@ -8,21 +8,6 @@
 #include "device.h"
 #include "devset.h"
 #include "macro.h"
-#include "manager.h"
-
-const char *dev_set_state_to_string(enum dev_set_state s) {
-        switch (s) {
-        case DEV_SET_IDLE:
-                return "idle";
-        case DEV_SET_QUIESCING:
-                return "quiescing";
-        case DEV_SET_RESETTING:
-                return "resetting";
-        case DEV_SET_RESUMING:
-                return "resuming";
-        }
-        return "unknown";
-}
 
 char *dev_set_path_from_id(const char *id) {
         char *p;
@@ -40,7 +25,6 @@ int dev_set_new(struct manager *m, const char *id, enum dev_set_kind kind, struc
         *s = (struct dev_set) {
                 .manager = m,
                 .kind = kind,
-                .state = DEV_SET_IDLE,
                 .id = strdup(id),
                 .path = dev_set_path_from_id(id),
                 .last_result = strdup(""),
@@ -92,45 +76,58 @@ static bool foreign_equal(const struct foreign_function *a, size_t na, const str
         return true;
 }
 
-int dev_set_update(struct dev_set *s, const struct topology *t, const struct dev_set_spec *spec,
-                   bool *ret_members_changed, bool *ret_foreign_changed) {
-        _cleanup_free_ struct device **members = calloc(spec->n_members ?: 1, sizeof(*members));
-        struct foreign_function *foreign = calloc(spec->n_foreign ?: 1, sizeof(*foreign));
-        bool changed;
+int dev_set_update_prepare(const struct topology *t, const struct dev_set_spec *spec, struct device *const *devices,
+                           size_t n_devices, struct dev_set_update *ret) {
+        struct dev_set_update u = {
+                .members = calloc(spec->n_members ?: 1, sizeof(*u.members)),
+                .foreign = calloc(spec->n_foreign ?: 1, sizeof(*u.foreign)),
+        };
 
-        if (!members || !foreign) {
-                free(foreign);
+        if (!u.members || !u.foreign) {
+                dev_set_update_done(&u);
                 return -ENOMEM;
         }
         for (size_t i = 0; i < spec->n_members; i++) {
-                members[i] = manager_find_device(s->manager, &t->functions[spec->members[i]].address);
-                if (!members[i]) {
-                        free(foreign);
+                u.members[i] = devices_find(devices, n_devices, &t->functions[spec->members[i]].address);
+                if (!u.members[i]) {
+                        dev_set_update_done(&u);
                         return -ENOENT;
                 }
+                u.n_members++;
         }
         for (size_t i = 0; i < spec->n_foreign; i++) {
                 const struct pci_function *f = &t->functions[spec->foreign[i]];
 
-                foreign[i] = (struct foreign_function) { .address = f->address, .vfio = f->vfio };
-                if (f->driver && !(foreign[i].driver = strdup(f->driver))) {
-                        foreign_free(foreign, i);
+                u.foreign[i] = (struct foreign_function) { .address = f->address, .vfio = f->vfio };
+                u.n_foreign++;
+                if (f->driver && !(u.foreign[i].driver = strdup(f->driver))) {
+                        dev_set_update_done(&u);
                         return -ENOMEM;
                 }
         }
+        *ret = u;
+        return 0;
+}
 
-        changed = spec->n_members != s->n_members ||
-                  (s->n_members > 0 && memcmp(members, s->members, sizeof(*members) * s->n_members) != 0);
-        *ret_members_changed = changed;
-        *ret_foreign_changed = !foreign_equal(foreign, spec->n_foreign, s->foreign, s->n_foreign);
+void dev_set_update_done(struct dev_set_update *u) {
+        free(u->members);
+        foreign_free(u->foreign, u->n_foreign);
+        *u = (struct dev_set_update) {};
+}
+
+void dev_set_update_apply(struct dev_set *s, struct dev_set_update *u, bool *ret_members_changed,
+                          bool *ret_foreign_changed) {
+        *ret_members_changed = u->n_members != s->n_members ||
+                (s->n_members > 0 && memcmp(u->members, s->members, sizeof(*s->members) * s->n_members) != 0);
+        *ret_foreign_changed = !foreign_equal(u->foreign, u->n_foreign, s->foreign, s->n_foreign);
 
         free(s->members);
-        s->members = TAKE_PTR(members);
-        s->n_members = spec->n_members;
+        s->members = TAKE_PTR(u->members);
+        s->n_members = u->n_members;
         foreign_free(s->foreign, s->n_foreign);
-        s->foreign = foreign;
-        s->n_foreign = spec->n_foreign;
+        s->foreign = TAKE_PTR(u->foreign);
+        s->n_foreign = u->n_foreign;
+        *u = (struct dev_set_update) {};
         for (size_t i = 0; i < s->n_members; i++)
                 s->members[i]->dev_set = s;
-        return 0;
 }

@@ -1,25 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* A dev_set: the devices one hot reset resets together, and (from the reset
- * issue on) the state machine idle -> quiescing -> resetting -> resuming. */
+/* A dev_set: the devices one hot reset resets together. Its reset state
+ * machine lives in arbiter.c. */
 
 #include <stdint.h>
 
+#include "device.h"
 #include "devset-rule.h"
 
-struct manager;
-struct device;
+struct manager;         /* only the bus faces follow this back pointer */
 struct reset;
-
-enum dev_set_state {
-        DEV_SET_IDLE,
-        DEV_SET_QUIESCING,
-        DEV_SET_RESETTING,
-        DEV_SET_RESUMING,
-};
-
-const char *dev_set_state_to_string(enum dev_set_state s);
 
 /* A function a reset of the set reaches but that is not in it. */
 struct foreign_function {
@@ -38,9 +29,10 @@ struct dev_set {
         struct foreign_function *foreign;
         size_t n_foreign;
 
-        enum dev_set_state state;
-        struct reset *reset;            /* under way (quiescing or resetting) */
-        struct reset *next;             /* the one follow-up queued behind it */
+        /* The arbiter's: the reset under way (its state is the set's) and the
+         * one follow-up queued behind it. */
+        struct reset *reset;
+        struct reset *next;
         uint64_t reset_count;
         char *last_result;              /* "" until the first reset */
         uint64_t last_reset_usec;
@@ -49,10 +41,22 @@ struct dev_set {
 int dev_set_new(struct manager *m, const char *id, enum dev_set_kind kind, struct dev_set **ret);
 struct dev_set *dev_set_free(struct dev_set *s);
 
-/* Replace members and foreign functions with a fresh spec's; sets *ret_members_changed
- * and *ret_foreign_changed. The devices must already exist in the manager. */
-int dev_set_update(struct dev_set *s, const struct topology *t, const struct dev_set_spec *spec,
-                   bool *ret_members_changed, bool *ret_foreign_changed);
+/* A set's members and foreign functions as a fresh spec has them, made
+ * before anything changes so that applying it cannot fail. */
+struct dev_set_update {
+        struct device **members;
+        size_t n_members;
+        struct foreign_function *foreign;
+        size_t n_foreign;
+};
+
+/* devices: every vfio device, sorted by address; each member must be there. */
+int dev_set_update_prepare(const struct topology *t, const struct dev_set_spec *spec, struct device *const *devices,
+                           size_t n_devices, struct dev_set_update *ret);
+/* Takes over u; sets *ret_members_changed and *ret_foreign_changed. */
+void dev_set_update_apply(struct dev_set *s, struct dev_set_update *u, bool *ret_members_changed,
+                          bool *ret_foreign_changed);
+void dev_set_update_done(struct dev_set_update *u);
 
 char *dev_set_path_from_id(const char *id);
 /* The daemon owns every member. */

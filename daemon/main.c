@@ -8,7 +8,8 @@
 
 #include "log.h"
 #include "macro.h"
-#include "manager.h"
+#include "main.h"
+#include "manager-dbus.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct manager *, manager_free)
 
@@ -93,7 +94,11 @@ int vfio_resetd_main(int argc, char *argv[], const struct kernel_ops *kernel) {
         if (r <= 0)
                 return r < 0 ? 2 : EXIT_SUCCESS;
 
-        r = manager_start(m);
+        r = manager_bus_start(m);
+        if (r >= 0)
+                r = manager_start(m);
+        if (r >= 0)
+                r = manager_bus_request_name(m);
         if (r < 0)
                 return EXIT_FAILURE;
         r = manager_run(m);

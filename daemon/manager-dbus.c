@@ -2,50 +2,22 @@
 /* org.vfioresetd1.Manager at /org/vfioresetd1, and the ObjectManager over all objects. */
 #include <errno.h>
 
+#include "arbiter-dbus.h"
+#include "bus-address.h"
 #include "bus-names.h"
+#include "device-dbus.h"
+#include "devset-dbus.h"
+#include "log.h"
 #include "macro.h"
-#include "manager.h"
-
-int manager_lookup_device(struct manager *m, const char *address, struct device **ret, sd_bus_error *error) {
-        const struct pci_function *f;
-        struct pci_address a;
-        char err[160], buf[PCI_ADDRESS_STRLEN];
-        struct device *d;
-
-        if (pci_address_parse(address, &a, err, sizeof(err)) < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid PCI address: %s", err);
-        d = manager_find_device(m, &a);
-        if (d) {
-                *ret = d;
-                return 0;
-        }
-        pci_address_format(&a, buf);
-        f = topology_find(m->topology, &a);
-        if (!f)
-                return sd_bus_error_setf(error, VRD_ERROR_NO_SUCH_DEVICE, "No PCI device %s on this machine", buf);
-        if (!f->driver)
-                return sd_bus_error_setf(error, VRD_ERROR_NO_SUCH_DEVICE,
-                                         "PCI device %s has no driver; bind it to vfio-pci first", buf);
-        return sd_bus_error_setf(error, VRD_ERROR_NO_SUCH_DEVICE,
-                                 "PCI device %s is bound to %s, not to a vfio-pci driver", buf, f->driver);
-}
-
-int manager_read_device(struct manager *m, sd_bus_message *msg, struct device **ret, sd_bus_error *error) {
-        const char *address;
-        int r;
-
-        r = sd_bus_message_read(msg, "s", &address);
-        if (r < 0)
-                return r;
-        return manager_lookup_device(m, address, ret, error);
-}
+#include "manager-dbus.h"
+#include "peer-dbus.h"
 
 static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct manager *m = userdata;
         struct device *d;
         int r;
 
-        r = manager_read_device(m, msg, &d, error);
+        r = bus_read_device(m, msg, &d, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, "o", d->path);
@@ -56,12 +28,15 @@ static int method_get_dev_set(sd_bus_message *msg, void *userdata, sd_bus_error 
         struct device *d;
         int r;
 
-        r = manager_read_device(m, msg, &d, error);
+        r = bus_read_device(m, msg, &d, error);
         if (r < 0)
                 return r;
-        if (!d->dev_set)        /* cannot happen: every vfio device is in a set */
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Device %s has no dev_set", d->path);
-        return sd_bus_reply_method_return(msg, "o", d->dev_set->path);
+        struct dev_set *s;
+
+        r = bus_device_dev_set(d, &s, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, "o", s->path);
 }
 
 static const sd_bus_vtable manager_vtable[] = {
@@ -97,17 +72,71 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END
 };
 
-int manager_bus_register(struct manager *m) {
+static void on_object_added(void *userdata, const char *path) {
+        struct manager *m = userdata;
+        int r = sd_bus_emit_object_added(m->bus, path);
+
+        if (r < 0)
+                log_warning_errno(r, "Failed to announce %s: %m", path);
+}
+
+static void on_object_removed(void *userdata, const char *path) {
+        struct manager *m = userdata;
+        int r = sd_bus_emit_object_removed(m->bus, path);
+
+        if (r < 0)
+                log_warning_errno(r, "Failed to announce removal of %s: %m", path);
+}
+
+static void on_device_changed(void *userdata, struct device *d, const char *const *properties) {
+        (void) device_bus_emit_changed(d, properties);
+}
+
+static void on_dev_set_changed(void *userdata, struct dev_set *s, const char *const *properties) {
+        (void) dev_set_bus_emit_changed(s, properties);
+}
+
+int manager_bus_start(struct manager *m) {
         int r;
 
+        r = sd_bus_open_system(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the system bus: %m");
+        (void) sd_bus_set_exit_on_disconnect(m->bus, true);
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+
         r = sd_bus_add_object_vtable(m->bus, NULL, VRD_ROOT_PATH, VRD_MANAGER_IFACE, manager_vtable, m);
+        if (r >= 0)
+                r = sd_bus_add_object_manager(m->bus, NULL, VRD_ROOT_PATH);
+        if (r >= 0)
+                r = device_bus_register(m);
+        if (r >= 0)
+                r = dev_set_bus_register(m);
+        if (r >= 0)
+                r = peer_bus_track(m);
         if (r < 0)
-                return r;
-        r = sd_bus_add_object_manager(m->bus, NULL, VRD_ROOT_PATH);
+                return log_error_errno(r, "Failed to register bus objects: %m");
+
+        m->events = (struct manager_events) {
+                .object_added = on_object_added,
+                .object_removed = on_object_removed,
+                .device_changed = on_device_changed,
+                .dev_set_changed = on_dev_set_changed,
+        };
+        m->events_userdata = m;
+        m->arbiter.ops = &arbiter_bus_ops;
+        m->arbiter.userdata = m;
+        return 0;
+}
+
+int manager_bus_request_name(struct manager *m) {
+        int r;
+
+        r = sd_bus_request_name(m->bus, VRD_BUS_NAME, 0);
         if (r < 0)
-                return r;
-        r = device_bus_register(m);
-        if (r < 0)
-                return r;
-        return dev_set_bus_register(m);
+                return log_error_errno(r, "Failed to acquire bus name %s: %m", VRD_BUS_NAME);
+        log_info("Serving %s: %zu vfio devices in %zu dev_sets", VRD_BUS_NAME, m->n_devices, m->n_dev_sets);
+        return 0;
 }

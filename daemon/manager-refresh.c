@@ -10,23 +10,13 @@
 
 
 static void emit_removed(struct manager *m, const char *path) {
-        int r;
-
-        if (!m->bus)
-                return;
-        r = sd_bus_emit_object_removed(m->bus, path);
-        if (r < 0)
-                log_warning_errno(r, "Failed to announce removal of %s: %m", path);
+        if (m->events.object_removed)
+                m->events.object_removed(m->events_userdata, path);
 }
 
 static void emit_added(struct manager *m, const char *path) {
-        int r;
-
-        if (!m->bus)
-                return;
-        r = sd_bus_emit_object_added(m->bus, path);
-        if (r < 0)
-                log_warning_errno(r, "Failed to announce %s: %m", path);
+        if (m->events.object_added)
+                m->events.object_added(m->events_userdata, path);
 }
 
 static const struct dev_set_spec *find_spec(const struct dev_set_specs *specs, const char *id) {
@@ -39,189 +29,223 @@ static const struct dev_set_spec *find_spec(const struct dev_set_specs *specs, c
 struct device_change {
         struct device *device;
         bool added;
+        struct pci_function fn;         /* the fresh scan's, for a device that stays */
         struct dev_set *old_set;        /* compared, never followed: it may be freed */
         bool moved;
         bool was_managed;
         const char *changed[8];
 };
 
-int manager_refresh(struct manager *m) {
-        _cleanup_(topology_freep) struct topology *t = NULL;
-        _cleanup_(dev_set_specs_freep) struct dev_set_specs *specs = NULL;
-        _cleanup_free_ struct device **devices = NULL;
-        _cleanup_free_ struct device_change *changes = NULL;
-        _cleanup_free_ struct dev_set **sets = NULL;
-        _cleanup_free_ bool *set_added = NULL, *set_members = NULL, *set_foreign = NULL, *set_was_managed = NULL;
-        _cleanup_free_ struct dev_set **lost = NULL;     /* sets a removed device left */
-        size_t n_devices = 0, n_changes = 0, n_lost = 0;
+/* Everything a refresh needs, made before anything changes. */
+struct refresh_plan {
+        struct topology *topology;
+        struct dev_set_specs *specs;
+        struct device **devices;        /* the new list, in address order */
+        size_t n_devices;
+        struct device_change *changes;  /* one per new list entry */
+        struct dev_set **sets;          /* one per spec */
+        bool *set_added;
+        struct dev_set_update *updates; /* one per spec */
+        struct dev_set **lost;          /* old sets that lose a device that goes */
+        size_t n_lost;
+};
+
+static void refresh_plan_done(struct refresh_plan *p) {
+        for (size_t i = 0; p->changes && i < p->n_devices; i++)
+                if (p->changes[i].added)
+                        device_free(p->changes[i].device);
+                else
+                        pci_function_done(&p->changes[i].fn);
+        for (size_t i = 0; p->specs && p->sets && i < p->specs->n_sets; i++) {
+                if (p->set_added[i])
+                        dev_set_free(p->sets[i]);
+                dev_set_update_done(&p->updates[i]);
+        }
+        free(p->devices);
+        free(p->changes);
+        free(p->sets);
+        free(p->set_added);
+        free(p->updates);
+        free(p->lost);
+        dev_set_specs_free(p->specs);
+        topology_free(p->topology);
+        *p = (struct refresh_plan) {};
+}
+
+static int refresh_plan_make(struct manager *m, struct refresh_plan *p) {
+        struct topology *t;
         int r;
 
-        r = topology_scan(m->udev, &m->topology_options, &t);
+        r = topology_scan(m->udev, &m->topology_options, &p->topology);
         if (r < 0)
                 return log_error_errno(r, "Failed to scan PCI devices: %m");
+        t = p->topology;
         for (size_t i = 0; i < m->n_removed;)
                 if (topology_find(t, &m->removed[i]))
                         topology_forget(t, &m->removed[i++]);
                 else            /* sysfs caught up: nothing more to hide */
                         m->removed[i] = m->removed[--m->n_removed];
 
-        r = dev_set_rule_apply(t, &specs);
+        r = dev_set_rule_apply(t, &p->specs);
         if (r < 0)
                 return log_error_errno(r, "Failed to compute dev_sets: %m");
 
-        devices = calloc(t->n_functions + 1, sizeof(*devices));
-        changes = calloc(t->n_functions + 1, sizeof(*changes));
-        sets = calloc(specs->n_sets + 1, sizeof(*sets));
-        set_added = calloc(specs->n_sets + 1, sizeof(bool));
-        set_members = calloc(specs->n_sets + 1, sizeof(bool));
-        set_foreign = calloc(specs->n_sets + 1, sizeof(bool));
-        lost = calloc(m->n_devices + 1, sizeof(*lost));
-        set_was_managed = calloc(specs->n_sets + 1, sizeof(bool));
-        if (!devices || !changes || !sets || !set_added || !set_members || !set_foreign || !lost || !set_was_managed)
+        p->devices = calloc(t->n_functions + 1, sizeof(*p->devices));
+        p->changes = calloc(t->n_functions + 1, sizeof(*p->changes));
+        p->sets = calloc(p->specs->n_sets + 1, sizeof(*p->sets));
+        p->set_added = calloc(p->specs->n_sets + 1, sizeof(bool));
+        p->updates = calloc(p->specs->n_sets + 1, sizeof(*p->updates));
+        p->lost = calloc(m->n_devices + 1, sizeof(*p->lost));
+        if (!p->devices || !p->changes || !p->sets || !p->set_added || !p->updates || !p->lost)
                 return log_oom();
 
-        /* Announce every removal while all objects are still whole. */
-        for (size_t i = 0; i < m->n_devices; i++) {
-                const struct pci_function *f = topology_find(t, &m->devices[i]->fn.address);
-
-                if (!f || !f->vfio) {
-                        log_info("Device %s left vfio (%s)", m->devices[i]->path,
-                                 !f ? "removed" : f->driver ? f->driver : "unbound");
-                        /* Its peers hear "gone", a reset of its set ends, the daemon lets go. */
-                        arbiter_device_gone(m, m->devices[i]);
-                        m->ownership->release(m, m->devices[i]);
-                        emit_removed(m, m->devices[i]->path);
-                }
-        }
-        for (size_t i = 0; i < m->n_dev_sets; i++)
-                if (!find_spec(specs, m->dev_sets[i]->id)) {
-                        arbiter_dev_set_gone(m->dev_sets[i]);
-                        emit_removed(m, m->dev_sets[i]->path);
-                }
-
-        /* New device list, in address order; keep the objects that survive. */
+        /* New objects are made while every old one lives: no address is reused. */
         for (size_t i = 0; i < t->n_functions; i++) {
                 const struct pci_function *f = &t->functions[i];
-                struct device_change *c = &changes[n_changes];
+                struct device_change *c = &p->changes[p->n_devices];
                 struct device *d;
 
                 if (!f->vfio)
                         continue;
                 d = manager_find_device(m, &f->address);
-                if (d) {
-                        struct pci_function copy;
-
-                        r = pci_function_copy(&copy, f);
-                        if (r < 0)
-                                return log_oom();
-                        device_changed_properties(&d->fn, f, c->changed);
-                        pci_function_done(&d->fn);
-                        d->fn = copy;
-                } else {
+                if (d)
+                        r = pci_function_copy(&c->fn, f);
+                else {
                         r = device_new(m, f, &d);
-                        if (r < 0)
-                                return log_oom();
-                        c->added = true;
-                        log_info("Device %s bound to %s", d->path, f->driver);
+                        c->added = r >= 0;
                 }
+                if (r < 0)
+                        return log_oom();
                 c->device = d;
                 c->old_set = d->dev_set;
-                n_changes++;
-                devices[n_devices++] = d;
+                p->devices[p->n_devices++] = d;
         }
-        /* Free what left, detached from its set first. */
-        for (size_t i = 0; i < m->n_devices; i++) {
-                bool kept = false;
+        for (size_t i = 0; i < p->specs->n_sets; i++) {
+                struct dev_set *s = manager_find_dev_set(m, p->specs->sets[i].id);
 
-                for (size_t j = 0; j < n_devices; j++)
-                        kept = kept || devices[j] == m->devices[i];
-                if (kept)
-                        continue;
-                for (size_t s = 0; s < m->n_dev_sets; s++) {
-                        struct dev_set *set = m->dev_sets[s];
-
-                        for (size_t k = 0; k < set->n_members; k++)
-                                if (set->members[k] == m->devices[i]) {
-                                        lost[n_lost++] = set;
-                                        memmove(&set->members[k], &set->members[k + 1],
-                                                sizeof(*set->members) * (set->n_members - k - 1));
-                                        set->n_members--;
-                                        break;
-                                }
+                if (!s) {
+                        r = dev_set_new(m, p->specs->sets[i].id, p->specs->sets[i].kind, &s);
+                        if (r < 0)
+                                return log_oom();
+                        p->set_added[i] = true;
                 }
-                device_free(m->devices[i]);
+                p->sets[i] = s;
         }
+        for (size_t i = 0; i < p->specs->n_sets; i++) {
+                r = dev_set_update_prepare(t, &p->specs->sets[i], p->devices, p->n_devices, &p->updates[i]);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to update dev_set %s: %m", p->specs->sets[i].id);
+        }
+        return 0;
+}
+
+static bool plan_keeps_device(const struct refresh_plan *p, const struct device *d) {
+        return devices_find(p->devices, p->n_devices, &d->fn.address) == d;
+}
+
+/* Nothing below can fail: the refresh either happens whole or not at all. */
+static void refresh_plan_apply(struct manager *m, struct refresh_plan *p) {
+        const size_t n_sets = p->specs->n_sets;
+        bool set_members[n_sets + 1], set_foreign[n_sets + 1], set_was_managed[n_sets + 1];
+
+        /* Announce every removal while all objects are still whole. */
+        for (size_t i = 0; i < m->n_devices; i++)
+                if (!plan_keeps_device(p, m->devices[i])) {
+                        const struct pci_function *f = topology_find(p->topology, &m->devices[i]->fn.address);
+
+                        log_info("Device %s left vfio (%s)", m->devices[i]->path,
+                                 !f ? "removed" : f->driver ? f->driver : "unbound");
+                        /* Its peers hear "gone", a reset of its set ends, the daemon lets go. */
+                        arbiter_device_gone(&m->arbiter, m->devices[i]);
+                        m->ownership.ops->release(&m->ownership, m->devices[i]);
+                        emit_removed(m, m->devices[i]->path);
+                }
+        for (size_t i = 0; i < m->n_dev_sets; i++)
+                if (!find_spec(p->specs, m->dev_sets[i]->id)) {
+                        arbiter_dev_set_gone(&m->arbiter, m->dev_sets[i]);
+                        emit_removed(m, m->dev_sets[i]->path);
+                }
+
+        /* The surviving devices take the fresh scan; the others go. */
+        for (size_t i = 0; i < p->n_devices; i++) {
+                struct device_change *c = &p->changes[i];
+
+                if (c->added) {
+                        log_info("Device %s bound to %s", c->device->path, c->device->fn.driver);
+                        continue;
+                }
+                device_changed_properties(&c->device->fn, &c->fn, c->changed);
+                pci_function_done(&c->device->fn);
+                c->device->fn = c->fn;
+                c->fn = (struct pci_function) {};
+        }
+        for (size_t i = 0; i < m->n_devices; i++)
+                if (!plan_keeps_device(p, m->devices[i])) {
+                        for (size_t s = 0; s < m->n_dev_sets; s++) {
+                                struct dev_set *set = m->dev_sets[s];
+
+                                for (size_t k = 0; k < set->n_members; k++)
+                                        if (set->members[k] == m->devices[i]) {
+                                                p->lost[p->n_lost++] = set;
+                                                memmove(&set->members[k], &set->members[k + 1],
+                                                        sizeof(*set->members) * (set->n_members - k - 1));
+                                                set->n_members--;
+                                                break;
+                                        }
+                        }
+                        device_free(m->devices[i]);
+                }
         free(m->devices);
-        m->devices = TAKE_PTR(devices);
-        m->n_devices = n_devices;
+        m->devices = TAKE_PTR(p->devices);
+        m->n_devices = p->n_devices;
         for (size_t i = 0; i < m->n_devices; i++)
                 m->devices[i]->dev_set = NULL;
 
-        /* New set list, in id order. */
-        for (size_t i = 0; i < specs->n_sets; i++) {
-                struct dev_set *s = manager_find_dev_set(m, specs->sets[i].id);
-
-                if (!s) {
-                        r = dev_set_new(m, specs->sets[i].id, specs->sets[i].kind, &s);
-                        if (r < 0)
-                                return log_oom();
-                        set_added[i] = true;
-                }
-                sets[i] = s;
-        }
+        /* The new set list, in id order. */
         for (size_t i = 0; i < m->n_dev_sets; i++) {
                 bool kept = false;
 
-                for (size_t j = 0; j < specs->n_sets; j++)
-                        kept = kept || sets[j] == m->dev_sets[i];
+                for (size_t j = 0; j < n_sets; j++)
+                        kept = kept || p->sets[j] == m->dev_sets[i];
                 if (!kept) {
                         m->dev_sets[i]->n_members = 0;  /* its devices belong elsewhere now */
                         dev_set_free(m->dev_sets[i]);
                 }
         }
         free(m->dev_sets);
-        m->dev_sets = TAKE_PTR(sets);
-        m->n_dev_sets = specs->n_sets;
-        for (size_t i = 0; i < m->n_dev_sets; i++) {
-                r = dev_set_update(m->dev_sets[i], t, &specs->sets[i], &set_members[i], &set_foreign[i]);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to update dev_set %s: %m", m->dev_sets[i]->id);
-                /* Old sets were all alive when the new ones were made: no address is reused. */
-                for (size_t k = 0; k < n_lost; k++)
-                        set_members[i] = set_members[i] || lost[k] == m->dev_sets[i];
+        m->dev_sets = TAKE_PTR(p->sets);
+        m->n_dev_sets = n_sets;
+        for (size_t i = 0; i < n_sets; i++) {
+                dev_set_update_apply(m->dev_sets[i], &p->updates[i], &set_members[i], &set_foreign[i]);
+                for (size_t k = 0; k < p->n_lost; k++)  /* compared, never followed */
+                        set_members[i] = set_members[i] || p->lost[k] == m->dev_sets[i];
         }
-
-        for (size_t i = 0; i < n_changes; i++)
-                changes[i].moved = changes[i].old_set != changes[i].device->dev_set;
-        for (size_t i = 0; i < m->n_dev_sets; i++)      /* a new set may reuse a freed one's address */
-                for (size_t k = 0; set_added[i] && k < m->dev_sets[i]->n_members; k++)
-                        for (size_t j = 0; j < n_changes; j++)
-                                if (changes[j].device == m->dev_sets[i]->members[k])
-                                        changes[j].moved = true;
+        for (size_t i = 0; i < p->n_devices; i++)
+                p->changes[i].moved = p->changes[i].old_set != p->changes[i].device->dev_set;
 
         topology_free(m->topology);
-        m->topology = TAKE_PTR(t);
+        m->topology = TAKE_PTR(p->topology);
         m->holders_stamp = 0;
 
         /* Take (or let go of) what is managed now; announce what changed. */
-        for (size_t i = 0; i < n_changes; i++)
-                changes[i].was_managed = changes[i].device->device_fd >= 0;
-        for (size_t i = 0; i < m->n_dev_sets; i++)
+        for (size_t i = 0; i < p->n_devices; i++)
+                p->changes[i].was_managed = p->changes[i].device->device_fd >= 0;
+        for (size_t i = 0; i < n_sets; i++)
                 set_was_managed[i] = dev_set_is_managed(m->dev_sets[i]);
-        ownership_sync(m);
+        ownership_sync(&m->ownership, m->devices, m->n_devices, &m->config);
 
         /* Announce: new objects whole, then what changed on the old ones. */
-        for (size_t i = 0; i < m->n_dev_sets; i++)
-                if (set_added[i])
+        for (size_t i = 0; i < n_sets; i++)
+                if (p->set_added[i])
                         emit_added(m, m->dev_sets[i]->path);
-        for (size_t i = 0; i < n_changes; i++)
-                if (changes[i].added)
-                        emit_added(m, changes[i].device->path);
-        for (size_t i = 0; i < m->n_dev_sets; i++) {
+        for (size_t i = 0; i < p->n_devices; i++)
+                if (p->changes[i].added)
+                        emit_added(m, p->changes[i].device->path);
+        for (size_t i = 0; i < n_sets; i++) {
                 const char *props[4] = {};
                 size_t n = 0;
 
-                if (set_added[i])
+                if (p->set_added[i])
                         continue;
                 if (set_members[i])
                         props[n++] = "Devices";
@@ -230,10 +254,10 @@ int manager_refresh(struct manager *m) {
                 if (set_was_managed[i] != dev_set_is_managed(m->dev_sets[i]))
                         props[n++] = "Managed";
                 if (n > 0)
-                        (void) dev_set_bus_emit_changed(m->dev_sets[i], props);
+                        manager_emit_dev_set_changed(m, m->dev_sets[i], props);
         }
-        for (size_t i = 0; i < n_changes; i++) {
-                struct device_change *c = &changes[i];
+        for (size_t i = 0; i < p->n_devices; i++) {
+                struct device_change *c = &p->changes[i];
                 size_t n = 0;
 
                 if (c->added)
@@ -246,9 +270,24 @@ int manager_refresh(struct manager *m) {
                         c->changed[n++] = "Managed";
                 c->changed[n] = NULL;
                 if (n > 0)
-                        (void) device_bus_emit_changed(c->device, c->changed);
+                        manager_emit_device_changed(m, c->device, c->changed);
         }
+        /* Everything made for the plan now belongs to the manager. */
+        for (size_t i = 0; i < p->n_devices; i++)
+                p->changes[i].added = false;
+        memset(p->set_added, 0, sizeof(bool) * n_sets);
+        p->n_devices = 0;
         log_debug("Topology: %zu PCI functions, %zu vfio devices, %zu dev_sets",
                   m->topology->n_functions, m->n_devices, m->n_dev_sets);
-        return 0;
+}
+
+int manager_refresh(struct manager *m) {
+        struct refresh_plan p = {};
+        int r;
+
+        r = refresh_plan_make(m, &p);
+        if (r >= 0)
+                refresh_plan_apply(m, &p);
+        refresh_plan_done(&p);
+        return r;
 }

@@ -7,13 +7,33 @@
 #include <string.h>
 #include <unistd.h>
 #include <libudev.h>
+#include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 
-#include "bus-names.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 
+
+/* A peer left the bus: no reset waits for it; its devices' Peers changed. */
+static void on_peer_left(void *userdata, const char *name, const struct pci_address *touched, size_t n_touched) {
+        struct manager *m = userdata;
+
+        arbiter_peer_left(&m->arbiter, name);
+        for (size_t i = 0; i < n_touched; i++)
+                manager_emit_peers_changed(m, &touched[i]);
+}
+
+/* The kernel wants a device back: its peers hear "gone", its set's reset ends, the daemon lets go. */
+static void on_device_request(void *userdata, struct device *d) {
+        struct manager *m = userdata;
+
+        arbiter_device_gone(&m->arbiter, d);
+        m->ownership.ops->release(&m->ownership, d);
+        manager_emit_device_changed(m, d, (const char *[]) { "Managed", "Peers", NULL });
+        if (d->dev_set)
+                manager_emit_dev_set_changed(m, d->dev_set, (const char *[]) { "Managed", "Peers", NULL });
+}
 
 int manager_new(const struct kernel_ops *kernel, struct manager **ret) {
         struct manager *m = calloc(1, sizeof(*m));
@@ -22,12 +42,26 @@ int manager_new(const struct kernel_ops *kernel, struct manager **ret) {
         if (!m)
                 return -ENOMEM;
         m->kernel = kernel;
-        m->ownership = &ownership_legacy_ops;
         r = sd_event_default(&m->event);
         if (r < 0) {
                 free(m);
                 return r;
         }
+        m->ownership = (struct ownership) {
+                .ops = &ownership_legacy_ops,
+                .kernel = kernel,
+                .event = m->event,
+                .events.device_request = on_device_request,
+                .userdata = m,
+        };
+        m->peers = (struct peer_registry) { .events.left = on_peer_left, .userdata = m };
+        m->arbiter = (struct arbiter) {
+                .event = m->event,
+                .kernel = kernel,
+                .ownership = &m->ownership,
+                .peers = &m->peers,
+                .stop_timeout_usec = 10 * USEC_PER_SEC,
+        };
         m->udev = udev_new();
         if (!m->udev) {
                 manager_free(m);
@@ -40,15 +74,11 @@ int manager_new(const struct kernel_ops *kernel, struct manager **ret) {
 struct manager *manager_free(struct manager *m) {
         if (!m)
                 return NULL;
-        arbiter_free_all(m);
-        while (m->n_peers > 0) {
-                m->peers[0]->n_claims = m->peers[0]->n_watches = 0;
-                peer_gc(m->peers[0]);
-        }
-        free(m->peers);
+        arbiter_done(&m->arbiter);
+        peer_registry_done(&m->peers);
         for (size_t i = 0; i < m->n_devices; i++)
-                m->ownership->release(m, m->devices[i]);
-        free(m->groups);
+                m->ownership.ops->release(&m->ownership, m->devices[i]);
+        free(m->ownership.groups);
         polkit_registry_free(m->polkit);
         config_done(&m->config);
         free(m->config_path);
@@ -61,6 +91,8 @@ struct manager *manager_free(struct manager *m) {
         free(m->holders);
         free(m->removed);
         topology_free(m->topology);
+        strv_free(m->bus_paused_peers_pending);
+        sd_event_source_disable_unref(m->bus_paused_peers_flush);
         sd_event_source_unref(m->rescan_source);
         sd_event_source_unref(m->monitor_source);
         udev_monitor_unref(m->monitor);
@@ -73,10 +105,7 @@ struct manager *manager_free(struct manager *m) {
 }
 
 struct device *manager_find_device(struct manager *m, const struct pci_address *a) {
-        for (size_t i = 0; i < m->n_devices; i++)
-                if (pci_address_equal(&m->devices[i]->fn.address, a))
-                        return m->devices[i];
-        return NULL;
+        return devices_find(m->devices, m->n_devices, a);
 }
 
 struct dev_set *manager_find_dev_set(struct manager *m, const char *id) {
@@ -84,6 +113,30 @@ struct dev_set *manager_find_dev_set(struct manager *m, const char *id) {
                 if (strcmp(m->dev_sets[i]->id, id) == 0)
                         return m->dev_sets[i];
         return NULL;
+}
+
+bool manager_device_is_managed(const struct manager *m, const struct device *d) {
+        return device_is_managed(d, &m->config);
+}
+
+void manager_emit_device_changed(struct manager *m, struct device *d, const char *const *properties) {
+        if (m->events.device_changed)
+                m->events.device_changed(m->events_userdata, d, properties);
+}
+
+void manager_emit_dev_set_changed(struct manager *m, struct dev_set *s, const char *const *properties) {
+        if (m->events.dev_set_changed)
+                m->events.dev_set_changed(m->events_userdata, s, properties);
+}
+
+void manager_emit_peers_changed(struct manager *m, const struct pci_address *a) {
+        struct device *d = manager_find_device(m, a);
+
+        if (!d)
+                return;
+        manager_emit_device_changed(m, d, (const char *[]) { "Peers", NULL });
+        if (d->dev_set)
+                manager_emit_dev_set_changed(m, d->dev_set, (const char *[]) { "Peers", NULL });
 }
 
 static void invalidate_holders(struct manager *m) {
@@ -236,6 +289,33 @@ static int start_uevents(struct manager *m) {
         return sd_event_source_set_enabled(m->rescan_source, SD_EVENT_OFF);
 }
 
+static void on_stopped(void *userdata) {
+        struct manager *m = userdata;
+
+        log_info("Stopped: no reset under way");
+        (void) sd_event_exit(m->event, 0);
+}
+
+void manager_stop(struct manager *m) {
+        if (m->stopping)
+                return;
+        m->stopping = true;
+        log_info("Stopping: no new requests");
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
+        arbiter_stop(&m->arbiter, on_stopped, m);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct manager *m = userdata;
+
+        if (m->stopping) {      /* a second one: do not wait for the kernel */
+                log_warning("Signal %u while stopping: exiting now", si->ssi_signo);
+                return sd_event_exit(m->event, 0);
+        }
+        manager_stop(m);
+        return 0;
+}
+
 int manager_start(struct manager *m) {
         sigset_t mask;
         int r;
@@ -244,9 +324,9 @@ int manager_start(struct manager *m) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigprocmask(SIG_BLOCK, &mask, NULL);
-        r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
         if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+                r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals: %m");
         (void) sd_event_set_watchdog(m->event, true);
@@ -259,30 +339,11 @@ int manager_start(struct manager *m) {
                 if (strv_extend(&m->topology_options.extra_vfio_drivers, *d) < 0)
                         return log_oom();
 
-        r = sd_bus_open_system(&m->bus);
-        if (r < 0)
-                return log_error_errno(r, "Failed to connect to the system bus: %m");
-        (void) sd_bus_set_exit_on_disconnect(m->bus, true);
-        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0)
-                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
-        r = manager_bus_register(m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register bus objects: %m");
-
         /* Listen before the first scan so that nothing between the two is lost. */
         r = start_uevents(m);
         if (r < 0)
                 return r;
-        r = manager_refresh(m);
-        if (r < 0)
-                return r;
-
-        r = sd_bus_request_name(m->bus, VRD_BUS_NAME, 0);
-        if (r < 0)
-                return log_error_errno(r, "Failed to acquire bus name %s: %m", VRD_BUS_NAME);
-        log_info("Serving %s: %zu vfio devices in %zu dev_sets", VRD_BUS_NAME, m->n_devices, m->n_dev_sets);
-        return 0;
+        return manager_refresh(m);
 }
 
 int manager_run(struct manager *m) {

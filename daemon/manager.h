@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The daemon's state: the event loop, the bus, the topology and its objects. */
+/* The daemon's state: the event loop, the topology and its objects, and the
+ * parts below it (ownership, peers, arbiter), whose events the manager wires
+ * to one another. It knows nothing of D-Bus: what the bus must hear goes out
+ * through struct manager_events, which the bus face (manager-dbus.c) fills. */
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -32,9 +35,17 @@ struct device_holder {
         char comm[17];
 };
 
+/* What the bus must announce. userdata is manager.events_userdata. */
+struct manager_events {
+        void (*object_added)(void *userdata, const char *path);
+        void (*object_removed)(void *userdata, const char *path);
+        void (*device_changed)(void *userdata, struct device *d, const char *const *properties);
+        void (*dev_set_changed)(void *userdata, struct dev_set *s, const char *const *properties);
+};
+
 struct manager {
         sd_event *event;
-        sd_bus *bus;
+        sd_bus *bus;                    /* the bus faces' connection */
         struct udev *udev;
         struct udev_monitor *monitor;
         sd_event_source *monitor_source;
@@ -53,19 +64,21 @@ struct manager {
         size_t n_dev_sets;
 
         const struct kernel_ops *kernel;
-        const struct ownership_ops *ownership;
-        struct owned_group **groups;    /* groups the daemon holds open */
-        size_t n_groups;
-        struct peer **peers;
-        size_t n_peers;
-        struct reset **orphans;         /* resets whose set vanished while the kernel worked */
-        size_t n_orphans;
-        uint64_t last_reset_id;
+        struct ownership ownership;
+        struct peer_registry peers;
+        struct arbiter arbiter;
         struct polkit_registry *polkit;
 
         char *config_path;
         struct vrd_config config;
         uint64_t quiesce_timeout_usec;  /* default deadline of a pause */
+        bool stopping;
+
+        struct manager_events events;
+        void *events_userdata;
+        /* The bus face's: dev_sets whose PausedPeers change waits for an idle loop. */
+        char **bus_paused_peers_pending;
+        sd_event_source *bus_paused_peers_flush;
 
         /* Holders are looked up on demand, at most once per loop iteration. */
         uint64_t holders_stamp;
@@ -76,39 +89,28 @@ struct manager {
 int manager_new(const struct kernel_ops *kernel, struct manager **ret);
 struct manager *manager_free(struct manager *m);
 
-/* Connect to the bus, scan, start following uevents, take the bus name. */
+/* Read the config, follow uevents, scan; the bus face is registered before. */
 int manager_start(struct manager *m);
 int manager_run(struct manager *m);
+/* SIGTERM: stop taking requests, let resets under way end, then leave the loop. */
+void manager_stop(struct manager *m);
 
 /* Remember (or, when added again, forget) a function a uevent said was removed. */
 void manager_note_removal(struct manager *m, const struct pci_address *a, bool removed);
 
-/* Rescan sysfs and bring objects in line, announcing every change on the bus. */
+/* Rescan sysfs and bring objects in line, announcing every change. On
+ * failure nothing changed. */
 int manager_refresh(struct manager *m);
 
 struct device *manager_find_device(struct manager *m, const struct pci_address *a);
-/* An address argument to a vfio device, or error naming the address and what it is instead. */
-int manager_lookup_device(struct manager *m, const char *address, struct device **ret, sd_bus_error *error);
-/* The same for a method call whose first argument is the address. */
-int manager_read_device(struct manager *m, sd_bus_message *msg, struct device **ret, sd_bus_error *error);
 struct dev_set *manager_find_dev_set(struct manager *m, const char *id);
+bool manager_device_is_managed(const struct manager *m, const struct device *d);
 
 /* Holders of every vfio device (other than this daemon), fresh for this loop iteration. */
 int manager_get_holders(struct manager *m, const struct device_holder **ret, size_t *n_ret);
 
-/* The bus faces, in manager-dbus.c, device-dbus.c and devset-dbus.c. */
-int manager_bus_register(struct manager *m);
-int device_bus_register(struct manager *m);
-int dev_set_bus_register(struct manager *m);
-int device_bus_emit_changed(struct device *d, const char **properties);
-int method_reset_device(sd_bus_message *msg, void *userdata, sd_bus_error *error);
-int method_dev_set_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error);
-int method_pause_complete(sd_bus_message *msg, void *userdata, sd_bus_error *error);
-int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error);
-int method_release_device(sd_bus_message *msg, void *userdata, sd_bus_error *error);
-int method_watch(sd_bus_message *msg, void *userdata, sd_bus_error *error);
-int method_unwatch(sd_bus_message *msg, void *userdata, sd_bus_error *error);
-
-/* The daemon's main(), with the kernel backend to use (tests pass a double). */
-int vfio_resetd_main(int argc, char *argv[], const struct kernel_ops *kernel);
-int dev_set_bus_emit_changed(struct dev_set *s, const char **properties);
+/* Tell the bus (when one listens). */
+void manager_emit_device_changed(struct manager *m, struct device *d, const char *const *properties);
+void manager_emit_dev_set_changed(struct manager *m, struct dev_set *s, const char *const *properties);
+/* Peers of a device changed: its Peers and its set's. */
+void manager_emit_peers_changed(struct manager *m, const struct pci_address *a);

@@ -7,10 +7,12 @@
  * (one IOMMU address space per group: two peers never share one). */
 
 #include <stddef.h>
+#include <systemd/sd-event.h>
 
-struct manager;
-struct device;
-struct dev_set;
+#include "config-file.h"
+#include "device.h"
+#include "devset.h"
+#include "kernel.h"
 
 /* An open group: the kernel's unit of isolation, so also the unit of claims. */
 struct owned_group {
@@ -20,18 +22,37 @@ struct owned_group {
         unsigned n_devices;     /* daemon-owned devices in it */
 };
 
+struct ownership;
+
 struct ownership_ops {
         const char *name;
         /* Open what the device needs (its group and container, its device fd). */
-        int (*acquire)(struct manager *m, struct device *d);
-        void (*release)(struct manager *m, struct device *d);
+        int (*acquire)(struct ownership *o, struct device *d);
+        void (*release)(struct ownership *o, struct device *d);
         /* The fd a peer sets up DMA through: the group's container. */
-        int (*iommu_fd)(const struct device *d);
+        int (*iommu_fd)(const struct ownership *o, const struct device *d);
         /* The group fds a hot reset of the set needs (legacy: every group; cdev: none). */
-        int (*reset_group_fds)(const struct dev_set *s, int **ret, size_t *n_ret);
+        int (*reset_group_fds)(const struct ownership *o, const struct dev_set *s, int **ret, size_t *n_ret);
+};
+
+struct ownership_events {
+        /* The kernel wants the device back (an unbind or a removal waits for
+         * every fd of it to close): the receiver must release it. */
+        void (*device_request)(void *userdata, struct device *d);
+};
+
+struct ownership {
+        const struct ownership_ops *ops;
+        const struct kernel_ops *kernel;
+        sd_event *event;
+        struct owned_group **groups;    /* groups the daemon holds open */
+        size_t n_groups;
+        struct ownership_events events;
+        void *userdata;
 };
 
 extern const struct ownership_ops ownership_legacy_ops;
 
 /* Bring every device's ownership in line with whether it is managed; logs what fails. */
-void ownership_sync(struct manager *m);
+void ownership_sync(struct ownership *o, struct device *const *devices, size_t n_devices,
+                    const struct vrd_config *config);

@@ -1,22 +1,88 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* TakeDevice, ReleaseDevice, Watch, Unwatch: how a program becomes a peer. */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "arbiter.h"
+#include "bus-address.h"
 #include "bus-names.h"
 #include "log.h"
 #include "macro.h"
-#include "manager.h"
-#include "ownership.h"
-#include "peer.h"
+#include "peer-dbus.h"
 #include "polkit.h"
+
+static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        /* A unique name that loses its owner is a connection that left. */
+        if (name[0] == ':' && !*new_owner)
+                peer_registry_name_lost(&m->peers, name);
+        return 0;
+}
+
+int peer_bus_track(struct manager *m) {
+        return sd_bus_match_signal_async(m->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                         "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, NULL, m);
+}
+
+struct pid_query {
+        struct manager *manager;
+        char name[];
+};
+
+/* The bus driver answers in order: a name that left before it is looked up
+ * has no owner, even if its NameOwnerChanged went by before the peer existed
+ * (a call that waited for polkit). */
+static int on_pid(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct pid_query *q = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        struct peer *p = peer_find(&q->manager->peers, q->name);
+        uint32_t pid;
+
+        if (e && sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.NameHasNoOwner"))
+                peer_registry_name_lost(&q->manager->peers, q->name);
+        else if (e)
+                log_debug("Cannot learn the pid of peer %s: %s", q->name, e->message);
+        else if (p && sd_bus_message_read(reply, "u", &pid) >= 0)
+                p->pid = (pid_t) pid;
+        return 0;
+}
+
+/* The peer for the sender of msg, made and looked up on the bus if new. */
+static int get_peer(struct manager *m, const char *name, struct peer **ret) {
+        struct pid_query *q;
+        sd_bus_slot *slot;
+        int r;
+
+        r = peer_get(&m->peers, name, ret);
+        if (r <= 0)
+                return r;
+        q = malloc(sizeof(*q) + strlen(name) + 1);
+        if (!q)
+                return 0;       /* the pid is only for messages */
+        q->manager = m;
+        strcpy(q->name, name);
+        r = sd_bus_call_method_async(m->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetConnectionUnixProcessID", on_pid, q, "s", name);
+        if (r < 0) {
+                free(q);
+                return 0;
+        }
+        (void) sd_bus_slot_set_destroy_callback(slot, free);
+        (void) sd_bus_slot_set_floating(slot, 1);
+        return 0;
+}
 
 /* Read the address, find the device, check the caller may take or watch. r <= 0: return r (or 1). */
 static int begin(sd_bus_message *msg, struct manager *m, sd_bus_message_handler_t handler, struct device **ret,
-                 sd_bus_error *error) {
+                 struct dev_set **ret_set, sd_bus_error *error) {
         int r;
 
-        r = manager_read_device(m, msg, ret, error);
+        r = bus_read_device(m, msg, ret, error);
+        if (r >= 0)
+                r = bus_device_dev_set(*ret, ret_set, error);
         if (r < 0)
                 return r;
         return polkit_verify(&m->polkit, msg, VRD_ACTION_TAKE, handler, m, error);
@@ -27,10 +93,11 @@ int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         const char *sender = sd_bus_message_get_sender(msg);
         char address[PCI_ADDRESS_STRLEN];
         struct peer *p, *other;
+        struct dev_set *s;
         struct device *d;
         int r, iommu;
 
-        r = begin(msg, m, method_take_device, &d, error);
+        r = begin(msg, m, method_take_device, &d, &s, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         pci_address_format(&d->fn.address, address);
@@ -40,15 +107,15 @@ int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                                          "it under [Manage] in the config)%s", address,
                                          d->acquire_error == -EBUSY ? "; and another process holds its group" : "");
         /* The group is the kernel's isolation unit, so it is the unit of claims. */
-        p = peer_find(m, sender);
-        other = peer_claiming_group(m, d->fn.iommu_group, p);
+        p = peer_find(&m->peers, sender);
+        other = peer_claiming_group(&m->peers, m->devices, m->n_devices, d->fn.iommu_group, p);
         if (other)
                 return sd_bus_error_setf(error, VRD_ERROR_BUSY, "IOMMU group %d of %s is claimed by peer %s",
                                          d->fn.iommu_group, address, other->name);
-        iommu = m->ownership->iommu_fd(d);
+        iommu = m->ownership.ops->iommu_fd(&m->ownership, d);
         if (iommu < 0)
                 return sd_bus_error_set_errnof(error, -iommu, "%s has no IOMMU context: %m", address);
-        r = peer_get(m, sender, &p);
+        r = get_peer(m, sender, &p);
         if (r < 0)
                 return r;
         r = peer_add(&p->claims, &p->n_claims, &d->fn.address);
@@ -56,17 +123,17 @@ int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 return r;
         if (r > 0) {
                 log_info("Peer %s took %s", sender, address);
-                peer_emit_changes(m, &d->fn.address);
+                manager_emit_peers_changed(m, &d->fn.address);
         }
-        r = arbiter_joined_paused(d->dev_set, sender);
+        r = arbiter_peer_joined(&m->arbiter, s, sender);
         if (r < 0)
                 return r;
         /* sd-bus duplicates the fds into the reply: the daemon keeps its own. */
-        return sd_bus_reply_method_return(msg, "hhb", d->device_fd, iommu, arbiter_paused(d->dev_set));
+        return sd_bus_reply_method_return(msg, "hhb", d->device_fd, iommu, arbiter_holds_peers_paused(s));
 }
 
 static int drop(sd_bus_message *msg, struct manager *m, bool claim, sd_bus_error *error) {
-        const char *address;
+        const char *address, *sender = sd_bus_message_get_sender(msg);
         struct pci_address a;
         char err[160];
         struct peer *p;
@@ -78,14 +145,14 @@ static int drop(sd_bus_message *msg, struct manager *m, bool claim, sd_bus_error
                 return r;
         if (pci_address_parse(address, &a, err, sizeof(err)) < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid PCI address: %s", err);
-        p = peer_find(m, sd_bus_message_get_sender(msg));
+        p = peer_find(&m->peers, sender);
         had = p && (claim ? peer_remove(p->claims, &p->n_claims, &a) : peer_remove(p->watches, &p->n_watches, &a));
         if (!had)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s did not %s %s",
-                                         sd_bus_message_get_sender(msg), claim ? "take" : "watch", address);
-        peer_gc(p);
-        peer_emit_changes(m, &a);
-        arbiter_peer_gone(m, sd_bus_message_get_sender(msg));
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s did not %s %s", sender,
+                                         claim ? "take" : "watch", address);
+        peer_gc(&m->peers, p);
+        manager_emit_peers_changed(m, &a);
+        arbiter_peer_left(&m->arbiter, sender);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -99,22 +166,23 @@ int method_unwatch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
 
 int method_watch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct manager *m = userdata;
+        struct dev_set *s;
         struct device *d;
         struct peer *p;
         int r;
 
-        r = begin(msg, m, method_watch, &d, error);
+        r = begin(msg, m, method_watch, &d, &s, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = peer_get(m, sd_bus_message_get_sender(msg), &p);
+        r = get_peer(m, sd_bus_message_get_sender(msg), &p);
         if (r < 0)
                 return r;
         r = peer_add(&p->watches, &p->n_watches, &d->fn.address);
         if (r < 0)
                 return r;
         if (r > 0)
-                peer_emit_changes(m, &d->fn.address);
-        r = arbiter_joined_paused(d->dev_set, p->name);
+                manager_emit_peers_changed(m, &d->fn.address);
+        r = arbiter_peer_joined(&m->arbiter, s, p->name);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, NULL);

@@ -1,97 +1,99 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <search.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "arbiter.h"
 #include "log.h"
 #include "macro.h"
-#include "manager.h"
 #include "peer.h"
 
-struct peer *peer_find(struct manager *m, const char *name) {
-        for (size_t i = 0; i < m->n_peers; i++)
-                if (strcmp(m->peers[i]->name, name) == 0)
-                        return m->peers[i];
-        return NULL;
+/* The tree only indexes: its entries are freed with their arrays. */
+static void noop_free(void *p) {
 }
 
-static void peer_free(struct peer *p) {
-        struct manager *m = p->manager;
+static int compare_peers(const void *a, const void *b) {
+        return strcmp(((const struct peer *) a)->name, ((const struct peer *) b)->name);
+}
 
-        for (size_t i = 0; i < m->n_peers; i++)
-                if (m->peers[i] == p) {
-                        m->peers[i] = m->peers[--m->n_peers];
-                        break;
-                }
-        sd_bus_track_unref(p->track);
+struct peer *peer_find(const struct peer_registry *reg, const char *name) {
+        struct peer key = { .name = (char *) name };
+        struct peer **found = tfind(&key, &reg->by_name, compare_peers);
+
+        return found ? *found : NULL;
+}
+
+static void peer_free(struct peer_registry *reg, struct peer *p) {
+        struct peer *last = reg->peers[--reg->n_peers];
+
+        tdelete(p, &reg->by_name, compare_peers);
+        reg->peers[p->index] = last;
+        last->index = p->index;
         free(p->claims);
         free(p->watches);
         free(p->name);
         free(p);
 }
 
-/* The peer left the bus: its claims go, and no reset waits for it any more. */
-static int on_peer_gone(sd_bus_track *track, void *userdata) {
-        struct peer *p = userdata;
-        struct manager *m = p->manager;
-        _cleanup_free_ struct pci_address *touched = NULL;
-        _cleanup_free_ char *name = NULL;
-        size_t n = p->n_claims + p->n_watches;
-
-        log_info("Peer %s left the bus: dropping %zu claims and %zu watches", p->name, p->n_claims, p->n_watches);
-        touched = calloc(n + 1, sizeof(*touched));
-        if (touched) {
-                memcpy(touched, p->claims, sizeof(*touched) * p->n_claims);
-                memcpy(touched + p->n_claims, p->watches, sizeof(*touched) * p->n_watches);
-        }
-        name = strdup(p->name);
-        peer_free(p);
-        if (name)
-                arbiter_peer_gone(m, name);
-        for (size_t i = 0; touched && i < n; i++)
-                peer_emit_changes(m, &touched[i]);
-        return 0;
-}
-
-int peer_get(struct manager *m, const char *name, struct peer **ret) {
-        struct peer *p = peer_find(m, name), **v;
-        int r;
+int peer_get(struct peer_registry *reg, const char *name, struct peer **ret) {
+        struct peer *p = peer_find(reg, name), **v;
 
         if (p) {
                 *ret = p;
                 return 0;
         }
-        v = realloc(m->peers, sizeof(*v) * (m->n_peers + 1));
+        v = realloc(reg->peers, sizeof(*v) * (reg->n_peers + 1));
         if (!v)
                 return -ENOMEM;
-        m->peers = v;
+        reg->peers = v;
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
-        p->manager = m;
         p->name = strdup(name);
-        if (!p->name) {
+        if (!p->name || !tsearch(p, &reg->by_name, compare_peers)) {
+                free(p->name);
                 free(p);
                 return -ENOMEM;
         }
-        r = sd_bus_track_new(m->bus, &p->track, on_peer_gone, p);
-        if (r >= 0)
-                r = sd_bus_track_add_name(p->track, name);
-        if (r < 0) {
-                sd_bus_track_unref(p->track);
-                free(p->name);
-                free(p);
-                return r;
-        }
-        m->peers[m->n_peers++] = p;
+        p->index = reg->n_peers;
+        reg->peers[reg->n_peers++] = p;
         *ret = p;
-        return 0;
+        return 1;
 }
 
-void peer_gc(struct peer *p) {
+void peer_gc(struct peer_registry *reg, struct peer *p) {
         if (p && p->n_claims == 0 && p->n_watches == 0)
-                peer_free(p);
+                peer_free(reg, p);
+}
+
+void peer_registry_name_lost(struct peer_registry *reg, const char *name) {
+        struct peer *p = peer_find(reg, name);
+        _cleanup_free_ struct pci_address *touched = NULL;
+        _cleanup_free_ char *copy = NULL;
+        size_t n;
+
+        if (!p)
+                return;
+        n = p->n_claims + p->n_watches;
+        log_info("Peer %s left the bus: dropping %zu claims and %zu watches", p->name, p->n_claims, p->n_watches);
+        touched = calloc(n + 1, sizeof(*touched));
+        copy = strdup(name);
+        if (touched) {
+                memcpy(touched, p->claims, sizeof(*touched) * p->n_claims);
+                memcpy(touched + p->n_claims, p->watches, sizeof(*touched) * p->n_watches);
+        }
+        peer_free(reg, p);
+        if (reg->events.left && copy)
+                reg->events.left(reg->userdata, copy, touched, touched ? n : 0);
+}
+
+void peer_registry_done(struct peer_registry *reg) {
+        while (reg->n_peers > 0)
+                peer_free(reg, reg->peers[0]);
+        free(reg->peers);
+        reg->peers = NULL;
+        tdestroy(reg->by_name, noop_free);   /* empty by now */
+        reg->by_name = NULL;
 }
 
 static bool contains(const struct pci_address *v, size_t n, const struct pci_address *a) {
@@ -138,28 +140,19 @@ bool peer_in_dev_set(const struct peer *p, const struct dev_set *s) {
         return false;
 }
 
-struct peer *peer_claiming_group(struct manager *m, int group, const struct peer *except) {
-        for (size_t i = 0; i < m->n_peers; i++) {
-                struct peer *p = m->peers[i];
+struct peer *peer_claiming_group(const struct peer_registry *reg, struct device *const *devices, size_t n_devices,
+                                 int group, const struct peer *except) {
+        for (size_t i = 0; i < reg->n_peers; i++) {
+                struct peer *p = reg->peers[i];
 
                 if (p == except)
                         continue;
                 for (size_t k = 0; k < p->n_claims; k++) {
-                        struct device *d = manager_find_device(m, &p->claims[k]);
+                        struct device *d = devices_find(devices, n_devices, &p->claims[k]);
 
                         if (d && d->fn.iommu_group == group)
                                 return p;
                 }
         }
         return NULL;
-}
-
-void peer_emit_changes(struct manager *m, const struct pci_address *a) {
-        struct device *d = manager_find_device(m, a);
-
-        if (!d)
-                return;
-        (void) device_bus_emit_changed(d, (const char *[]) { "Peers", NULL });
-        if (d->dev_set)
-                (void) dev_set_bus_emit_changed(d->dev_set, (const char *[]) { "Peers", NULL });
 }

@@ -1,43 +1,58 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* A peer: a bus client that took devices (TakeDevice) or watches a dev_set
- * (Watch). Tracked with sd_bus_track: when it leaves the bus it loses its
- * claims at once, and any reset waiting for it stops waiting. */
+/* Peers: bus clients that took devices (TakeDevice) or watch a dev_set
+ * (Watch), by unique bus name. The registry knows nothing of the bus: its bus
+ * face (peer-dbus.c) tells it when a name leaves the bus, and it reports that
+ * upward through peer_events, which the manager wires to the arbiter. */
 
 #include <stdbool.h>
-#include <systemd/sd-bus.h>
+#include <sys/types.h>
 
+#include "device.h"
+#include "devset.h"
 #include "pci-address.h"
 
-struct manager;
-struct dev_set;
-
 struct peer {
-        struct manager *manager;
         char *name;                     /* unique bus name */
-        sd_bus_track *track;
+        pid_t pid;                      /* from the bus driver once it answered, else 0 */
+        size_t index;                   /* in peer_registry.peers */
         struct pci_address *claims;     /* devices taken */
         size_t n_claims;
         struct pci_address *watches;    /* devices whose set it watches */
         size_t n_watches;
 };
 
-struct peer *peer_find(struct manager *m, const char *name);
-/* Find or create the peer for a bus name, tracked from now on. */
-int peer_get(struct manager *m, const char *name, struct peer **ret);
+struct peer_events {
+        /* A peer left the bus; touched lists the devices it claimed or watched. */
+        void (*left)(void *userdata, const char *name, const struct pci_address *touched, size_t n_touched);
+};
+
+struct peer_registry {
+        struct peer **peers;            /* in no order; peer->index is its slot */
+        size_t n_peers;
+        void *by_name;                  /* tsearch(3) tree of struct peer *: O(log n) lookups */
+        struct peer_events events;
+        void *userdata;
+};
+
+struct peer *peer_find(const struct peer_registry *reg, const char *name);
+/* Find or create the peer for a bus name. */
+int peer_get(struct peer_registry *reg, const char *name, struct peer **ret);
 /* Drop a peer with no claims and no watches left. */
-void peer_gc(struct peer *p);
+void peer_gc(struct peer_registry *reg, struct peer *p);
+/* The name left the bus: drop its peer, if any, and report it. */
+void peer_registry_name_lost(struct peer_registry *reg, const char *name);
+void peer_registry_done(struct peer_registry *reg);
 
 bool peer_claims(const struct peer *p, const struct pci_address *a);
 bool peer_watches(const struct peer *p, const struct pci_address *a);
+/* 1: added, 0: it was there already. */
 int peer_add(struct pci_address **v, size_t *n, const struct pci_address *a);
 bool peer_remove(struct pci_address *v, size_t *n, const struct pci_address *a);
 
 /* Is the peer part of this set (claims or watches a member)? */
 bool peer_in_dev_set(const struct peer *p, const struct dev_set *s);
 /* The peer other than `except` that claims a device of this IOMMU group, if any. */
-struct peer *peer_claiming_group(struct manager *m, int group, const struct peer *except);
-
-/* Emit Peers changes on every device and set a peer touches. */
-void peer_emit_changes(struct manager *m, const struct pci_address *a);
+struct peer *peer_claiming_group(const struct peer_registry *reg, struct device *const *devices, size_t n_devices,
+                                 int group, const struct peer *except);

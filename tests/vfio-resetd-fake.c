@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "kernel-fake.h"
-#include "manager.h"
+#include "main.h"
 
 int main(int argc, char *argv[]) {
         if (kernel_fake_configure(getenv("VRD_FAKE_KERNEL")) < 0)

@@ -56,11 +56,11 @@ static void refresh_plan_done(struct refresh_plan *p) {
                         device_free(p->changes[i].device);
                 else
                         pci_function_done(&p->changes[i].fn);
-        for (size_t i = 0; p->specs && p->sets && i < p->specs->n_sets; i++) {
+        for (size_t i = 0; p->specs && p->sets && p->set_added && i < p->specs->n_sets; i++)
                 if (p->set_added[i])
                         dev_set_free(p->sets[i]);
+        for (size_t i = 0; p->specs && p->updates && i < p->specs->n_sets; i++)
                 dev_set_update_done(&p->updates[i]);
-        }
         free(p->devices);
         free(p->changes);
         free(p->sets);

@@ -1,0 +1,770 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The arbiter alone, without a bus: the manager over a fake sysfs and the
+ * kernel test double, a recorder in place of the bus face. Every event is
+ * driven in every state; the next state and what goes out are asserted. Any
+ * impossible transition aborts (VFIO_RESETD_ABORT_ON_BUG). Allocations made
+ * by the daemon's code can be failed on purpose (the --wrap'ed allocators
+ * below), to prove that failures leave nothing half done. */
+#include <check.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernel-fake.h"
+#include "macro.h"
+#include "manager.h"
+#include "testbed.h"
+
+/* --- failing allocations ------------------------------------------------------------- */
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+
+static long fail_countdown;     /* > 0: the n-th allocation from now fails */
+static bool fail_all;           /* every allocation fails */
+static long n_failed;
+
+static bool should_fail(void) {
+        if (fail_all || (fail_countdown > 0 && --fail_countdown == 0)) {
+                n_failed++;
+                return true;
+        }
+        return false;
+}
+
+void *__wrap_malloc(size_t n) {
+        return should_fail() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size) {
+        return should_fail() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n) {
+        return should_fail() ? NULL : __real_realloc(p, n);
+}
+
+/* --- the recorder: what the arbiter says ---------------------------------------------- */
+
+static struct {
+        char **lines;
+        unsigned stopped;
+} rec;
+
+static void record(const char *fmt, ...) _printf_(1, 2);
+static void record(const char *fmt, ...) {
+        char *line;
+        va_list ap;
+
+        va_start(ap, fmt);
+        ck_assert_int_ge(vasprintf(&line, fmt, ap), 0);
+        va_end(ap);
+        ck_assert_int_ge(strv_extend(&rec.lines, line), 0);
+        free(line);
+}
+
+static void on_pause(void *userdata, const char *peer, const char *set_path, uint64_t reset_id, const char *type,
+                     uint64_t deadline_usec, char **addresses) {
+        char all[256] = "";
+
+        for (char **a = addresses; a && *a; a++)
+                snprintf(all + strlen(all), sizeof(all) - strlen(all), " %s", *a);
+        record("pause %s %" PRIu64 " %s%s", peer, reset_id, type, all);
+}
+
+static void on_resume(void *userdata, const char *peer, const char *set_path, uint64_t reset_id,
+                      const char *result) {
+        record("resume %s %" PRIu64 " %s", peer, reset_id, result);
+}
+
+static void on_started(void *userdata, const char *set_path, uint64_t reset_id) {
+        record("started %s %" PRIu64, strrchr(set_path, '/') + 1, reset_id);
+}
+
+static void on_finished(void *userdata, const struct reset_outcome *o) {
+        record("finished %s %" PRIu64 " %s", o->set_id, o->reset_id, reset_result_to_string(o->result));
+}
+
+static void on_reply(void *userdata, void *request, const struct reset_outcome *o) {
+        record("reply %s %s%s%s", (const char *) request, reset_result_to_string(o->result), o->message ? ": " : "",
+               o->message ?: "");
+}
+
+static void on_changed(void *userdata, struct dev_set *s, const char *const *properties) {
+        for (const char *const *p = properties; *p; p++)
+                if (strcmp(*p, "State") == 0)
+                        record("state %s %s", s->id, dev_set_state_to_string(arbiter_state(s)));
+}
+
+static const struct arbiter_ops recorder = {
+        .pause = on_pause,
+        .resume = on_resume,
+        .started = on_started,
+        .finished = on_finished,
+        .reply = on_reply,
+        .changed = on_changed,
+};
+
+static void on_stopped(void *userdata) {
+        rec.stopped++;
+}
+
+/* The recorded line that starts with prefix, or NULL. */
+static const char *said(const char *prefix) {
+        for (char **l = rec.lines; l && *l; l++)
+                if (strncmp(*l, prefix, strlen(prefix)) == 0)
+                        return *l;
+        return NULL;
+}
+
+static unsigned count(const char *prefix) {
+        unsigned n = 0;
+
+        for (char **l = rec.lines; l && *l; l++)
+                n += strncmp(*l, prefix, strlen(prefix)) == 0;
+        return n;
+}
+
+#define assert_said(prefix) ck_assert_msg(said(prefix), "never said '%s'", prefix)
+#define assert_not_said(prefix) ck_assert_msg(!said(prefix), "said '%s'", said(prefix))
+
+static void forget(void) {
+        strv_free(rec.lines);
+        rec.lines = NULL;
+}
+
+/* --- the daemon without its bus -------------------------------------------------------- */
+
+static UMockdevTestbed *tb;
+static struct manager *m;
+static char dir[64];
+static char kernel_log[128];
+
+#define SET04 "bus_0000_04"
+
+static void set_kernel(const char *spec) {
+        char buf[256];
+
+        snprintf(buf, sizeof(buf), "%s,log=%s", spec, kernel_log);
+        ck_assert_int_ge(kernel_fake_configure(buf), 0);
+}
+
+static void setup(void) {
+        char config[160];
+        FILE *f;
+
+        snprintf(dir, sizeof(dir), "/tmp/test-state-machine.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(kernel_log, sizeof(kernel_log), "%s/kernel.log", dir);
+        snprintf(config, sizeof(config), "%s/vfio-resetd.conf", dir);
+        f = fopen(config, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs("[Manage]\nDevice=0000:04:00.0 0000:04:00.1 00:02.0\n[Reset]\nQuiesceTimeoutSec=10\n", f);
+        fclose(f);
+        tb = testbed_new("lab");
+        set_kernel("delay_ms=20");
+        ck_assert_int_ge(manager_new(kernel_fake_ops(), &m), 0);
+        m->config_path = strdup(config);
+        m->uevent_source = UEVENT_SOURCE_KERNEL;
+        m->arbiter.ops = &recorder;
+        ck_assert_int_ge(manager_start(m), 0);
+        ck_assert(dev_set_is_managed(manager_find_dev_set(m, SET04)));
+}
+
+static void teardown(void) {
+        fail_all = false, fail_countdown = 0;
+        char path[160];
+
+        manager_free(m);
+        forget();
+        g_object_unref(tb);
+        snprintf(path, sizeof(path), "%s/kernel.log", dir);
+        (void) unlink(path);
+        snprintf(path, sizeof(path), "%s/vfio-resetd.conf", dir);
+        (void) unlink(path);
+        (void) rmdir(dir);
+}
+
+static struct dev_set *set04(void) {
+        return manager_find_dev_set(m, SET04);
+}
+
+static struct pci_address address(const char *s) {
+        struct pci_address a;
+
+        ck_assert_int_ge(pci_address_parse(s, &a, NULL, 0), 0);
+        return a;
+}
+
+/* A peer (as if it called TakeDevice, or Watch with take=false). */
+static struct peer *peer(const char *name, const char *device, bool take) {
+        struct pci_address a = address(device);
+        struct peer *p;
+
+        ck_assert_int_ge(peer_get(&m->peers, name, &p), 0);
+        p->pid = getpid();
+        if (take)
+                ck_assert_int_ge(peer_add(&p->claims, &p->n_claims, &a), 0);
+        else
+                ck_assert_int_ge(peer_add(&p->watches, &p->n_watches, &a), 0);
+        return p;
+}
+
+static struct reset_options options(uint64_t timeout_ms, bool force) {
+        return (struct reset_options) { .quiesce_timeout_usec = timeout_ms * 1000, .force = force };
+}
+
+static void request(struct dev_set *s, const char *name, uint64_t timeout_ms, bool force) {
+        struct reset_options o = options(timeout_ms, force);
+
+        ck_assert_int_eq(arbiter_request(&m->arbiter, s, (void *) name, &o), 0);
+}
+
+static enum dev_set_state state(void) {
+        return arbiter_state(set04());
+}
+
+/* Turn the loop until prefix was said (or 5 s passed). */
+static void run_until_said(const char *prefix) {
+        uint64_t end = monotonic_usec() + 5 * USEC_PER_SEC;
+
+        while (!said(prefix) && monotonic_usec() < end)
+                ck_assert_int_ge(sd_event_run(m->event, 10 * USEC_PER_MSEC), 0);
+        assert_said(prefix);
+}
+
+/* Turn the loop one iteration at a time until the set is in this state. */
+static void run_until_state(struct dev_set *s, enum dev_set_state want) {
+        uint64_t end = monotonic_usec() + 5 * USEC_PER_SEC;
+
+        while (arbiter_state(s) != want && monotonic_usec() < end)
+                ck_assert_int_ge(sd_event_run(m->event, 1 * USEC_PER_MSEC), 0);
+        ck_assert_str_eq(dev_set_state_to_string(arbiter_state(s)), dev_set_state_to_string(want));
+}
+
+static void run_for(uint64_t ms) {
+        uint64_t end = monotonic_usec() + ms * USEC_PER_MSEC;
+
+        while (monotonic_usec() < end)
+                ck_assert_int_ge(sd_event_run(m->event, 5 * USEC_PER_MSEC), 0);
+}
+
+static unsigned kernel_resets(void) {
+        char line[256];
+        unsigned n = 0;
+        FILE *f = fopen(kernel_log, "re");
+
+        while (f && fgets(line, sizeof(line), f))
+                n += strncmp(line, "hot-reset", 9) == 0 || strncmp(line, "function-reset", 14) == 0;
+        if (f)
+                fclose(f);
+        return n;
+}
+
+/* --- the table ------------------------------------------------------------------------ */
+
+START_TEST(test_transition_table) {
+        static const char *const allowed[] = {
+                "idle>quiescing", "quiescing>resetting", "quiescing>resuming", "resetting>resuming",
+                "resuming>idle", NULL,
+        };
+
+        for (int from = 0; from < _DEV_SET_STATE_MAX; from++)
+                for (int to = 0; to < _DEV_SET_STATE_MAX; to++) {
+                        char pair[64];
+
+                        snprintf(pair, sizeof(pair), "%s>%s", dev_set_state_to_string(from),
+                                 dev_set_state_to_string(to));
+                        ck_assert_msg(dev_set_transition_allowed(from, to) == strv_contains((char **) allowed, pair),
+                                      "%s", pair);
+                }
+        ck_assert(!dev_set_transition_allowed(-1, DEV_SET_IDLE));
+        ck_assert(!dev_set_transition_allowed(DEV_SET_IDLE, _DEV_SET_STATE_MAX));
+}
+END_TEST
+
+/* --- idle --------------------------------------------------------------------------- */
+
+START_TEST(test_idle) {
+        struct peer *a = peer(":1.1", "0000:04:00.0", true);
+
+        /* An ack of nothing, a departure, a stop: nothing moves. */
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), -EACCES);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 0), -EACCES);
+        arbiter_peer_left(&m->arbiter, ":1.9");
+        ck_assert_int_eq(state(), DEV_SET_IDLE);
+        ck_assert(!arbiter_holds_peers_paused(set04()));
+        ck_assert_ptr_null(rec.lines);
+
+        /* A member goes: its peer hears "gone" and loses it. */
+        arbiter_device_gone(&m->arbiter, manager_find_device(m, &a->claims[0]));
+        assert_said("pause :1.1 0 gone 0000:04:00.0");
+        ck_assert_ptr_null(peer_find(&m->peers, ":1.1"));
+        ck_assert_int_eq(state(), DEV_SET_IDLE);
+
+        arbiter_stop(&m->arbiter, on_stopped, NULL);
+        ck_assert_uint_eq(rec.stopped, 1);
+        ck_assert_int_eq(arbiter_request(&m->arbiter, set04(), (void *) "late",
+                                         &(struct reset_options) { 1000, false }), -ESHUTDOWN);
+        ck_assert_uint_eq(m->arbiter.bugs, 0);
+}
+END_TEST
+
+START_TEST(test_idle_request_without_peers_goes_straight_to_the_kernel) {
+        request(set04(), "r1", 1000, false);
+        ck_assert_int_eq(state(), DEV_SET_RESETTING);
+        assert_said("started bus_0000_04 1");
+        assert_said("state bus_0000_04 quiescing");
+        assert_said("state bus_0000_04 resetting");
+        run_until_said("reply r1 done");
+        ck_assert_int_eq(state(), DEV_SET_IDLE);
+        assert_said("state bus_0000_04 resuming");
+        assert_said("finished bus_0000_04 1 done");
+        ck_assert_uint_eq(set04()->reset_count, 1);
+        ck_assert_str_eq(set04()->last_result, "done");
+        ck_assert_uint_eq(kernel_resets(), 1);
+}
+END_TEST
+
+/* --- quiescing ---------------------------------------------------------------------- */
+
+START_TEST(test_quiescing_acks_and_joins) {
+        _cleanup_strv_free_ char **paused = NULL;
+
+        peer(":1.1", "0000:04:00.0", true);
+        peer(":1.2", "0000:04:00.1", true);
+        peer(":1.3", "0000:04:00.1", false);    /* watches: hears of every member */
+        request(set04(), "r1", 10000, false);
+        ck_assert_int_eq(state(), DEV_SET_QUIESCING);
+        assert_said("pause :1.1 1 pause 0000:04:00.0");
+        assert_said("pause :1.2 1 pause 0000:04:00.1");
+        assert_said("pause :1.3 1 pause 0000:04:00.0 0000:04:00.1");
+        ck_assert(arbiter_holds_peers_paused(set04()));
+
+        request(set04(), "r2", 10000, false);   /* joins: no second pause */
+        ck_assert_uint_eq(count("pause "), 3);
+        ck_assert_uint_eq(count("started "), 1);
+
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);   /* twice is once */
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.9", 1), -EACCES);     /* never sent it */
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.2", 2), -EACCES);     /* another id */
+        ck_assert_int_eq(arbiter_paused_peers(set04(), &paused), 0);
+        ck_assert_uint_eq(strv_length(paused), 1);
+        ck_assert_str_eq(paused[0], ":1.1");
+        ck_assert_int_eq(state(), DEV_SET_QUIESCING);
+
+        /* One leaves the bus (its claims went before the arbiter hears): not waited for. */
+        peer_registry_name_lost(&m->peers, ":1.3");
+        arbiter_peer_left(&m->arbiter, ":1.3");
+        ck_assert_int_eq(state(), DEV_SET_QUIESCING);
+        /* One is still in the set: its departure from another set changes nothing. */
+        arbiter_peer_left(&m->arbiter, ":1.2");
+        ck_assert_int_eq(state(), DEV_SET_QUIESCING);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.2", 1), 0);
+        ck_assert_int_eq(state(), DEV_SET_RESETTING);
+
+        run_until_said("reply r2 done");
+        assert_said("reply r1 done");
+        assert_said("resume :1.1 1 done");
+        assert_said("resume :1.2 1 done");
+        assert_not_said("resume :1.3");         /* gone: nobody to tell */
+        ck_assert_uint_eq(kernel_resets(), 1);
+        ck_assert_uint_eq(m->arbiter.bugs, 0);
+}
+END_TEST
+
+START_TEST(test_quiescing_deadline) {
+        char pid[64];
+
+        peer(":1.1", "0000:04:00.0", true);
+        peer(":1.2", "0000:04:00.1", true);
+        request(set04(), "r1", 100, false);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);
+        run_until_said("resume :1.2 1 quiesce-timeout");
+        ck_assert_int_eq(state(), DEV_SET_RESUMING);
+        ck_assert_ptr_null(said("reply r1"));
+        run_until_said("reply r1");
+        /* Named from what the registry knows: the arbiter has no bus to ask. */
+        snprintf(pid, sizeof(pid), ":1.2 (pid %d, ", (int) getpid());
+        ck_assert_ptr_nonnull(strstr(said("reply r1"), "quiesce-timeout: peers did not acknowledge the pause"));
+        ck_assert_ptr_nonnull(strstr(said("reply r1"), pid));
+        ck_assert_ptr_null(strstr(said("reply r1"), ":1.1"));
+        assert_said("resume :1.1 1 quiesce-timeout");
+        ck_assert_int_eq(state(), DEV_SET_IDLE);
+        ck_assert_uint_eq(kernel_resets(), 0);
+        ck_assert_str_eq(set04()->last_result, "quiesce-timeout");
+        ck_assert_uint_eq(set04()->reset_count, 0);
+}
+END_TEST
+
+START_TEST(test_quiescing_deadline_with_force) {
+        peer(":1.1", "0000:04:00.0", true);
+        peer(":1.2", "0000:04:00.1", true);
+        request(set04(), "r1", 100, false);
+        request(set04(), "r2", 100, true);      /* a joiner's Force carries over */
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);
+        run_until_said("pause :1.2 1 force");
+        /* Like every Pause, the force one carries the peer's devices of the set. */
+        assert_said("pause :1.2 1 force 0000:04:00.1");
+        assert_not_said("pause :1.1 1 force");
+        ck_assert_int_eq(state(), DEV_SET_RESETTING);
+        run_until_said("reply r1 done");
+        assert_said("reply r2 done");
+}
+END_TEST
+
+START_TEST(test_quiescing_device_gone) {
+        struct peer *a = peer(":1.1", "0000:04:00.0", true);
+
+        peer(":1.2", "0000:04:00.1", true);
+        request(set04(), "r1", 10000, false);
+        arbiter_device_gone(&m->arbiter, manager_find_device(m, &a->claims[0]));
+        assert_said("pause :1.1 1 gone 0000:04:00.0");
+        ck_assert_int_eq(state(), DEV_SET_RESUMING);
+        assert_said("resume :1.2 1 device-gone");
+        assert_not_said("resume :1.1");         /* it lost the device and left the registry */
+        run_until_said("reply r1 device-gone: 0000:04:00.0 was removed during the reset of bus_0000_04");
+        ck_assert_int_eq(state(), DEV_SET_IDLE);
+        ck_assert_uint_eq(kernel_resets(), 0);
+}
+END_TEST
+
+START_TEST(test_quiescing_stop) {
+        peer(":1.1", "0000:04:00.0", true);
+        request(set04(), "r1", 10000, false);
+        arbiter_stop(&m->arbiter, on_stopped, NULL);
+        assert_said("resume :1.1 1 daemon-stopping");
+        ck_assert_uint_eq(rec.stopped, 0);
+        run_until_said("reply r1 daemon-stopping");
+        ck_assert_uint_eq(rec.stopped, 1);
+        ck_assert_int_eq(state(), DEV_SET_IDLE);
+        ck_assert_uint_eq(kernel_resets(), 0);
+}
+END_TEST
+
+START_TEST(test_quiescing_set_gone) {
+        struct dev_set *s = set04();
+
+        peer(":1.1", "0000:04:00.0", true);
+        request(s, "r1", 10000, false);
+        arbiter_dev_set_gone(&m->arbiter, s);
+        ck_assert_ptr_null(s->reset);
+        assert_said("resume :1.1 1 device-gone");
+        run_until_said("reply r1 device-gone: dev_set bus_0000_04 changed during its reset");
+        ck_assert_uint_eq(m->arbiter.bugs, 0);
+}
+END_TEST
+
+/* --- resetting ---------------------------------------------------------------------- */
+
+START_TEST(test_resetting_queues_one_follow_up) {
+        set_kernel("delay_ms=200");
+        peer(":1.1", "0000:04:00.0", true);
+        request(set04(), "r1", 10000, false);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);
+        ck_assert_int_eq(state(), DEV_SET_RESETTING);
+        ck_assert(arbiter_holds_peers_paused(set04()));
+        request(set04(), "r2", 10000, false);
+        request(set04(), "r3", 10000, false);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);   /* late and twice: harmless */
+        arbiter_peer_left(&m->arbiter, ":1.1");
+        ck_assert_int_eq(state(), DEV_SET_RESETTING);
+        run_until_said("reply r1 done");
+        ck_assert_ptr_null(said("reply r2"));
+        run_until_said("pause :1.1 2 pause");   /* the follow-up began after r2 and r3 arrived */
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 2), 0);
+        run_until_said("reply r3 done");
+        assert_said("reply r2 done");
+        ck_assert_uint_eq(count("started "), 2);
+        ck_assert_uint_eq(kernel_resets(), 2);
+        ck_assert_uint_eq(set04()->reset_count, 2);
+}
+END_TEST
+
+START_TEST(test_resetting_failures) {
+        set_kernel("fail=EIO");
+        request(set04(), "r1", 1000, false);
+        run_until_said("reply r1");
+        ck_assert_str_eq(said("reply r1"), "reply r1 failed: hot reset of bus_0000_04 failed: "
+                                           "Input/output error (EIO)");
+        run_until_state(set04(), DEV_SET_IDLE);
+        ck_assert_str_eq(set04()->last_result, "failed");
+
+        set_kernel("lose=0000:04:00.1");
+        request(set04(), "r2", 1000, false);
+        run_until_said("reply r2");
+        ck_assert_ptr_nonnull(strstr(said("reply r2"), "failed: 0000:04:00.1 did not come back after the hot reset"));
+        ck_assert_uint_eq(set04()->reset_count, 0);
+}
+END_TEST
+
+START_TEST(test_resetting_device_gone) {
+        struct pci_address a = address("0000:04:00.1");
+
+        set_kernel("delay_ms=200");
+        peer(":1.1", "0000:04:00.1", true);
+        request(set04(), "r1", 1000, false);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);
+        ck_assert_int_eq(state(), DEV_SET_RESETTING);
+        request(set04(), "r2", 1000, false);    /* the queued one is refused at once */
+        arbiter_device_gone(&m->arbiter, manager_find_device(m, &a));
+        assert_said("pause :1.1 1 gone 0000:04:00.1");
+        assert_said("reply r2 device-gone: a device of the set was removed");
+        ck_assert_int_eq(state(), DEV_SET_RESETTING);   /* the kernel is at work: it finishes */
+        run_until_said("reply r1 device-gone: 0000:04:00.1 was removed during the reset of bus_0000_04");
+}
+END_TEST
+
+START_TEST(test_resetting_stop_waits_for_the_kernel) {
+        set_kernel("delay_ms=200");
+        peer(":1.1", "0000:04:00.0", true);
+        request(set04(), "r1", 1000, false);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);
+        request(set04(), "r2", 1000, false);
+        arbiter_stop(&m->arbiter, on_stopped, NULL);
+        assert_said("reply r2 daemon-stopping");        /* queued: never begins */
+        ck_assert_uint_eq(rec.stopped, 0);
+        run_until_said("reply r1 done");
+        assert_said("resume :1.1 1 done");
+        run_for(20);
+        ck_assert_uint_eq(rec.stopped, 1);
+        ck_assert_uint_eq(kernel_resets(), 1);
+}
+END_TEST
+
+START_TEST(test_resetting_stop_gives_up_on_a_stalled_kernel) {
+        uint64_t t;
+
+        set_kernel("stall_ms=3000");
+        m->arbiter.stop_timeout_usec = 200 * USEC_PER_MSEC;
+        peer(":1.1", "0000:04:00.0", true);
+        request(set04(), "r1", 1000, false);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);
+        t = monotonic_usec();
+        arbiter_stop(&m->arbiter, on_stopped, NULL);
+        run_until_said("reply r1 daemon-stopping");
+        ck_assert_ptr_nonnull(strstr(said("reply r1"), "did not return within 0.2 s"));
+        assert_said("resume :1.1 1 daemon-stopping");
+        run_for(20);
+        ck_assert_uint_eq(rec.stopped, 1);
+        ck_assert_uint_lt(monotonic_usec() - t, 2 * USEC_PER_SEC);     /* not the 3 s of the stall */
+}
+END_TEST
+
+/* The set is rebuilt while the kernel resets it: the reset ends without it,
+ * and nothing of it needs memory (it once needed a realloc, whose failure
+ * left the reset writing into the freed set). */
+START_TEST(test_resetting_set_gone_needs_no_memory) {
+        struct dev_set *s = set04();
+
+        set_kernel("delay_ms=200");
+        request(s, "r1", 1000, false);
+        ck_assert_int_eq(state(), DEV_SET_RESETTING);
+        fail_all = true;
+        arbiter_dev_set_gone(&m->arbiter, s);
+        fail_all = false;
+        ck_assert_ptr_null(s->reset);
+        memset(s, 0x6b, sizeof(*s));            /* as good as freed: nothing may write here now */
+        run_until_said("reply r1 done");
+        assert_said("finished bus_0000_04 1 done");
+        ck_assert_uint_eq(m->arbiter.bugs, 0);
+        /* The refresh after it must not see the poisoned object. */
+        for (size_t i = 0; i < m->n_dev_sets; i++)
+                if (m->dev_sets[i] == s) {
+                        m->dev_sets[i] = m->dev_sets[--m->n_dev_sets];
+                        break;
+                }
+        for (size_t i = 0; i < m->n_devices; i++)
+                if (m->devices[i]->dev_set == s)
+                        m->devices[i]->dev_set = NULL;
+}
+END_TEST
+
+/* The same devices under a new set id while the old reset is in the kernel:
+ * the new reset waits, so no two kernel resets of one device overlap. */
+START_TEST(test_orphan_blocks_a_reset_of_its_devices) {
+        struct dev_set *old = set04(), *new;
+        struct dev_set_update u = { .n_members = old->n_members };
+
+        set_kernel("delay_ms=300");
+        request(old, "r1", 1000, false);
+        ck_assert_int_eq(arbiter_state(old), DEV_SET_RESETTING);
+        arbiter_dev_set_gone(&m->arbiter, old);
+
+        ck_assert_int_ge(dev_set_new(m, "slot_0000_04_7", DEV_SET_SLOT, &new), 0);
+        u.members = calloc(old->n_members, sizeof(*u.members));
+        u.foreign = calloc(1, sizeof(*u.foreign));
+        memcpy(u.members, old->members, sizeof(*u.members) * old->n_members);
+        {
+                bool a, b;
+
+                dev_set_update_apply(new, &u, &a, &b);
+        }
+        request(new, "r2", 1000, false);
+        ck_assert_int_eq(arbiter_state(new), DEV_SET_QUIESCING);
+        run_for(100);
+        ck_assert_int_eq(arbiter_state(new), DEV_SET_QUIESCING);        /* still waits */
+        ck_assert_uint_eq(kernel_resets(), 0);
+        run_until_said("reply r1 done");
+        run_until_said("reply r2 done");
+        ck_assert_uint_eq(kernel_resets(), 2);
+        /* new is not the manager's: take it apart by hand. */
+        for (size_t i = 0; i < new->n_members; i++)
+                new->members[i]->dev_set = old;
+        dev_set_free(new);
+}
+END_TEST
+
+/* --- resuming ----------------------------------------------------------------------- */
+
+START_TEST(test_resuming) {
+        peer(":1.1", "0000:04:00.0", true);
+        request(set04(), "r1", 1000, false);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);
+        run_until_state(set04(), DEV_SET_RESUMING);
+        assert_said("resume :1.1 1 done");
+        ck_assert_ptr_null(said("reply r1"));           /* answered when it is over */
+        ck_assert(!arbiter_holds_peers_paused(set04()));        /* a peer joining now is not paused */
+        ck_assert_int_eq(arbiter_peer_joined(&m->arbiter, set04(), ":1.7"), 0);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);   /* late: harmless */
+        request(set04(), "r2", 1000, false);    /* queued */
+        arbiter_stop(&m->arbiter, on_stopped, NULL);
+        assert_said("reply r2 daemon-stopping");
+        run_until_said("reply r1 done");
+        run_for(20);
+        ck_assert_uint_eq(rec.stopped, 1);
+        ck_assert_uint_eq(count("started "), 1);
+        assert_not_said("resume :1.7");
+}
+END_TEST
+
+START_TEST(test_joined_mid_reset_hears_the_resume) {
+        request(set04(), "r1", 1000, false);
+        ck_assert_int_eq(state(), DEV_SET_RESETTING);
+        peer(":1.5", "0000:04:00.1", true);
+        ck_assert_int_eq(arbiter_peer_joined(&m->arbiter, set04(), ":1.5"), 0);
+        ck_assert_int_eq(arbiter_peer_joined(&m->arbiter, set04(), ":1.5"), 0);        /* once */
+        run_until_said("reply r1 done");
+        ck_assert_uint_eq(count("resume :1.5 1 done"), 1);
+}
+END_TEST
+
+/* --- scale -------------------------------------------------------------------------- */
+
+START_TEST(test_a_thousand_peers) {
+        char name[32];
+
+        for (int i = 0; i < 1000; i++) {
+                snprintf(name, sizeof(name), ":1.%d", 100 + i);
+                peer(name, i % 2 ? "0000:04:00.1" : "0000:04:00.0", i % 3 != 0);
+        }
+        request(set04(), "r1", 10000, false);
+        ck_assert_uint_eq(count("pause "), 1000);
+        for (int i = 999; i >= 0; i--) {
+                snprintf(name, sizeof(name), ":1.%d", 100 + i);
+                ck_assert_int_eq(state(), DEV_SET_QUIESCING);
+                ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, name, 1), 0);
+        }
+        ck_assert_int_eq(state(), DEV_SET_RESETTING);
+        run_until_said("reply r1 done");
+        ck_assert_uint_eq(count("resume "), 1000);
+}
+END_TEST
+
+/* --- the refresh ----------------------------------------------------------------------- */
+
+static void assert_whole(void) {
+        for (size_t i = 0; i < m->n_devices; i++) {
+                struct device *d = m->devices[i];
+                bool listed = false;
+
+                ck_assert_msg(d->dev_set, "%s has no dev_set", d->path);
+                for (size_t k = 0; k < m->n_dev_sets; k++)
+                        listed = listed || m->dev_sets[k] == d->dev_set;
+                ck_assert_msg(listed, "%s is in a dev_set the manager does not list", d->path);
+        }
+        for (size_t k = 0; k < m->n_dev_sets; k++)
+                for (size_t i = 0; i < m->dev_sets[k]->n_members; i++)
+                        ck_assert_ptr_eq(m->dev_sets[k]->members[i]->dev_set, m->dev_sets[k]);
+}
+
+/* Fail the first, second, ... allocation of a refresh that adds a device:
+ * each failed refresh leaves everything as it was. */
+START_TEST(test_refresh_completes_or_changes_nothing) {
+        size_t n_devices = m->n_devices, n_sets = m->n_dev_sets;
+        long attempts;
+        int r = -ENOMEM;
+
+        ck_assert(umockdev_testbed_add_from_string(tb,
+                "P: /devices/pci0000:00/0000:00:07.0/0000:04:00.2\nE: SUBSYSTEM=pci\nA: vendor=0x8086\n"
+                "A: device=0x10c9\nA: class=0x020000\nA: reset_method=flr\n"
+                "L: driver=../../../../bus/pci/drivers/vfio-pci\n"
+                "L: iommu_group=../../../../kernel/iommu_groups/21\n", NULL));
+        for (attempts = 1; attempts < 10000 && r < 0; attempts++) {
+                n_failed = 0;
+                fail_countdown = attempts;
+                r = manager_refresh(m);
+                fail_countdown = 0;
+                assert_whole();
+                if (r < 0) {
+                        ck_assert_uint_eq(n_failed, 1);
+                        ck_assert_uint_eq(m->n_devices, n_devices);
+                        ck_assert_uint_eq(m->n_dev_sets, n_sets);
+                        ck_assert_uint_eq(set04()->n_members, 2);
+                }
+        }
+        ck_assert_int_ge(r, 0);
+        ck_assert_uint_gt(attempts, 10);        /* it did fail at many points on the way */
+        ck_assert_uint_eq(m->n_devices, n_devices + 1);
+        ck_assert_uint_eq(set04()->n_members, 3);
+}
+END_TEST
+
+static Suite *suite(void) {
+        Suite *s = suite_create("state-machine");
+        TCase *tc = tcase_create("arbiter");
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 30);
+        tcase_add_test(tc, test_transition_table);
+        tcase_add_test(tc, test_idle);
+        tcase_add_test(tc, test_idle_request_without_peers_goes_straight_to_the_kernel);
+        tcase_add_test(tc, test_quiescing_acks_and_joins);
+        tcase_add_test(tc, test_quiescing_deadline);
+        tcase_add_test(tc, test_quiescing_deadline_with_force);
+        tcase_add_test(tc, test_quiescing_device_gone);
+        tcase_add_test(tc, test_quiescing_stop);
+        tcase_add_test(tc, test_quiescing_set_gone);
+        tcase_add_test(tc, test_resetting_queues_one_follow_up);
+        tcase_add_test(tc, test_resetting_failures);
+        tcase_add_test(tc, test_resetting_device_gone);
+        tcase_add_test(tc, test_resetting_stop_waits_for_the_kernel);
+        tcase_add_test(tc, test_resetting_stop_gives_up_on_a_stalled_kernel);
+        tcase_add_test(tc, test_resetting_set_gone_needs_no_memory);
+        tcase_add_test(tc, test_orphan_blocks_a_reset_of_its_devices);
+        tcase_add_test(tc, test_resuming);
+        tcase_add_test(tc, test_joined_mid_reset_hears_the_resume);
+        tcase_add_test(tc, test_a_thousand_peers);
+        tcase_add_test(tc, test_refresh_completes_or_changes_nothing);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(suite());
+        int failed;
+
+        setenv("VFIO_RESETD_ABORT_ON_BUG", "1", 1);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

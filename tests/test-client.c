@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,6 +86,26 @@ static void assert_set_peers(size_t n) {
                         return;
         }
         ck_abort_msg("bus_0000_04 has %zu peers, not %zu", k, n);
+}
+
+/* SIGKILL: the daemon cannot send a Resume, nor anything else, on its way out. */
+static void kill_daemon(void) {
+        ck_assert_int_eq(kill(h.daemon_pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(h.daemon_pid, NULL, 0), h.daemon_pid);
+        h.daemon_pid = 0;
+}
+
+/* A peer that watches the device's set and never acknowledges a pause: it
+ * keeps a reset quiescing until its deadline. Not a vrd_peer, so that nothing
+ * of the library under test answers for it. */
+static sd_bus *silent_watcher(const char *address) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *b = NULL;
+
+        ck_assert_int_ge(sd_bus_open_system(&b), 0);
+        ck_assert_msg(sd_bus_call_method(b, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "Watch", &e, NULL, "s",
+                                         address) >= 0, "Watch %s: %s", address, e.message);
+        return b;
 }
 
 static const char *unique_name(vrd_peer *p) {
@@ -298,6 +319,42 @@ START_TEST(test_deferred_ack_and_forged_pause) {
 }
 END_TEST
 
+/* The daemon leaves the bus while this peer is paused: no Resume will come,
+ * so the library ends the pause itself, and refuses to acknowledge it. */
+START_TEST(test_daemon_gone) {
+        struct events ev = { .defer = true };
+        struct harness_child reset;
+        sd_bus *silent = silent_watcher("04:00.1");
+        uint64_t killed;
+        vrd_peer *p;
+
+        ck_assert_int_eq(vrd_peer_new(&p), 0);
+        vrd_peer_on_pause(p, on_pause, &ev);
+        vrd_peer_on_resume(p, on_resume, &ev);
+        ck_assert_int_eq(vrd_peer_take(p, "04:00.0", NULL, NULL, NULL), 0);
+        harness_spawn(&reset, (const char *const[]) { ctl(), "reset", "04:00.0", "--timeout=30", NULL });
+        ck_assert(pump(p, &ev.pauses, 1, 10000));
+        ck_assert_str_eq(ev.type, "pause");
+
+        kill_daemon();
+        killed = monotonic_usec();
+        ck_assert_msg(pump(p, &ev.resumes, 1, 2000), "no resume within 2 s of the daemon's death");
+        ck_assert_str_eq(ev.result, "daemon-gone");
+        ck_assert_str_eq(ev.devset, SET04);
+        /* local and at once: there is no daemon to wait for */
+        ck_assert_int_eq(vrd_peer_pause_complete(p, ev.reset_id), -ENOTCONN);
+        ck_assert_str_eq(vrd_peer_error_name(p), VRD_PEER_ERROR_DAEMON_GONE);
+        ck_assert_ptr_nonnull(strstr(vrd_peer_error_message(p), "left the bus"));
+        ck_assert_uint_lt(monotonic_usec() - killed, 2000000);
+        /* nothing more: one end per pause */
+        ck_assert(!pump(p, &ev.resumes, 2, 300));
+        ck_assert_int_eq(harness_child_wait(&reset, 10000), 1);  /* its requester hears it too, from the bus */
+        harness_child_stop(&reset);
+        sd_bus_flush_close_unref(silent);
+        vrd_peer_unref(p);
+}
+END_TEST
+
 /* The man page's example is this file from its first #include on. */
 static void assert_man_page_shows(const char *file) {
         char *man = NULL, *src = NULL, *line;
@@ -493,6 +550,7 @@ int main(void) {
         tcase_add_test(tc, test_take_release);
         tcase_add_test(tc, test_reset_own_set);
         tcase_add_test(tc, test_deferred_ack_and_forged_pause);
+        tcase_add_test(tc, test_daemon_gone);
         tcase_add_test(tc, test_example_peer);
         tcase_add_test(tc, test_reset_exit_codes);
         tcase_add_test(tc, test_hold);

@@ -541,6 +541,94 @@ START_TEST(test_hold_waits_for_reset) {
 }
 END_TEST
 
+/* The daemon dies while hold's command is stopped for a reset: hold continues
+ * it, says why, and keeps it running to exit with its status. */
+START_TEST(test_hold_daemon_gone) {
+        struct harness_child hold, reset;
+        sd_bus *silent = silent_watcher("04:00.1");
+        char *line;
+        pid_t pid;
+
+        harness_spawn(&hold, (const char *const[]) { ctl(), "hold", "04:00.0", "--", "sh", "-c",
+                                                     "echo pid $$; exec sleep 30", NULL });
+        pid = expect_pid(&hold);
+        assert_set_peers(2);
+        harness_spawn(&reset, (const char *const[]) { ctl(), "reset", "04:00.0", "--timeout=30", NULL });
+        /* hold acknowledged, the silent watcher never will: the reset stays quiescing */
+        expect(&reset, "quiescing: 1 of 2 peers acked", NULL);
+        ck_assert_int_eq(process_state(pid), 'T');
+
+        kill_daemon();
+        for (int i = 0; i < 200 && process_state(pid) == 'T'; i++)
+                usleep(10000);
+        ck_assert_msg(process_state(pid) != 'T', "the command is still stopped 2 s after the daemon died");
+        expect(&hold, "vfio-resetctl: vfio-resetd left the bus during reset 1; resuming sh (pid ", NULL);
+        ck_assert_int_eq(kill(pid, 0), 0);
+        ck_assert_int_eq(harness_child_wait(&hold, 300), -1);   /* hold stays with its command */
+
+        /* The claims went with the daemon: nothing to give back, the command's status is hold's. */
+        ck_assert_int_eq(kill(pid, SIGTERM), 0);
+        ck_assert_int_eq(harness_child_wait(&hold, 10000), 128 + SIGTERM);
+        while ((line = harness_expect(&hold, "", 200))) {
+                ck_assert_msg(!strstr(line, "cannot release"), "hold said: %s", line);
+                free(line);
+        }
+        harness_child_stop(&reset);
+        harness_child_stop(&hold);
+        sd_bus_flush_close_unref(silent);
+}
+END_TEST
+
+/* Other peers' lookups of a set's path, seen by eavesdropping (the private bus
+ * allows it; sd-bus's own matches do not know the key, hence AddMatch by hand). */
+#define LOOKUPS "type='method_call',interface='" VRD_MANAGER_IFACE "',member='GetDevSet',eavesdrop='true'"
+
+/* Counts them, and keeps them from the object dispatch of a bus they are not for. */
+static int count_lookup(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *me = NULL;
+
+        if (!sd_bus_message_is_method_call(m, VRD_MANAGER_IFACE, "GetDevSet") ||
+            (sd_bus_get_unique_name(h.bus, &me) >= 0 && streq_ptr(sd_bus_message_get_destination(m), me)))
+                return 0;
+        (*(unsigned *) userdata)++;
+        return 1;
+}
+
+/* A take that found the set paused holds the command back; the daemon dying then ends hold. */
+START_TEST(test_hold_daemon_gone_before_start) {
+        struct harness_child hold, reset;
+        sd_bus *silent = silent_watcher("04:00.1");
+        sd_bus_slot *slot = NULL;
+        unsigned lookups = 0;
+
+        harness_spawn(&reset, (const char *const[]) { ctl(), "reset", "04:00.0", "--timeout=30", NULL });
+        expect(&reset, "quiescing: 0 of 1 peer acked", NULL);
+        /* hold is set up, waiting for the Resume, once the daemon answered both of its
+         * lookups of the set's path (the library's and its own); a daemon killed before
+         * that fails the take instead */
+        ck_assert_int_ge(sd_bus_add_filter(h.bus, &slot, count_lookup, &lookups), 0);
+        ck_assert_int_ge(sd_bus_call_method(h.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                            "org.freedesktop.DBus", "AddMatch", NULL, NULL, "s", LOOKUPS), 0);
+        harness_spawn(&hold, (const char *const[]) { ctl(), "hold", "04:00.0", "--", "sh", "-c", "echo started",
+                                                     NULL });
+        for (int i = 0; i < 1000 && lookups < 2; i++)
+                if (sd_bus_process(h.bus, NULL) == 0)
+                        (void) sd_bus_wait(h.bus, 10000);
+        ck_assert_uint_eq(lookups, 2);
+        ck_assert_int_ge(sd_bus_call_method(h.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                            "org.freedesktop.DBus", "RemoveMatch", NULL, NULL, "s", LOOKUPS), 0);
+        sd_bus_slot_unref(slot);
+        assert_set_peers(2);    /* a call of ours, answered after hold's */
+        kill_daemon();
+        expect(&hold, "vfio-resetctl: vfio-resetd left the bus during a reset of " SET04 "; not starting sh", NULL);
+        ck_assert_int_eq(harness_child_wait(&hold, 10000), 1);
+        ck_assert_ptr_null(harness_expect(&hold, "started", 200));
+        harness_child_stop(&reset);
+        harness_child_stop(&hold);
+        sd_bus_flush_close_unref(silent);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("client");
         TCase *tc = tcase_create("lab");
@@ -556,6 +644,8 @@ int main(void) {
         tcase_add_test(tc, test_hold);
         tcase_add_test(tc, test_hold_status_and_signals);
         tcase_add_test(tc, test_hold_waits_for_reset);
+        tcase_add_test(tc, test_hold_daemon_gone);
+        tcase_add_test(tc, test_hold_daemon_gone_before_start);
         suite_add_tcase(s, tc);
         return check_run(s);
 }

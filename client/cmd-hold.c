@@ -3,7 +3,8 @@
  * that does not speak the protocol. It takes the devices, runs COMMAND in a
  * process group of its own with their fds, stops that group while a reset
  * needs the devices quiet (acknowledging once every member is stopped),
- * continues it after, and exits with COMMAND's status. */
+ * continues it after, and exits with COMMAND's status. Should the daemon leave
+ * the bus meanwhile, the command runs on without claims and hold with it. */
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -41,6 +42,7 @@ struct hold {
         struct pause *pauses;
         size_t n_pauses;
         sd_event_source *stop_poll;
+        bool daemon_gone;       /* our claims went with it: nothing to give back */
 };
 
 /* waitid() sees our child only; the command's own children are in its
@@ -149,11 +151,37 @@ static int on_pause(vrd_peer *p, const struct vrd_pause *pause, void *userdata) 
 
 static int start_child(struct hold *h);
 
+/* No Resume will come from a daemon that left: the library ends its pauses.
+ * Stopped for good would be worse than running unguarded, so the command goes
+ * on, without claims (a restarted daemon knows nothing of us, and taking the
+ * devices again would race the command for them), and hold stays with it to
+ * exit with its status: killing it would lose its work to a daemon's crash.
+ * A command not started yet is not started. */
+static void warn_daemon_gone(struct hold *h, const struct vrd_resume *resume, bool last) {
+        const char *name = program_invocation_short_name;
+
+        if (resume->reset_id == 0)
+                fprintf(stderr, "%s: vfio-resetd left the bus during a reset of %s", name, resume->devset);
+        else
+                fprintf(stderr, "%s: vfio-resetd left the bus during reset %" PRIu64, name, resume->reset_id);
+        if (!last)
+                fputs("\n", stderr);
+        else if (h->child <= 0)
+                fprintf(stderr, "; not starting %s\n", h->command[0]);
+        else
+                fprintf(stderr, "; resuming %s (pid %d)\n"
+                        "%s: its claims went with it: %s keeps the devices, and no reset will stop it\n",
+                        h->command[0], (int) h->child, name, h->command[0]);
+}
+
 static void on_resume(vrd_peer *p, const struct vrd_resume *resume, void *userdata) {
+        bool gone = strcmp(resume->result, VRD_RESUME_DAEMON_GONE) == 0;
         struct hold *h = userdata;
         size_t n = 0;
 
-        if (strcmp(resume->result, "done") != 0)
+        if (gone)
+                h->daemon_gone = true;
+        else if (strcmp(resume->result, "done") != 0)
                 fprintf(stderr, "%s: reset %" PRIu64 " of %s ended: %s\n", program_invocation_short_name,
                         resume->reset_id, resume->devset, resume->result);
         /* Every reset of the set is over, the one a take found under way included. */
@@ -165,11 +193,16 @@ static void on_resume(vrd_peer *p, const struct vrd_resume *resume, void *userda
         if (n == h->n_pauses)
                 return;
         h->n_pauses = n;
+        if (gone)
+                warn_daemon_gone(h, resume, n == 0);
         if (n > 0)
                 return;
+        /* A group still stopping when the pause ended has nothing left to acknowledge. */
+        if (h->stop_poll)
+                (void) sd_event_source_set_enabled(h->stop_poll, SD_EVENT_OFF);
         if (h->child > 0)
                 (void) kill(-h->child, SIGCONT);
-        else if (start_child(h) < 0)
+        else if (gone || start_child(h) < 0)
                 (void) sd_event_exit(h->event, CTL_EXIT_FAILURE);
 }
 
@@ -301,7 +334,7 @@ static void hold_done(struct hold *h) {
         for (size_t i = 0; i < h->n_devices; i++) {
                 if (h->devices[i].device_fd < 0)
                         continue;
-                if (vrd_peer_release(h->peer, h->devices[i].address) < 0)
+                if (!h->daemon_gone && vrd_peer_release(h->peer, h->devices[i].address) < 0)
                         fprintf(stderr, "%s: cannot release %s: %s\n", program_invocation_short_name,
                                 h->devices[i].address, vrd_peer_error_message(h->peer));
                 closep(&h->devices[i].device_fd);

@@ -2,13 +2,25 @@
 /* libvfio-resetd: the peer's side of the protocol in docs/dbus-api.md. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus-names.h"
+#include "log.h"
 #include "macro.h"
 #include "vfio-resetd.h"
+
+/* A reset that paused this peer: from its Pause (or from a take that found the
+ * set paused) to its Resume. Kept after that only when the daemon left the bus
+ * instead, so that a late PauseComplete of it gets a clear answer. */
+struct paused_set {
+        char *devset;
+        uint64_t reset_id;              /* 0 for a take that found the set paused */
+        char *daemon;                   /* the unique name that paused us */
+        bool daemon_gone;               /* the pause ended with the daemon, not with a Resume */
+};
 
 struct vrd_peer {
         unsigned n_ref;
@@ -17,8 +29,11 @@ struct vrd_peer {
         sd_bus_slot *pause_slot;
         sd_bus_slot *resume_slot;
         sd_bus_slot *ack_slot;          /* the last PauseComplete sent from a handler's 0 */
+        sd_bus_slot *owner_slot;        /* NameOwnerChanged of org.vfioresetd1 */
         char *daemon;                   /* unique name of the daemon, as last looked up */
         sd_bus_error error;             /* the last failure */
+        struct paused_set *paused;
+        size_t n_paused;
 
         vrd_pause_handler_t on_pause;
         void *pause_userdata;
@@ -39,6 +54,7 @@ static const struct {
         { VRD_ERROR_NOT_OWNED, EBUSY },
         { VRD_ERROR_QUIESCE_TIMEOUT, ETIMEDOUT },
         { VRD_ERROR_RESET_FAILED, EIO },
+        { VRD_PEER_ERROR_DAEMON_GONE, ENOTCONN },
 };
 
 /* Remembers a failure for vrd_peer_error_*(): the daemon's error when there is
@@ -86,6 +102,60 @@ static bool from_daemon(vrd_peer *p, sd_bus_message *m) {
         return streq_ptr(sender, p->daemon);
 }
 
+static void paused_set_done(struct paused_set *x) {
+        free(x->devset);
+        free(x->daemon);
+}
+
+static struct paused_set *paused_find(vrd_peer *p, uint64_t reset_id, bool daemon_gone) {
+        for (size_t i = 0; i < p->n_paused; i++)
+                if (p->paused[i].reset_id == reset_id && p->paused[i].daemon_gone == daemon_gone)
+                        return &p->paused[i];
+        return NULL;
+}
+
+/* Keeps the entries for which drop() is false. */
+static void paused_filter(vrd_peer *p, bool (*drop)(const struct paused_set *x, const void *arg), const void *arg) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < p->n_paused; i++)
+                if (drop(&p->paused[i], arg))
+                        paused_set_done(&p->paused[i]);
+                else
+                        p->paused[n++] = p->paused[i];
+        p->n_paused = n;
+}
+
+static bool ended_with_daemon(const struct paused_set *x, const void *reset_id) {
+        return x->daemon_gone && x->reset_id == *(const uint64_t *) reset_id;
+}
+
+static bool resumed_by(const struct paused_set *x, const void *devset) {
+        return !x->daemon_gone && strcmp(x->devset, devset) == 0;
+}
+
+static int paused_add(vrd_peer *p, const char *devset, uint64_t reset_id, const char *daemon) {
+        struct paused_set *n;
+
+        /* A new daemon counts its resets from 1 again: an old one's id means nothing now. */
+        paused_filter(p, ended_with_daemon, &reset_id);
+        for (size_t i = 0; i < p->n_paused; i++)
+                if (p->paused[i].reset_id == reset_id && strcmp(p->paused[i].devset, devset) == 0)
+                        return 0;
+        n = realloc(p->paused, sizeof(*n) * (p->n_paused + 1));
+        if (!n)
+                return -ENOMEM;
+        p->paused = n;
+        n += p->n_paused;
+        *n = (struct paused_set) { .devset = strdup(devset), .reset_id = reset_id, .daemon = strdup(daemon) };
+        if (!n->devset || !n->daemon) {
+                paused_set_done(n);
+                return -ENOMEM;
+        }
+        p->n_paused++;
+        return 0;
+}
+
 static int on_ack_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         vrd_peer *p = userdata;
         sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -104,13 +174,19 @@ static int on_pause_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         struct vrd_pause pause = {};
         int r;
 
-        if (!p->on_pause || !from_daemon(p, m))
+        if (!from_daemon(p, m))
                 return 0;
         if (sd_bus_message_read(m, "otst", &pause.devset, &pause.reset_id, &pause.type, &pause.deadline_usec) < 0 ||
             sd_bus_message_read_strv(m, &addresses) < 0)
                 return 0;
         pause.addresses = (const char *const *) addresses;
+        /* Remembered so that a daemon leaving the bus can end it (a "gone" has no Resume to wait for). */
+        if (strcmp(pause.type, "gone") != 0 &&
+            paused_add(p, pause.devset, pause.reset_id, sd_bus_message_get_sender(m)) < 0)
+                (void) fail(p, -ENOMEM, NULL);
 
+        if (!p->on_pause)
+                return 0;
         vrd_peer_ref(p);
         r = p->on_pause(p, &pause, p->pause_userdata);
         if (r == 0 && strcmp(pause.type, "pause") == 0) {
@@ -129,12 +205,47 @@ static int on_resume_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret
         vrd_peer *p = userdata;
         struct vrd_resume resume = {};
 
-        if (!p->on_resume || !from_daemon(p, m))
+        if (!from_daemon(p, m))
                 return 0;
         if (sd_bus_message_read(m, "ots", &resume.devset, &resume.reset_id, &resume.result) < 0)
                 return 0;
+        /* Every reset of the set is over, one a take found under way included. */
+        paused_filter(p, resumed_by, resume.devset);
+        if (!p->on_resume)
+                return 0;
         vrd_peer_ref(p);
         p->on_resume(p, &resume, p->resume_userdata);
+        vrd_peer_unref(p);
+        return 0;
+}
+
+/* The daemon left the bus (crashed, stopped, restarted): no Resume will come
+ * for the pauses it sent, and this peer's claims and watches went with it.
+ * Each of its pauses ends here, as a Resume with "daemon-gone" would end it. */
+static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *name, *old_owner, *new_owner;
+        vrd_peer *p = userdata;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !*old_owner)
+                return 0;
+        if (streq_ptr(old_owner, p->daemon))
+                p->daemon = mfree(p->daemon);
+        vrd_peer_ref(p);
+        /* By index and looked up each time: a handler may take devices, which adds entries. */
+        for (size_t i = 0; i < p->n_paused; i++) {
+                struct paused_set *x = &p->paused[i];
+                struct vrd_resume resume = { .devset = x->devset, .reset_id = x->reset_id,
+                                             .result = VRD_RESUME_DAEMON_GONE };
+
+                if (x->daemon_gone || strcmp(x->daemon, old_owner) != 0)
+                        continue;
+                x->daemon_gone = true;
+                if (p->on_resume)
+                        p->on_resume(p, &resume, p->resume_userdata);
+                else    /* nobody else can tell whoever stopped using the devices */
+                        log_warning("libvfio-resetd: vfio-resetd (%s) left the bus during reset %" PRIu64
+                                    " of %s; its pause is over", old_owner, resume.reset_id, resume.devset);
+        }
         vrd_peer_unref(p);
         return 0;
 }
@@ -156,6 +267,12 @@ int vrd_peer_new_with_bus(vrd_peer **ret, sd_bus *bus) {
         if (r >= 0)
                 r = sd_bus_match_signal(bus, &p->resume_slot, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
                                         "Resume", on_resume_signal, p);
+        /* One match for the daemon, whatever the number of devices: its name changing hands ends every pause. */
+        if (r >= 0)
+                r = sd_bus_add_match(bus, &p->owner_slot,
+                                     "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                     "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+                                     "arg0='" VRD_BUS_NAME "'", on_owner_changed, p);
         if (r < 0) {
                 vrd_peer_unref(p);
                 return r;
@@ -193,11 +310,15 @@ vrd_peer *vrd_peer_unref(vrd_peer *p) {
         sd_bus_slot_unref(p->pause_slot);
         sd_bus_slot_unref(p->resume_slot);
         sd_bus_slot_unref(p->ack_slot);
+        sd_bus_slot_unref(p->owner_slot);
         if (p->own_bus)
                 sd_bus_flush_close_unref(p->bus);
         else
                 sd_bus_unref(p->bus);
         free(p->daemon);
+        for (size_t i = 0; i < p->n_paused; i++)
+                paused_set_done(&p->paused[i]);
+        free(p->paused);
         sd_bus_error_free(&p->error);
         free(p);
         return NULL;
@@ -207,6 +328,19 @@ vrd_peer *vrd_peer_unref(vrd_peer *p) {
 static int dup_fd(int fd, int *ret) {
         *ret = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         return *ret < 0 ? negative_errno() : 0;
+}
+
+/* A take that found the set paused: the set's Resume ends that pause, and so
+ * must the daemon's leaving, for which the set's path is needed now. */
+static int take_paused(vrd_peer *p, const char *address, const char *daemon) {
+        _cleanup_free_ char *devset = NULL;
+        int r;
+
+        r = vrd_peer_get_devset(p, address, &devset);
+        if (r < 0)
+                return r;
+        r = paused_add(p, devset, 0, daemon);
+        return r < 0 ? fail(p, r, NULL) : 0;
 }
 
 int vrd_peer_take(vrd_peer *p, const char *address, int *ret_device_fd, int *ret_iommu_fd, bool *ret_paused) {
@@ -222,7 +356,14 @@ int vrd_peer_take(vrd_peer *p, const char *address, int *ret_device_fd, int *ret
         if (r < 0)
                 return r;
         r = sd_bus_message_read(reply, "hhb", &device_fd, &iommu_fd, &paused);
-        if (r >= 0 && ret_device_fd)
+        if (r < 0)
+                return fail(p, r, NULL);
+        if (paused) {
+                r = take_paused(p, address, sd_bus_message_get_sender(reply));
+                if (r < 0)
+                        return r;
+        }
+        if (ret_device_fd)
                 r = dup_fd(device_fd, &device);
         if (r >= 0 && ret_iommu_fd)
                 r = dup_fd(iommu_fd, &iommu);
@@ -300,10 +441,37 @@ int vrd_peer_on_reset_progress(vrd_peer *p, vrd_progress_handler_t handler, void
         return 0;
 }
 
+static int fail_daemon_gone(vrd_peer *p, const struct paused_set *x) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        (void) sd_bus_error_setf(&e, VRD_PEER_ERROR_DAEMON_GONE,
+                                 "vfio-resetd (%s) left the bus during reset %" PRIu64 " of %s: that pause is over",
+                                 x->daemon, x->reset_id, x->devset);
+        return fail(p, -ENOTCONN, &e);
+}
+
 int vrd_peer_pause_complete(vrd_peer *p, uint64_t reset_id) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        const struct paused_set *x;
+        int r;
+
         if (!p)
                 return -EINVAL;
-        return call(p, "PauseComplete", NULL, "t", reset_id);
+        x = paused_find(p, reset_id, false);
+        if (!x) {
+                x = paused_find(p, reset_id, true);
+                /* An id we never paused for goes to the daemon, which says what it makes of it. */
+                return x ? fail_daemon_gone(p, x) : call(p, "PauseComplete", NULL, "t", reset_id);
+        }
+        /* To the daemon that paused us, not to the name: if it left and we have
+         * not heard yet, the bus answers at once instead of starting another. */
+        r = sd_bus_call_method(p->bus, x->daemon, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "PauseComplete", &e, NULL, "t",
+                               reset_id);
+        if (r >= 0)
+                return 0;
+        if (sd_bus_error_has_names(&e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
+                return fail_daemon_gone(p, x);
+        return fail(p, r, &e);
 }
 
 /* --- ResetDevice, with the set's progress --------------------------------- */

@@ -10,7 +10,8 @@
  * vrd_peer_error_message() say what the daemon (or the library) said. Errors
  * of the daemon map to: NoSuchDevice and DeviceGone -ENODEV, NotManaged
  * -EOPNOTSUPP, Busy and NotOwned -EBUSY, QuiesceTimeout -ETIMEDOUT,
- * ResetFailed -EIO, InvalidArgs -EINVAL, AccessDenied -EACCES.
+ * ResetFailed -EIO, InvalidArgs -EINVAL, AccessDenied -EACCES. The library's
+ * own VRD_PEER_ERROR_DAEMON_GONE is -ENOTCONN.
  *
  * Nothing here is thread-safe: use one vrd_peer from one thread. */
 
@@ -35,12 +36,26 @@ struct vrd_pause {
         const char *const *addresses;   /* the set's devices this peer took (every member for a watcher) */
 };
 
-/* A Resume signal for this peer. */
+/* A Resume signal for this peer, or the end of a pause that the daemon cannot
+ * send one for any more. */
 struct vrd_resume {
         const char *devset;
-        uint64_t reset_id;
-        const char *result;             /* "done", "quiesce-timeout", "failed" or "device-gone" */
+        uint64_t reset_id;              /* 0 when a take found the set paused and no Pause came */
+        const char *result;             /* "done", "quiesce-timeout", "failed" or "device-gone" from the
+                                         * daemon; VRD_RESUME_DAEMON_GONE from the library */
 };
+
+/* The daemon left the bus (crashed, stopped or restarted) while this peer was
+ * paused: no Resume will come. The library notices the owner of org.vfioresetd1
+ * changing, and ends each pause of the daemon that left with this result. Every
+ * claim and watch of the peer went with that daemon (the fds stay open, but no
+ * reset will pause their user any more). Handlers written before this result
+ * existed see a result other than "done", as for a failed reset. */
+#define VRD_RESUME_DAEMON_GONE "daemon-gone"
+
+/* vrd_peer_pause_complete() of a pause that ended with VRD_RESUME_DAEMON_GONE,
+ * or whose daemon turns out to have left the bus: -ENOTCONN and this error. */
+#define VRD_PEER_ERROR_DAEMON_GONE "org.vfioresetd1.Error.DaemonGone"
 
 /* How a reset asked for with vrd_peer_reset() is getting on. */
 struct vrd_reset_progress {
@@ -83,11 +98,14 @@ int vrd_peer_unwatch(vrd_peer *p, const char *address);
 /* The object path of the device's dev_set, as Pause and Resume name it; free() it. */
 int vrd_peer_get_devset(vrd_peer *p, const char *address, char **ret_devset);
 
-/* Handlers; NULL removes one. Without a pause handler the peer never acknowledges. */
+/* Handlers; NULL removes one. Without a pause handler the peer never acknowledges.
+ * Without a resume handler, a pause ended by VRD_RESUME_DAEMON_GONE is logged
+ * to stderr, there being no one else to tell. */
 int vrd_peer_on_pause(vrd_peer *p, vrd_pause_handler_t handler, void *userdata);
 int vrd_peer_on_resume(vrd_peer *p, vrd_resume_handler_t handler, void *userdata);
 int vrd_peer_on_reset_progress(vrd_peer *p, vrd_progress_handler_t handler, void *userdata);
-/* PauseComplete, for a pause handler that returned 1. */
+/* PauseComplete, for a pause handler that returned 1. Goes to the daemon that
+ * sent the pause; -ENOTCONN (VRD_PEER_ERROR_DAEMON_GONE) when it left the bus. */
 int vrd_peer_pause_complete(vrd_peer *p, uint64_t reset_id);
 
 /* ResetDevice: resets the device's dev_set and returns when it is over.

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,6 +86,26 @@ static void assert_set_peers(size_t n) {
                         return;
         }
         ck_abort_msg("bus_0000_04 has %zu peers, not %zu", k, n);
+}
+
+/* SIGKILL: the daemon cannot send a Resume, nor anything else, on its way out. */
+static void kill_daemon(void) {
+        ck_assert_int_eq(kill(h.daemon_pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(h.daemon_pid, NULL, 0), h.daemon_pid);
+        h.daemon_pid = 0;
+}
+
+/* A peer that watches the device's set and never acknowledges a pause: it
+ * keeps a reset quiescing until its deadline. Not a vrd_peer, so that nothing
+ * of the library under test answers for it. */
+static sd_bus *silent_watcher(const char *address) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *b = NULL;
+
+        ck_assert_int_ge(sd_bus_open_system(&b), 0);
+        ck_assert_msg(sd_bus_call_method(b, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "Watch", &e, NULL, "s",
+                                         address) >= 0, "Watch %s: %s", address, e.message);
+        return b;
 }
 
 static const char *unique_name(vrd_peer *p) {
@@ -298,6 +319,42 @@ START_TEST(test_deferred_ack_and_forged_pause) {
 }
 END_TEST
 
+/* The daemon leaves the bus while this peer is paused: no Resume will come,
+ * so the library ends the pause itself, and refuses to acknowledge it. */
+START_TEST(test_daemon_gone) {
+        struct events ev = { .defer = true };
+        struct harness_child reset;
+        sd_bus *silent = silent_watcher("04:00.1");
+        uint64_t killed;
+        vrd_peer *p;
+
+        ck_assert_int_eq(vrd_peer_new(&p), 0);
+        vrd_peer_on_pause(p, on_pause, &ev);
+        vrd_peer_on_resume(p, on_resume, &ev);
+        ck_assert_int_eq(vrd_peer_take(p, "04:00.0", NULL, NULL, NULL), 0);
+        harness_spawn(&reset, (const char *const[]) { ctl(), "reset", "04:00.0", "--timeout=30", NULL });
+        ck_assert(pump(p, &ev.pauses, 1, 10000));
+        ck_assert_str_eq(ev.type, "pause");
+
+        kill_daemon();
+        killed = monotonic_usec();
+        ck_assert_msg(pump(p, &ev.resumes, 1, 2000), "no resume within 2 s of the daemon's death");
+        ck_assert_str_eq(ev.result, "daemon-gone");
+        ck_assert_str_eq(ev.devset, SET04);
+        /* local and at once: there is no daemon to wait for */
+        ck_assert_int_eq(vrd_peer_pause_complete(p, ev.reset_id), -ENOTCONN);
+        ck_assert_str_eq(vrd_peer_error_name(p), VRD_PEER_ERROR_DAEMON_GONE);
+        ck_assert_ptr_nonnull(strstr(vrd_peer_error_message(p), "left the bus"));
+        ck_assert_uint_lt(monotonic_usec() - killed, 2000000);
+        /* nothing more: one end per pause */
+        ck_assert(!pump(p, &ev.resumes, 2, 300));
+        ck_assert_int_eq(harness_child_wait(&reset, 10000), 1);  /* its requester hears it too, from the bus */
+        harness_child_stop(&reset);
+        sd_bus_flush_close_unref(silent);
+        vrd_peer_unref(p);
+}
+END_TEST
+
 /* The man page's example is this file from its first #include on. */
 static void assert_man_page_shows(const char *file) {
         char *man = NULL, *src = NULL, *line;
@@ -484,6 +541,94 @@ START_TEST(test_hold_waits_for_reset) {
 }
 END_TEST
 
+/* The daemon dies while hold's command is stopped for a reset: hold continues
+ * it, says why, and keeps it running to exit with its status. */
+START_TEST(test_hold_daemon_gone) {
+        struct harness_child hold, reset;
+        sd_bus *silent = silent_watcher("04:00.1");
+        char *line;
+        pid_t pid;
+
+        harness_spawn(&hold, (const char *const[]) { ctl(), "hold", "04:00.0", "--", "sh", "-c",
+                                                     "echo pid $$; exec sleep 30", NULL });
+        pid = expect_pid(&hold);
+        assert_set_peers(2);
+        harness_spawn(&reset, (const char *const[]) { ctl(), "reset", "04:00.0", "--timeout=30", NULL });
+        /* hold acknowledged, the silent watcher never will: the reset stays quiescing */
+        expect(&reset, "quiescing: 1 of 2 peers acked", NULL);
+        ck_assert_int_eq(process_state(pid), 'T');
+
+        kill_daemon();
+        for (int i = 0; i < 200 && process_state(pid) == 'T'; i++)
+                usleep(10000);
+        ck_assert_msg(process_state(pid) != 'T', "the command is still stopped 2 s after the daemon died");
+        expect(&hold, "vfio-resetctl: vfio-resetd left the bus during reset 1; resuming sh (pid ", NULL);
+        ck_assert_int_eq(kill(pid, 0), 0);
+        ck_assert_int_eq(harness_child_wait(&hold, 300), -1);   /* hold stays with its command */
+
+        /* The claims went with the daemon: nothing to give back, the command's status is hold's. */
+        ck_assert_int_eq(kill(pid, SIGTERM), 0);
+        ck_assert_int_eq(harness_child_wait(&hold, 10000), 128 + SIGTERM);
+        while ((line = harness_expect(&hold, "", 200))) {
+                ck_assert_msg(!strstr(line, "cannot release"), "hold said: %s", line);
+                free(line);
+        }
+        harness_child_stop(&reset);
+        harness_child_stop(&hold);
+        sd_bus_flush_close_unref(silent);
+}
+END_TEST
+
+/* Other peers' lookups of a set's path, seen by eavesdropping (the private bus
+ * allows it; sd-bus's own matches do not know the key, hence AddMatch by hand). */
+#define LOOKUPS "type='method_call',interface='" VRD_MANAGER_IFACE "',member='GetDevSet',eavesdrop='true'"
+
+/* Counts them, and keeps them from the object dispatch of a bus they are not for. */
+static int count_lookup(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *me = NULL;
+
+        if (!sd_bus_message_is_method_call(m, VRD_MANAGER_IFACE, "GetDevSet") ||
+            (sd_bus_get_unique_name(h.bus, &me) >= 0 && streq_ptr(sd_bus_message_get_destination(m), me)))
+                return 0;
+        (*(unsigned *) userdata)++;
+        return 1;
+}
+
+/* A take that found the set paused holds the command back; the daemon dying then ends hold. */
+START_TEST(test_hold_daemon_gone_before_start) {
+        struct harness_child hold, reset;
+        sd_bus *silent = silent_watcher("04:00.1");
+        sd_bus_slot *slot = NULL;
+        unsigned lookups = 0;
+
+        harness_spawn(&reset, (const char *const[]) { ctl(), "reset", "04:00.0", "--timeout=30", NULL });
+        expect(&reset, "quiescing: 0 of 1 peer acked", NULL);
+        /* hold is set up, waiting for the Resume, once the daemon answered both of its
+         * lookups of the set's path (the library's and its own); a daemon killed before
+         * that fails the take instead */
+        ck_assert_int_ge(sd_bus_add_filter(h.bus, &slot, count_lookup, &lookups), 0);
+        ck_assert_int_ge(sd_bus_call_method(h.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                            "org.freedesktop.DBus", "AddMatch", NULL, NULL, "s", LOOKUPS), 0);
+        harness_spawn(&hold, (const char *const[]) { ctl(), "hold", "04:00.0", "--", "sh", "-c", "echo started",
+                                                     NULL });
+        for (int i = 0; i < 1000 && lookups < 2; i++)
+                if (sd_bus_process(h.bus, NULL) == 0)
+                        (void) sd_bus_wait(h.bus, 10000);
+        ck_assert_uint_eq(lookups, 2);
+        ck_assert_int_ge(sd_bus_call_method(h.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                            "org.freedesktop.DBus", "RemoveMatch", NULL, NULL, "s", LOOKUPS), 0);
+        sd_bus_slot_unref(slot);
+        assert_set_peers(2);    /* a call of ours, answered after hold's */
+        kill_daemon();
+        expect(&hold, "vfio-resetctl: vfio-resetd left the bus during a reset of " SET04 "; not starting sh", NULL);
+        ck_assert_int_eq(harness_child_wait(&hold, 10000), 1);
+        ck_assert_ptr_null(harness_expect(&hold, "started", 200));
+        harness_child_stop(&reset);
+        harness_child_stop(&hold);
+        sd_bus_flush_close_unref(silent);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("client");
         TCase *tc = tcase_create("lab");
@@ -493,11 +638,14 @@ int main(void) {
         tcase_add_test(tc, test_take_release);
         tcase_add_test(tc, test_reset_own_set);
         tcase_add_test(tc, test_deferred_ack_and_forged_pause);
+        tcase_add_test(tc, test_daemon_gone);
         tcase_add_test(tc, test_example_peer);
         tcase_add_test(tc, test_reset_exit_codes);
         tcase_add_test(tc, test_hold);
         tcase_add_test(tc, test_hold_status_and_signals);
         tcase_add_test(tc, test_hold_waits_for_reset);
+        tcase_add_test(tc, test_hold_daemon_gone);
+        tcase_add_test(tc, test_hold_daemon_gone_before_start);
         suite_add_tcase(s, tc);
         return check_run(s);
 }

@@ -125,6 +125,19 @@ bool harness_daemon_alive(struct harness *h) {
         return h->daemon_pid > 0 && waitpid(h->daemon_pid, NULL, WNOHANG) == 0;
 }
 
+int harness_terminate_daemon(struct harness *h, unsigned timeout_ms) {
+        int status;
+
+        if (h->daemon_pid <= 0 || kill(h->daemon_pid, SIGTERM) < 0)
+                return -1;
+        for (uint64_t end = now_ms() + timeout_ms; now_ms() < end; usleep(10000))
+                if (waitpid(h->daemon_pid, &status, WNOHANG) == h->daemon_pid) {
+                        h->daemon_pid = 0;
+                        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                }
+        return -1;
+}
+
 static void stop(pid_t *pid) {
         if (*pid <= 0)
                 return;

@@ -31,6 +31,8 @@ void harness_start_bus(struct harness *h);
 void harness_start_daemon(struct harness *h, const char *const *args);
 void harness_stop(struct harness *h);
 bool harness_daemon_alive(struct harness *h);
+/* SIGTERM to the daemon; its exit status, 128 + signal if killed, -1 if it still ran after timeout_ms. */
+int harness_terminate_daemon(struct harness *h, unsigned timeout_ms);
 
 /* Runs a shell command; returns its exit status and what it printed (stdout and stderr). */
 int harness_run(char **ret_output, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -321,7 +324,8 @@ START_TEST(test_force_past_silent_peer) {
         ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
         ck_assert_str_eq(c.result, "done");
         assert_peer_says(&quiet, "pause", "pause");
-        assert_peer_says(&quiet, "pause", "force");
+        /* Like every Pause, the force one names the peer's devices of the set. */
+        assert_peer_says(&quiet, "pause", "force 0000:04:00.1");
         assert_peer_says(&quiet, "resume", "done");
         ck_assert_int_eq(count_resets("0000:04:00.0"), 1);
         peer_stop(&quiet);
@@ -819,6 +823,166 @@ START_TEST(test_udev_tag_opts_in) {
 }
 END_TEST
 
+
+/* --- stopping ------------------------------------------------------------------------- */
+
+/* A daemon that tells systemd through $NOTIFY_SOCKET: the datagrams go to *sock. */
+static void restart_daemon_with_notify(int *sock) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", h.dir);
+        *sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        ck_assert_int_ge(*sock, 0);
+        ck_assert_int_eq(bind(*sock, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+        harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", "--config", config, NULL });
+        unsetenv("NOTIFY_SOCKET");
+}
+
+/* Everything the daemon told systemd so far, one string. */
+static void read_notify(int sock, char *buf, size_t size) {
+        ssize_t k;
+
+        while (strlen(buf) + 1 < size && (k = recv(sock, buf + strlen(buf), size - strlen(buf) - 2, 0)) > 0) {
+                buf[strlen(buf) + (size_t) k] = '\0';
+                strcat(buf, "\n");
+        }
+}
+
+START_TEST(test_stop_mid_quiesce) {
+        struct peer a, quiet;
+        struct call c;
+        char said[1024] = "";
+        int sock;
+
+        restart_daemon_with_notify(&sock);
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        peer_start(&quiet, "--silent", "--take", "0000:04:00.1", NULL);
+        reset_async(&c, "0000:04:00.0", NULL);         /* a 10 s deadline: the stop comes first */
+        assert_peer_says(&quiet, "pause", "pause");
+        assert_peer_says(&a, "acked", NULL);
+        kill(h.daemon_pid, SIGTERM);
+        ck_assert(harness_wait(&h, &c.done, 5000));
+        ck_assert_str_eq(c.error, VRD_ERROR_SHUTTING_DOWN);
+        ck_assert_msg(strstr(c.message, "stopping"), "%s", c.message);
+        assert_peer_says(&a, "resume", "daemon-stopping");
+        assert_peer_says(&quiet, "resume", "daemon-stopping");
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);        /* exited 0 by itself */
+        read_notify(sock, said, sizeof(said));
+        ck_assert_msg(strstr(said, "READY=1") && strstr(said, "STOPPING=1"), "told systemd: %s", said);
+        ck_assert_int_eq(count_resets("0000:04"), 0);
+        close(sock);
+        peer_stop(&a);
+        peer_stop(&quiet);
+}
+END_TEST
+
+START_TEST(test_stop_lets_the_kernel_finish) {
+        struct peer a;
+        struct call c;
+        int sock;
+
+        restart_daemon_with_notify(&sock);
+        set_kernel("delay_ms=800");
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        reset_async(&c, "0000:04:00.0", NULL);
+        assert_peer_says(&a, "acked", NULL);
+        usleep(200 * 1000);                     /* the kernel is at work */
+        kill(h.daemon_pid, SIGTERM);
+        ck_assert(harness_wait(&h, &c.done, 5000));
+        ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
+        ck_assert_str_eq(c.result, "done");
+        assert_peer_says(&a, "resume", "done");
+        ck_assert_int_eq(count_resets("0000:04:00.0"), 1);
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        close(sock);
+        peer_stop(&a);
+}
+END_TEST
+
+/* --- many peers ------------------------------------------------------------------------ */
+
+struct many {
+        sd_bus *bus;
+        uint64_t paused, resumed;
+};
+
+static int on_many_pause(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct many *p = userdata;
+        const char *path, *type;
+
+        if (sd_bus_message_read(m, "ots", &path, &p->paused, &type) < 0)
+                return 0;
+        return sd_bus_call_method_async(p->bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                        "PauseComplete", NULL, NULL, "t", p->paused);
+}
+
+static int on_many_resume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct many *p = userdata;
+        const char *path;
+
+        (void) sd_bus_message_read(m, "ot", &path, &p->resumed);
+        return 0;
+}
+
+/* Past dbus-daemon's 512 match rules per connection: each peer once cost the
+ * daemon one, and the 513th killed it. */
+START_TEST(test_a_thousand_peers_on_a_default_bus) {
+        enum { N = 1000 };
+        struct many *peers = calloc(N, sizeof(*peers));
+        struct rlimit rl;
+        struct call c;
+        size_t n_paused = 0, n_resumed = 0;
+
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        rl.rlim_cur = rl.rlim_max;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        for (size_t i = 0; i < N; i++) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+
+                ck_assert_int_ge(sd_bus_open_system(&peers[i].bus), 0);
+                ck_assert_int_ge(sd_bus_match_signal(peers[i].bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH,
+                                                     VRD_MANAGER_IFACE, "Pause", on_many_pause, &peers[i]), 0);
+                ck_assert_int_ge(sd_bus_match_signal(peers[i].bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH,
+                                                     VRD_MANAGER_IFACE, "Resume", on_many_resume, &peers[i]), 0);
+                ck_assert_msg(sd_bus_call_method(peers[i].bus, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "Watch",
+                                                 &e, NULL, "s", "0000:04:00.0") >= 0,
+                              "peer %zu: %s", i, e.message);
+        }
+        ck_assert(harness_daemon_alive(&h));
+
+        reset_async(&c, "0000:04:00.0", NULL);
+        for (uint64_t end = monotonic_usec() + 60 * USEC_PER_SEC; !c.done && monotonic_usec() < end;) {
+                for (size_t i = 0; i < N; i++)
+                        while (sd_bus_process(peers[i].bus, NULL) > 0)
+                                ;
+                while (sd_bus_process(h.bus, NULL) > 0)
+                        ;
+                usleep(1000);
+        }
+        ck_assert_msg(c.done, "ResetDevice got no answer");
+        ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
+        for (uint64_t end = monotonic_usec() + 10 * USEC_PER_SEC; n_resumed < N && monotonic_usec() < end;) {
+                n_resumed = 0;
+                for (size_t i = 0; i < N; i++) {
+                        while (sd_bus_process(peers[i].bus, NULL) > 0)
+                                ;
+                        n_resumed += peers[i].resumed > 0;
+                }
+        }
+        for (size_t i = 0; i < N; i++)
+                n_paused += peers[i].paused > 0;
+        ck_assert_uint_eq(n_paused, N);
+        ck_assert_uint_eq(n_resumed, N);
+        ck_assert_int_eq(count_resets("0000:04:00.0"), 1);
+        for (size_t i = 0; i < N; i++)
+                sd_bus_flush_close_unref(peers[i].bus);
+        free(peers);
+        ck_assert(harness_daemon_alive(&h));
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("arbiter");
         TCase *tc = tcase_create("fake-kernel");
@@ -846,6 +1010,9 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_states_and_signals);
         tcase_add_test(tc, test_polkit_decides_for_others);
         tcase_add_test(tc, test_udev_tag_opts_in);
+        tcase_add_test(tc, test_stop_mid_quiesce);
+        tcase_add_test(tc, test_stop_lets_the_kernel_finish);
+        tcase_add_test(tc, test_a_thousand_peers_on_a_default_bus);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "holders.h"
 #include "macro.h"
@@ -16,11 +17,13 @@ int holder_target_from_path(const char *path, struct holder_target *ret) {
         struct stat st;
 
         /* O_PATH never reaches the driver's open(): looking cannot take the
-         * group away from anyone. fstat gives the inode an opener's fd has. */
+         * group away from anyone. fstat gives the device an opener's fd has. */
         fd = open(path, O_PATH | O_CLOEXEC);
         if (fd < 0 || fstat(fd, &st) < 0)
                 return negative_errno();
-        *ret = (struct holder_target) { .dev = st.st_dev, .ino = st.st_ino };
+        if (!S_ISCHR(st.st_mode))
+                return -ENODEV;
+        *ret = (struct holder_target) { .rdev = st.st_rdev };
         return 0;
 }
 
@@ -81,22 +84,20 @@ int holders_scan(const struct holder_target *targets, size_t n_targets, pid_t ex
                 if (!fds)
                         continue;       /* exited, or not ours to look at */
                 while ((fe = readdir(fds))) {
-                        char path[sizeof(dir) + 256], target[PATH_MAX];
-                        struct stat st;
-                        ssize_t l;
+                        char path[sizeof(dir) + 256];
+                        struct statx sx;
 
                         if (fe->d_name[0] == '.')
                                 continue;
                         snprintf(path, sizeof(path), "%s/%s", dir, fe->d_name);
-                        /* readlink is cheap; stat only what names a device node */
-                        l = readlink(path, target, sizeof(target) - 1);
-                        if (l <= 0)
-                                continue;
-                        target[l] = '\0';
-                        if (strncmp(target, "/dev/", 5) != 0 || stat(path, &st) < 0)
+                        /* Only the device number tells: the path a holder sees may be
+                         * in another mount namespace. Pipes, sockets and anon inodes
+                         * (vfio device fds) are no char devices. DONT_SYNC: a file on a
+                         * dead NFS server cannot hang the scan. */
+                        if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_TYPE, &sx) < 0 || !S_ISCHR(sx.stx_mode))
                                 continue;
                         for (size_t t = 0; t < n_targets; t++)
-                                if (targets[t].dev == st.st_dev && targets[t].ino == st.st_ino) {
+                                if (targets[t].rdev == makedev(sx.stx_rdev_major, sx.stx_rdev_minor)) {
                                         r = add_holder(&v, &n, t, (pid_t) pid);
                                         if (r < 0)
                                                 return r;

@@ -4,11 +4,14 @@
 #include <check.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -167,6 +170,78 @@ static pid_t hold_group(const char *group) {
         usleep(200000);         /* let the shell exec sleep with the group open */
         return pid;
 }
+
+/* Waits until pid has exec'd sleep with fd 3 open. */
+static void wait_holding(pid_t pid) {
+        char path[64], *comm = NULL;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd/3", (int) pid);
+        for (int i = 0; i < 500; i++, usleep(10000)) {
+                free(comm);
+                comm = NULL;
+                if (harness_run(&comm, "cat /proc/%d/comm", (int) pid) == 0 && strcmp(comm, "sleep\n") == 0 &&
+                    access(path, F_OK) == 0)
+                        break;
+        }
+        ck_assert_msg(comm && strcmp(comm, "sleep\n") == 0, "pid %d did not start holding its node", (int) pid);
+        free(comm);
+}
+
+/* A holder as libvirt starts QEMU: a mount namespace of its own, a tmpfs on
+ * /dev and the group's node made there with mknod. Its fd is another inode on
+ * another filesystem; only the device number is the group's. The testbed's
+ * node becomes /dev/full, a character device that any node of its number
+ * opens, and the holder runs outside umockdev's preload. */
+static pid_t hold_group_private_dev(const char *group) {
+        char node[PATH_MAX], script[512];
+        struct stat st;
+        pid_t pid;
+
+        ck_assert_int_eq(stat("/dev/full", &st), 0);
+        snprintf(node, sizeof(node), "%s/dev/vfio/%s", umockdev_testbed_get_root_dir(tb), group);
+        ck_assert_msg(unlink(node) == 0 && symlink("/dev/full", node) == 0, "cannot replace %s: %m", node);
+        snprintf(script, sizeof(script),
+                 "mount -t tmpfs tmpfs /dev && mkdir /dev/vfio && mknod /dev/vfio/%s c %u %u && "
+                 "exec sleep 60 3</dev/vfio/%s", group, major(st.st_rdev), minor(st.st_rdev), group);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                unsetenv("LD_PRELOAD");
+                /* unshare(1) makes / private before it runs the script: the tmpfs stays ours */
+                execlp("unshare", "unshare", "--mount", "/bin/sh", "-c", script, (char *) NULL);
+                _exit(127);
+        }
+        wait_holding(pid);
+        return pid;
+}
+
+static void assert_reset_error(const char *address, const char *name, const char *needle) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(h.bus, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "ResetDevice", &e, NULL,
+                               "sa{sv}", address, 0);
+        ck_assert_int_lt(r, 0);
+        ck_assert_msg(sd_bus_error_has_name(&e, name), "ResetDevice(%s): %s (%s), not %s", address, e.name,
+                      e.message, name);
+        ck_assert_msg(strstr(e.message, needle), "ResetDevice(%s): '%s' lacks '%s'", address, e.message, needle);
+        sd_bus_error_free(&e);
+}
+
+START_TEST(test_holders_private_dev) {
+        pid_t holder = hold_group_private_dev("10");
+        char pid[32];
+
+        snprintf(pid, sizeof(pid), "%d", (int) holder);
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_04") " " VRD_DEVSET_IFACE " Holders",
+                        cmdf("\"0000:04:00.0\" %s \"sleep\"", pid)));
+        free(assert_run(0, cmdf("%s explain 04:00.1", ctl()), "No:", cmdf("0000:04:00.0 (IOMMU group 10) is held "
+                        "open by pid %s (sleep)", pid)));
+        assert_reset_error("04:00.0", VRD_ERROR_NOT_OWNED, cmdf("0000:04:00.0 is held by pid %s (sleep)", pid));
+        kill(holder, SIGKILL);
+        waitpid(holder, NULL, 0);
+}
+END_TEST
 
 START_TEST(test_holders) {
         pid_t holder = hold_group("10"), both = 0;
@@ -380,6 +455,8 @@ int main(void) {
         tcase_add_test(tc, test_cli);
         tcase_add_test(tc, test_hotplug_add_remove);
         tcase_add_test(tc, test_bind_unbind);
+        tcase_add_test(tc, test_holders_private_dev);
         suite_add_tcase(s, tc);
+
         return check_run(s);
 }

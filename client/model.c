@@ -57,6 +57,29 @@ static int read_holders(sd_bus_message *m, struct ctl_dev_set *s) {
         return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
+static int read_uninspected(sd_bus_message *m, struct ctl_dev_set *s) {
+        const char *c;
+        uint32_t pid;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'v', "a(us)");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'a', "(us)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(us)", &pid, &c)) > 0) {
+                struct ctl_process *n = realloc(s->uninspected, sizeof(*n) * (s->n_uninspected + 1));
+
+                if (!n)
+                        return -ENOMEM;
+                s->uninspected = n;
+                n[s->n_uninspected++] = (struct ctl_process) { .pid = pid, .command = strdup(c) };
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
 static int read_foreign(sd_bus_message *m, struct ctl_dev_set *s) {
         const char *a, *d;
         int r;
@@ -135,6 +158,8 @@ static int read_dev_set_property(sd_bus_message *m, const char *name, struct ctl
                 return read_holders(m, s);
         if (strcmp(name, "ForeignDevices") == 0)
                 return read_foreign(m, s);
+        if (strcmp(name, "UninspectedProcesses") == 0)
+                return read_uninspected(m, s);
         if (strcmp(name, "Managed") == 0) {
                 int r = sd_bus_message_read(m, "v", "b", &b);
                 s->managed = b;
@@ -281,6 +306,9 @@ struct ctl_model *ctl_model_free(struct ctl_model *m) {
                         free(s->foreign[j].driver);
                 }
                 free(s->foreign);
+                for (size_t j = 0; j < s->n_uninspected; j++)
+                        free(s->uninspected[j].command);
+                free(s->uninspected);
         }
         free(m->devices);
         free(m->dev_sets);

@@ -28,7 +28,12 @@ struct holder {
  * (which never reaches the driver's open); -ENODEV if it is no char device. */
 int holder_target_from_path(const char *path, struct holder_target *ret);
 
-/* Fills *ret with one entry per (target, pid); fails only on -ENOMEM. A
- * target whose node does not exist is skipped by its caller. */
+/* Fills *ret with one entry per (target, pid), and *ret_uninspected with the
+ * processes whose fds cannot be read (no ptrace access: any of them may hold
+ * a target; their .target is unused). Fails only on -ENOMEM or without /proc. */
 int holders_scan(const struct holder_target *targets, size_t n_targets, pid_t exclude,
-                 struct holder **ret, size_t *n_ret);
+                 struct holder **ret, size_t *n_ret, struct holder **ret_uninspected, size_t *n_uninspected);
+
+/* "N processes could not be inspected (pid P (comm), ...); the daemon needs
+ * CAP_SYS_PTRACE", or NULL on -ENOMEM. */
+char *holders_uninspected_sentence(const struct holder *v, size_t n);

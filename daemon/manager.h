@@ -71,6 +71,8 @@ struct manager {
         uint64_t holders_stamp;
         struct device_holder *holders;
         size_t n_holders;
+        struct holder *uninspected;     /* processes whose fds the last scan could not read */
+        size_t n_uninspected;
 };
 
 int manager_new(const struct kernel_ops *kernel, struct manager **ret);
@@ -95,6 +97,9 @@ struct dev_set *manager_find_dev_set(struct manager *m, const char *id);
 
 /* Holders of every vfio device (other than this daemon), fresh for this loop iteration. */
 int manager_get_holders(struct manager *m, const struct device_holder **ret, size_t *n_ret);
+/* The processes of that scan whose fds could not be read: any of them may hold
+ * a member of s. None when the daemon holds every group of s itself. */
+int manager_get_uninspected(struct manager *m, const struct dev_set *s, const struct holder **ret, size_t *n_ret);
 
 /* The bus faces, in manager-dbus.c, device-dbus.c and devset-dbus.c. */
 int manager_bus_register(struct manager *m);

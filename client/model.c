@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,18 +33,30 @@ static int read_strv(sd_bus_message *m, const char *type, char ***ret) {
         return sd_bus_message_exit_container(m);
 }
 
+/* Into the variant and the array of a property of type "a" + element; leave_array() leaves both. */
+static int enter_array(sd_bus_message *m, const char *element) {
+        char type[16];
+        int r;
+
+        snprintf(type, sizeof(type), "a%s", element);
+        r = sd_bus_message_enter_container(m, 'v', type);
+        return r < 0 ? r : sd_bus_message_enter_container(m, 'a', element);
+}
+
+static int leave_array(sd_bus_message *m, int r) {
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
 static int read_holders(sd_bus_message *m, struct ctl_dev_set *s) {
         const char *a, *c;
         uint32_t pid;
         int r;
 
-        r = sd_bus_message_enter_container(m, 'v', "a(sus)");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_enter_container(m, 'a', "(sus)");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_read(m, "(sus)", &a, &pid, &c)) > 0) {
+        r = enter_array(m, "(sus)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(sus)", &a, &pid, &c)) > 0) {
                 struct ctl_holder *n = realloc(s->holders, sizeof(*n) * (s->n_holders + 1));
 
                 if (!n)
@@ -51,10 +64,7 @@ static int read_holders(sd_bus_message *m, struct ctl_dev_set *s) {
                 s->holders = n;
                 n[s->n_holders++] = (struct ctl_holder) { .address = strdup(a), .pid = pid, .command = strdup(c) };
         }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(m);
-        return r < 0 ? r : sd_bus_message_exit_container(m);
+        return leave_array(m, r);
 }
 
 static int read_uninspected(sd_bus_message *m, struct ctl_dev_set *s) {
@@ -62,10 +72,7 @@ static int read_uninspected(sd_bus_message *m, struct ctl_dev_set *s) {
         uint32_t pid;
         int r;
 
-        r = sd_bus_message_enter_container(m, 'v', "a(us)");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_enter_container(m, 'a', "(us)");
+        r = enter_array(m, "(us)");
         while (r >= 0 && (r = sd_bus_message_read(m, "(us)", &pid, &c)) > 0) {
                 struct ctl_process *n = realloc(s->uninspected, sizeof(*n) * (s->n_uninspected + 1));
 
@@ -74,23 +81,15 @@ static int read_uninspected(sd_bus_message *m, struct ctl_dev_set *s) {
                 s->uninspected = n;
                 n[s->n_uninspected++] = (struct ctl_process) { .pid = pid, .command = strdup(c) };
         }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(m);
-        return r < 0 ? r : sd_bus_message_exit_container(m);
+        return leave_array(m, r);
 }
 
 static int read_foreign(sd_bus_message *m, struct ctl_dev_set *s) {
         const char *a, *d;
         int r;
 
-        r = sd_bus_message_enter_container(m, 'v', "a(ss)");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_enter_container(m, 'a', "(ss)");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_read(m, "(ss)", &a, &d)) > 0) {
+        r = enter_array(m, "(ss)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(ss)", &a, &d)) > 0) {
                 struct ctl_foreign *n = realloc(s->foreign, sizeof(*n) * (s->n_foreign + 1));
 
                 if (!n)
@@ -98,10 +97,7 @@ static int read_foreign(sd_bus_message *m, struct ctl_dev_set *s) {
                 s->foreign = n;
                 n[s->n_foreign++] = (struct ctl_foreign) { .address = strdup(a), .driver = strdup(d) };
         }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(m);
-        return r < 0 ? r : sd_bus_message_exit_container(m);
+        return leave_array(m, r);
 }
 
 static int read_device_property(sd_bus_message *m, const char *name, struct ctl_device *d) {

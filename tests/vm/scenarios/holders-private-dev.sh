@@ -50,13 +50,7 @@ why=""
 vmtest_result "holder's node: same device number, another filesystem" "$why"
 
 devset=$(prop "$(device_path "$held")" org.vfioresetd1.Device DevSet 2>&1)
-holders() { prop "$devset" org.vfioresetd1.DevSet Holders | paste - - -; }
-holder_listed() { holders | grep -q "^$held	$holder	sleep$"; }
-if wait_for 20 holder_listed; then
-	vmtest_pass "holders names pid $holder sleep"
-else
-	vmtest_fail "holders names pid $holder sleep" "$devset Holders: $(holders 2>&1 | tr '\t\n' ' ;')"
-fi
+expect_holder "$devset" "$held" "$holder" sleep
 
 unseen=$(prop "$devset" org.vfioresetd1.DevSet UninspectedProcesses 2>&1)
 vmtest_result "no process is out of the daemon's sight" "${unseen:+UninspectedProcesses: $(echo "$unseen" | tr '\n' ' ')}"

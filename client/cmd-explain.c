@@ -56,6 +56,8 @@ int cmd_explain(struct ctl *c, int argc, char *argv[]) {
                         }
                         if (x->type == BLOCKER_FOREIGN)
                                 json_object_object_add(e, "driver", json_object_new_string(x->driver));
+                        if (x->type == BLOCKER_UNINSPECTED)
+                                json_object_object_add(e, "processes", ctl_uninspected_to_json(s));
                         json_object_object_add(e, "message", json_object_new_string(x->message));
                         json_object_array_add(b, e);
                 }

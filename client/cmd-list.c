@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "verdict.h"
 #include "vfio-resetctl.h"
 
 
@@ -34,7 +35,7 @@ static char *groups_of(const struct ctl_model *m, const struct ctl_dev_set *s) {
 }
 
 static char *holders_of(const struct ctl_dev_set *s) {
-        char *r = calloc(1, 40 * (s->n_holders + 1));
+        char *r = calloc(1, 40 * (s->n_holders + 1) + 3);
 
         if (!r)
                 return NULL;
@@ -46,6 +47,8 @@ static char *holders_of(const struct ctl_dev_set *s) {
                 if (!dup)
                         sprintf(r + strlen(r), "%s%u/%s", *r ? "," : "", s->holders[i].pid, s->holders[i].command);
         }
+        if (s->n_uninspected > 0)      /* more may hold it than the daemon could see */
+                strcat(r, *r ? ",?" : "?");
         if (!*r)
                 strcpy(r, "-");
         return r;
@@ -54,6 +57,7 @@ static char *holders_of(const struct ctl_dev_set *s) {
 int cmd_list(struct ctl *c, int argc, char *argv[]) {
         _cleanup_(ctl_model_freep) struct ctl_model *m = NULL;
         static const char *header[N_COLS] = { "DEVSET", "KIND", "DEVICES", "GROUPS", "STATE", "HOLDERS" };
+        _cleanup_free_ char *unseen = NULL;
         size_t width[N_COLS];
         char ***rows;
         int r;
@@ -93,6 +97,8 @@ int cmd_list(struct ctl *c, int argc, char *argv[]) {
                 rows[i][COL_GROUPS] = groups_of(m, s);
                 rows[i][COL_STATE] = strdup(s->state ?: "?");
                 rows[i][COL_HOLDERS] = holders_of(s);
+                if (!unseen)
+                        unseen = verdict_uninspected(s);
                 for (size_t col = 0; col < N_COLS; col++) {
                         if (!rows[i][col])
                                 return CTL_EXIT_FAILURE;
@@ -111,5 +117,7 @@ int cmd_list(struct ctl *c, int argc, char *argv[]) {
         }
         free(rows);
         printf("\n%zu dev_sets, %zu vfio devices.\n", m->n_dev_sets, m->n_devices);
+        if (unseen)
+                printf("Holders marked ? cannot be told: %s.\n", unseen);
         return 0;
 }

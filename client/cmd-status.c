@@ -4,12 +4,13 @@
 #include <stdlib.h>
 
 #include "macro.h"
+#include "verdict.h"
 #include "vfio-resetctl.h"
 
 
 int cmd_status(struct ctl *c, int argc, char *argv[]) {
         _cleanup_(ctl_model_freep) struct ctl_model *m = NULL;
-        _cleanup_free_ char *device_path = NULL, *dev_set_path = NULL, *members = NULL;
+        _cleanup_free_ char *device_path = NULL, *dev_set_path = NULL, *members = NULL, *unseen = NULL;
         const struct ctl_device *d;
         const struct ctl_dev_set *s;
         int r;
@@ -58,7 +59,10 @@ int cmd_status(struct ctl *c, int argc, char *argv[]) {
         for (size_t i = 0; i < s->n_holders; i++)
                 printf("%s pid %u (%s) holds %s\n", i == 0 ? "     Holders:" : "             ",
                        s->holders[i].pid, s->holders[i].command, s->holders[i].address);
-        if (s->n_holders == 0)
+        unseen = verdict_uninspected(s);
+        if (unseen)
+                printf("%s cannot tell: %s\n", s->n_holders == 0 ? "     Holders:" : "             ", unseen);
+        else if (s->n_holders == 0)
                 printf("     Holders: none\n");
         for (size_t i = 0; i < s->n_foreign; i++)
                 printf("%s %s (%s)\n", i == 0 ? "Also reached:" : "             ", s->foreign[i].address,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,18 +33,30 @@ static int read_strv(sd_bus_message *m, const char *type, char ***ret) {
         return sd_bus_message_exit_container(m);
 }
 
+/* Into the variant and the array of a property of type "a" + element; leave_array() leaves both. */
+static int enter_array(sd_bus_message *m, const char *element) {
+        char type[16];
+        int r;
+
+        snprintf(type, sizeof(type), "a%s", element);
+        r = sd_bus_message_enter_container(m, 'v', type);
+        return r < 0 ? r : sd_bus_message_enter_container(m, 'a', element);
+}
+
+static int leave_array(sd_bus_message *m, int r) {
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
 static int read_holders(sd_bus_message *m, struct ctl_dev_set *s) {
         const char *a, *c;
         uint32_t pid;
         int r;
 
-        r = sd_bus_message_enter_container(m, 'v', "a(sus)");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_enter_container(m, 'a', "(sus)");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_read(m, "(sus)", &a, &pid, &c)) > 0) {
+        r = enter_array(m, "(sus)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(sus)", &a, &pid, &c)) > 0) {
                 struct ctl_holder *n = realloc(s->holders, sizeof(*n) * (s->n_holders + 1));
 
                 if (!n)
@@ -51,23 +64,32 @@ static int read_holders(sd_bus_message *m, struct ctl_dev_set *s) {
                 s->holders = n;
                 n[s->n_holders++] = (struct ctl_holder) { .address = strdup(a), .pid = pid, .command = strdup(c) };
         }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(m);
-        return r < 0 ? r : sd_bus_message_exit_container(m);
+        return leave_array(m, r);
+}
+
+static int read_uninspected(sd_bus_message *m, struct ctl_dev_set *s) {
+        const char *c;
+        uint32_t pid;
+        int r;
+
+        r = enter_array(m, "(us)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(us)", &pid, &c)) > 0) {
+                struct ctl_process *n = realloc(s->uninspected, sizeof(*n) * (s->n_uninspected + 1));
+
+                if (!n)
+                        return -ENOMEM;
+                s->uninspected = n;
+                n[s->n_uninspected++] = (struct ctl_process) { .pid = pid, .command = strdup(c) };
+        }
+        return leave_array(m, r);
 }
 
 static int read_foreign(sd_bus_message *m, struct ctl_dev_set *s) {
         const char *a, *d;
         int r;
 
-        r = sd_bus_message_enter_container(m, 'v', "a(ss)");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_enter_container(m, 'a', "(ss)");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_read(m, "(ss)", &a, &d)) > 0) {
+        r = enter_array(m, "(ss)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(ss)", &a, &d)) > 0) {
                 struct ctl_foreign *n = realloc(s->foreign, sizeof(*n) * (s->n_foreign + 1));
 
                 if (!n)
@@ -75,10 +97,7 @@ static int read_foreign(sd_bus_message *m, struct ctl_dev_set *s) {
                 s->foreign = n;
                 n[s->n_foreign++] = (struct ctl_foreign) { .address = strdup(a), .driver = strdup(d) };
         }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(m);
-        return r < 0 ? r : sd_bus_message_exit_container(m);
+        return leave_array(m, r);
 }
 
 static int read_device_property(sd_bus_message *m, const char *name, struct ctl_device *d) {
@@ -135,6 +154,8 @@ static int read_dev_set_property(sd_bus_message *m, const char *name, struct ctl
                 return read_holders(m, s);
         if (strcmp(name, "ForeignDevices") == 0)
                 return read_foreign(m, s);
+        if (strcmp(name, "UninspectedProcesses") == 0)
+                return read_uninspected(m, s);
         if (strcmp(name, "Managed") == 0) {
                 int r = sd_bus_message_read(m, "v", "b", &b);
                 s->managed = b;
@@ -281,6 +302,9 @@ struct ctl_model *ctl_model_free(struct ctl_model *m) {
                         free(s->foreign[j].driver);
                 }
                 free(s->foreign);
+                for (size_t j = 0; j < s->n_uninspected; j++)
+                        free(s->uninspected[j].command);
+                free(s->uninspected);
         }
         free(m->devices);
         free(m->dev_sets);

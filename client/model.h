@@ -30,6 +30,12 @@ struct ctl_holder {
         char *command;
 };
 
+/* A process whose fds the daemon could not read: it may hold anything. */
+struct ctl_process {
+        uint32_t pid;
+        char *command;
+};
+
 struct ctl_foreign {
         char *address;
         char *driver;           /* "" when unbound */
@@ -50,6 +56,8 @@ struct ctl_dev_set {
         size_t n_holders;
         struct ctl_foreign *foreign;
         size_t n_foreign;
+        struct ctl_process *uninspected;
+        size_t n_uninspected;
 };
 
 struct ctl_model {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "uninspected.h"
 #include "verdict.h"
 
 const char *blocker_type_to_string(enum blocker_type t) {
@@ -18,6 +19,8 @@ const char *blocker_type_to_string(enum blocker_type t) {
                 return "no-reset-method";
         case BLOCKER_BUSY:
                 return "busy";
+        case BLOCKER_UNINSPECTED:
+                return "uninspected";
         }
         return "unknown";
 }
@@ -64,7 +67,24 @@ static bool single_owner(const struct ctl_model *m, const struct ctl_dev_set *s,
         return true;
 }
 
+char *verdict_uninspected(const struct ctl_dev_set *s) {
+        _cleanup_free_ char *list = NULL;
+        char *r = NULL;
+
+        if (s->n_uninspected == 0)
+                return NULL;
+        for (size_t i = 0; i < s->n_uninspected; i++)
+                if (uninspected_append(&list, i, s->n_uninspected, s->uninspected[i].pid,
+                                       s->uninspected[i].command ?: "?") < 0)
+                        return NULL;
+        if (asprintf(&r, "%zu process%s could not be inspected (%s); " UNINSPECTED_HINT, s->n_uninspected,
+                     s->n_uninspected == 1 ? "" : "es", list) < 0)
+                return NULL;
+        return r;
+}
+
 int verdict_compute(const struct ctl_model *m, const struct ctl_dev_set *s, struct verdict *v) {
+        _cleanup_free_ char *unseen = NULL;
         bool single = streq_ptr(s->kind, "single");
         uint32_t owner = 0;
         int r;
@@ -122,6 +142,17 @@ int verdict_compute(const struct ctl_model *m, const struct ctl_dev_set *s, stru
                         return r;
         }
 
+        /* Without every process's fds, "nothing blocks" would be a guess. */
+        if (s->n_uninspected > 0) {
+                unseen = verdict_uninspected(s);
+                if (!unseen)
+                        return -ENOMEM;
+                r = add(v, &(struct blocker) { .type = BLOCKER_UNINSPECTED },
+                        "cannot tell: %s", unseen);
+                if (r < 0)
+                        return r;
+        }
+
         v->resettable = v->n_blockers == 0;
         if (v->resettable)
                 r = asprintf(&v->summary, "Yes: nothing blocks a %s of %s now.",
@@ -130,6 +161,10 @@ int verdict_compute(const struct ctl_model *m, const struct ctl_dev_set *s, stru
                 r = asprintf(&v->summary, "No: pid %u (%s) holds every group of %s. It owns the set and can "
                              "reset it itself; no other process can while it holds them.",
                              owner, s->holders[0].command, s->id);
+        else if (v->n_blockers == 1 && unseen)
+                r = asprintf(&v->summary, "Cannot tell: nothing the daemon can see blocks a %s of %s, but it "
+                             "could not look into every process, and any of those may hold a member.",
+                             single ? "function reset" : "hot reset", s->id);
         else if (s->n_holders > 0 && !single)
                 r = asprintf(&v->summary, "No: %s cannot be reset while it is held. A hot reset needs every "
                              "group of the set in one caller's hands, and the kernel lets only one process at a "

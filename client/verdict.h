@@ -13,6 +13,7 @@ enum blocker_type {
         BLOCKER_FOREIGN,        /* the reset reaches a function that is not in the set */
         BLOCKER_NO_RESET,       /* a lone device without a function reset */
         BLOCKER_BUSY,           /* a reset is already running */
+        BLOCKER_UNINSPECTED,    /* processes the daemon could not look into may hold members */
 };
 
 const char *blocker_type_to_string(enum blocker_type t);
@@ -33,6 +34,10 @@ struct verdict {
         size_t n_blockers;
         char *summary;
 };
+
+/* "N processes could not be inspected (pid P (comm), ...); the daemon needs
+ * CAP_SYS_PTRACE" when the set's holders are not known to be complete, else NULL. */
+char *verdict_uninspected(const struct ctl_dev_set *s);
 
 int verdict_compute(const struct ctl_model *m, const struct ctl_dev_set *s, struct verdict *ret);
 void verdict_done(struct verdict *v);

@@ -8,6 +8,7 @@
 #include "bus-names.h"
 #include "macro.h"
 #include "pci-address.h"
+#include "verdict.h"
 #include "vfio-resetctl.h"
 
 
@@ -162,7 +163,21 @@ json_object *ctl_device_to_json(const struct ctl_device *d) {
         return o;
 }
 
+json_object *ctl_uninspected_to_json(const struct ctl_dev_set *s) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; i < s->n_uninspected; i++) {
+                json_object *p = json_object_new_object();
+
+                json_object_object_add(p, "pid", json_object_new_int64(s->uninspected[i].pid));
+                json_object_object_add(p, "command", json_object_new_string(s->uninspected[i].command ?: "?"));
+                json_object_array_add(a, p);
+        }
+        return a;
+}
+
 json_object *ctl_dev_set_to_json(const struct ctl_model *m, const struct ctl_dev_set *s) {
+        _cleanup_free_ char *unseen = verdict_uninspected(s);
         json_object *o = json_object_new_object(), *devices = json_object_new_array(),
                     *groups = json_object_new_array(), *holders = json_object_new_array(),
                     *foreign = json_object_new_array();
@@ -201,6 +216,15 @@ json_object *ctl_dev_set_to_json(const struct ctl_model *m, const struct ctl_dev
         json_object_object_add(o, "state", json_object_new_string(s->state ?: ""));
         json_object_object_add(o, "managed", json_object_new_boolean(s->managed));
         json_object_object_add(o, "holders", holders);
+        /* holders may be missing when the daemon could not inspect every process */
+        json_object_object_add(o, "holders_complete", json_object_new_boolean(s->n_uninspected == 0));
+        json_object_object_add(o, "uninspected_processes", ctl_uninspected_to_json(s));
+        if (unseen) {
+                _cleanup_free_ char *note = NULL;
+
+                if (asprintf(&note, "cannot tell: %s", unseen) >= 0)
+                        json_object_object_add(o, "holders_note", json_object_new_string(note));
+        }
         json_object_object_add(o, "foreign_devices", foreign);
         json_object_object_add(o, "reset_count", json_object_new_int64((int64_t) s->reset_count));
         json_object_object_add(o, "last_result", json_object_new_string(s->last_result ?: ""));

@@ -44,3 +44,5 @@ int cmd_hold(struct ctl *c, int argc, char *argv[]);
 
 json_object *ctl_dev_set_to_json(const struct ctl_model *m, const struct ctl_dev_set *s);
 json_object *ctl_device_to_json(const struct ctl_device *d);
+/* [{"pid":..,"command":..}] of the processes the daemon could not inspect. */
+json_object *ctl_uninspected_to_json(const struct ctl_dev_set *s);

@@ -209,8 +209,10 @@ int reset_options_parse(sd_bus_message *msg, uint64_t default_timeout_usec, stru
 /* Why the daemon cannot reset this set: NotOwned naming the holders, or NotManaged. */
 static int refuse_unowned(struct manager *m, struct dev_set *s, sd_bus_error *error) {
         const struct device_holder *h;
+        const struct holder *u;
         char held[1024] = "", address[PCI_ADDRESS_STRLEN];
-        size_t n = 0;
+        _cleanup_free_ char *unseen = NULL;
+        size_t n = 0, n_u = 0;
 
         if (manager_get_holders(m, &h, &n) >= 0)
                 for (size_t i = 0; i < n; i++) {
@@ -222,14 +224,23 @@ static int refuse_unowned(struct manager *m, struct dev_set *s, sd_bus_error *er
                                  pci_address_format(&h[i].device->fn.address, address), (int) h[i].pid, h[i].comm);
                         strncat(held, one, sizeof(held) - strlen(held) - 1);
                 }
+        /* Holders may be missing: say so rather than let the list pass for complete. */
+        if (manager_get_uninspected(m, s, &u, &n_u) >= 0 && n_u > 0) {
+                _cleanup_free_ char *what = holders_uninspected_sentence(u, n_u);
+
+                if (what && asprintf(&unseen, "; other holders cannot be told: %s", what) < 0)
+                        unseen = NULL;
+        }
         if (*held)
-                return sd_bus_error_setf(error, VRD_ERROR_NOT_OWNED, "Cannot reset %s: %s", s->id, held);
+                return sd_bus_error_setf(error, VRD_ERROR_NOT_OWNED, "Cannot reset %s: %s%s", s->id, held,
+                                         unseen ?: "");
         for (size_t i = 0; i < s->n_members; i++)
                 if (s->members[i]->device_fd < 0)
                         return sd_bus_error_setf(error, VRD_ERROR_NOT_MANAGED,
                                                  "Cannot reset %s: vfio-resetd does not own %s (tag it "
-                                                 "\"vfio-resetd\" in udev or list it under [Manage] in the config)",
-                                                 s->id, pci_address_format(&s->members[i]->fn.address, address));
+                                                 "\"vfio-resetd\" in udev or list it under [Manage] in the config)%s",
+                                                 s->id, pci_address_format(&s->members[i]->fn.address, address),
+                                                 unseen ?: "");
         return sd_bus_error_setf(error, VRD_ERROR_NOT_MANAGED, "Cannot reset %s: it has no devices", s->id);
 }
 

@@ -84,6 +84,22 @@ static int property_get_holders(sd_bus *bus, const char *path, const char *inter
         return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
+static int property_get_uninspected(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct dev_set *s = userdata;
+        const struct holder *u;
+        size_t n;
+        int r;
+
+        r = manager_get_uninspected(s->manager, s, &u, &n);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot look up the holders of %s: %m", s->id);
+        r = sd_bus_message_open_container(reply, 'a', "(us)");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "(us)", (uint32_t) u[i].pid, u[i].comm);
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
 static int property_get_foreign(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct dev_set *s = userdata;
@@ -117,6 +133,9 @@ static const sd_bus_vtable dev_set_vtable[] = {
         SD_BUS_PROPERTY("ForeignDevices", "a(ss)", property_get_foreign, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* beyond DESIGN.md section 5: the peers that acknowledged the pause under way */
         SD_BUS_PROPERTY("PausedPeers", "as", property_get_paused_peers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* beyond DESIGN.md section 5: processes whose fds the daemon cannot read
+         * (pid, command), so Holders may miss them; read with Holders, no change signal */
+        SD_BUS_PROPERTY("UninspectedProcesses", "a(us)", property_get_uninspected, 0, 0),
         SD_BUS_METHOD_WITH_NAMES("Reset", "a{sv}", SD_BUS_PARAM(options), "st", SD_BUS_PARAM(result)
                                  SD_BUS_PARAM(duration_usec), method_dev_set_reset, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END

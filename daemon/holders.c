@@ -7,20 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "holders.h"
 #include "macro.h"
+#include "uninspected.h"
+
+#define PF_KTHREAD 0x00200000   /* include/linux/sched.h */
 
 int holder_target_from_path(const char *path, struct holder_target *ret) {
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
 
         /* O_PATH never reaches the driver's open(): looking cannot take the
-         * group away from anyone. fstat gives the inode an opener's fd has. */
+         * group away from anyone. fstat gives the device an opener's fd has. */
         fd = open(path, O_PATH | O_CLOEXEC);
         if (fd < 0 || fstat(fd, &st) < 0)
                 return negative_errno();
-        *ret = (struct holder_target) { .dev = st.st_dev, .ino = st.st_ino };
+        if (!S_ISCHR(st.st_mode))
+                return -ENODEV;
+        *ret = (struct holder_target) { .rdev = st.st_rdev };
         return 0;
 }
 
@@ -51,16 +57,38 @@ static int add_holder(struct holder **v, size_t *n, size_t target, pid_t pid) {
         return 0;
 }
 
+/* Kernel threads and zombies have no fds to hold: not worth a report when
+ * their fd folders are closed to us (/proc/PID/stat is open to all). */
+static bool holds_nothing(pid_t pid) {
+        _cleanup_(fclosep) FILE *f = NULL;
+        char path[64], line[1024], state = 0, *p;
+        unsigned flags = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        f = fopen(path, "re");
+        if (!f || !fgets(line, sizeof(line), f) || !(p = strrchr(line, ')')))
+                return true;    /* gone */
+        if (sscanf(p + 1, " %c %*d %*d %*d %*d %*d %u", &state, &flags) != 2)
+                return false;
+        return (flags & PF_KTHREAD) || state == 'Z' || state == 'X';
+}
+
+static int add_uninspected(struct holder **v, size_t *n, pid_t pid) {
+        if (holds_nothing(pid))
+                return 0;
+        return add_holder(v, n, SIZE_MAX, pid);
+}
+
 int holders_scan(const struct holder_target *targets, size_t n_targets, pid_t exclude,
-                 struct holder **ret, size_t *n_ret) {
+                 struct holder **ret, size_t *n_ret, struct holder **ret_uninspected, size_t *n_uninspected) {
         _cleanup_(closedirp) DIR *proc = NULL;
-        _cleanup_free_ struct holder *v = NULL;
+        _cleanup_free_ struct holder *v = NULL, *u = NULL;
         struct dirent *de;
-        size_t n = 0;
+        size_t n = 0, n_u = 0;
         int r;
 
-        *ret = NULL;
-        *n_ret = 0;
+        *ret = *ret_uninspected = NULL;
+        *n_ret = *n_uninspected = 0;
         if (n_targets == 0)
                 return 0;
         proc = opendir("/proc");
@@ -78,25 +106,37 @@ int holders_scan(const struct holder_target *targets, size_t n_targets, pid_t ex
                         continue;
                 snprintf(dir, sizeof(dir), "/proc/%ld/fd", pid);
                 fds = opendir(dir);
-                if (!fds)
-                        continue;       /* exited, or not ours to look at */
+                if (!fds) {
+                        /* ENOENT: it exited. Else (EACCES: no ptrace access) it may hold anything. */
+                        r = errno == ENOENT || errno == ESRCH ? 0 : add_uninspected(&u, &n_u, (pid_t) pid);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 while ((fe = readdir(fds))) {
-                        char path[sizeof(dir) + 256], target[PATH_MAX];
-                        struct stat st;
-                        ssize_t l;
+                        char path[sizeof(dir) + 256];
+                        struct statx sx;
 
                         if (fe->d_name[0] == '.')
                                 continue;
                         snprintf(path, sizeof(path), "%s/%s", dir, fe->d_name);
-                        /* readlink is cheap; stat only what names a device node */
-                        l = readlink(path, target, sizeof(target) - 1);
-                        if (l <= 0)
-                                continue;
-                        target[l] = '\0';
-                        if (strncmp(target, "/dev/", 5) != 0 || stat(path, &st) < 0)
+                        /* Only the device number tells: the path a holder sees may be
+                         * in another mount namespace. Pipes, sockets and anon inodes
+                         * (vfio device fds) are no char devices. DONT_SYNC: a file on a
+                         * dead NFS server cannot hang the scan. */
+                        if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_TYPE, &sx) < 0) {
+                                if (errno == EACCES || errno == EPERM) {
+                                        r = add_uninspected(&u, &n_u, (pid_t) pid);
+                                        if (r < 0)
+                                                return r;
+                                        break;
+                                }
+                                continue;       /* closed meanwhile */
+                        }
+                        if (!S_ISCHR(sx.stx_mode))
                                 continue;
                         for (size_t t = 0; t < n_targets; t++)
-                                if (targets[t].dev == st.st_dev && targets[t].ino == st.st_ino) {
+                                if (targets[t].rdev == makedev(sx.stx_rdev_major, sx.stx_rdev_minor)) {
                                         r = add_holder(&v, &n, t, (pid_t) pid);
                                         if (r < 0)
                                                 return r;
@@ -105,5 +145,20 @@ int holders_scan(const struct holder_target *targets, size_t n_targets, pid_t ex
         }
         *ret = TAKE_PTR(v);
         *n_ret = n;
+        *ret_uninspected = TAKE_PTR(u);
+        *n_uninspected = n_u;
         return 0;
+}
+
+char *holders_uninspected_sentence(const struct holder *v, size_t n) {
+        _cleanup_free_ char *list = NULL;
+        char *s = NULL;
+
+        for (size_t i = 0; i < n; i++)
+                if (uninspected_append(&list, i, n, (uint32_t) v[i].pid, v[i].comm) < 0)
+                        return NULL;
+        if (asprintf(&s, "%zu process%s could not be inspected (%s); " UNINSPECTED_HINT, n, n == 1 ? "" : "es",
+                     list ?: "") < 0)
+                return NULL;
+        return s;
 }

@@ -8,10 +8,14 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* A node's identity: the inode /proc/<pid>/fd/<n> resolves to. */
+/* A node's identity: the character device it opens. vfio registers each group
+ * as a char device under a dynamic major (vfio_group_fops; its number is in
+ * /sys/class/vfio/N/dev), and the kernel opens a group by that number alone:
+ * a node made with mknod in a private /dev (libvirt's QEMU namespace,
+ * PrivateDevices=) is another inode on another filesystem with the same
+ * st_rdev, and holds the same group. */
 struct holder_target {
-        dev_t dev;
-        ino_t ino;
+        dev_t rdev;
 };
 
 struct holder {
@@ -20,8 +24,16 @@ struct holder {
         char comm[17];          /* /proc/<pid>/comm (TASK_COMM_LEN) */
 };
 
-/* Fills *ret with one entry per (target, pid); fails only on -ENOMEM. A
- * target whose node does not exist is skipped by its caller. */
+/* The device number of the char device node at path, looked up with O_PATH
+ * (which never reaches the driver's open); -ENODEV if it is no char device. */
 int holder_target_from_path(const char *path, struct holder_target *ret);
+
+/* Fills *ret with one entry per (target, pid), and *ret_uninspected with the
+ * processes whose fds cannot be read (no ptrace access: any of them may hold
+ * a target; their .target is unused). Fails only on -ENOMEM or without /proc. */
 int holders_scan(const struct holder_target *targets, size_t n_targets, pid_t exclude,
-                 struct holder **ret, size_t *n_ret);
+                 struct holder **ret, size_t *n_ret, struct holder **ret_uninspected, size_t *n_uninspected);
+
+/* "N processes could not be inspected (pid P (comm), ...); the daemon needs
+ * CAP_SYS_PTRACE", or NULL on -ENOMEM. */
+char *holders_uninspected_sentence(const struct holder *v, size_t n);

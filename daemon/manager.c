@@ -89,6 +89,7 @@ struct manager *manager_free(struct manager *m) {
                 device_free(m->devices[i]);
         free(m->devices);
         free(m->holders);
+        free(m->uninspected);
         free(m->removed);
         topology_free(m->topology);
         strv_free(m->bus_paused_peers_pending);
@@ -151,11 +152,25 @@ struct holder_owner {
         bool group;
 };
 
+/* Said when the scan becomes incomplete and when it is complete again, not at every scan. */
+static void log_uninspected(struct manager *m, const struct holder *v, size_t n) {
+        _cleanup_free_ char *what = NULL;
+
+        if ((n > 0) == (m->n_uninspected > 0))
+                return;
+        if (n == 0) {
+                log_notice("Every process's fds can be inspected again: holders of vfio devices are complete");
+                return;
+        }
+        what = holders_uninspected_sentence(v, n);
+        log_warning("%s: holders among them are not reported", what ?: "Some processes could not be inspected");
+}
+
 int manager_get_holders(struct manager *m, const struct device_holder **ret, size_t *n_ret) {
         _cleanup_free_ struct holder_target *targets = NULL;
         _cleanup_free_ struct holder_owner *owners = NULL;
-        _cleanup_free_ struct holder *found = NULL;
-        size_t n_targets = 0, n_found = 0;
+        _cleanup_free_ struct holder *found = NULL, *uninspected = NULL;
+        size_t n_targets = 0, n_found = 0, n_uninspected = 0;
         uint64_t now = 0;
         int r;
 
@@ -184,9 +199,13 @@ int manager_get_holders(struct manager *m, const struct device_holder **ret, siz
                                 owners[n_targets++] = (struct holder_owner) { d, false };
                 }
         }
-        r = holders_scan(targets, n_targets, getpid(), &found, &n_found);
+        r = holders_scan(targets, n_targets, getpid(), &found, &n_found, &uninspected, &n_uninspected);
         if (r < 0)
                 return log_error_errno(r, "Failed to look up the holders of vfio devices: %m");
+        log_uninspected(m, uninspected, n_uninspected);
+        free(m->uninspected);
+        m->uninspected = TAKE_PTR(uninspected);
+        m->n_uninspected = n_uninspected;
 
         invalidate_holders(m);
         m->holders = calloc(n_found * (m->n_devices ?: 1) + 1, sizeof(*m->holders));
@@ -214,6 +233,20 @@ int manager_get_holders(struct manager *m, const struct device_holder **ret, siz
 done:
         *ret = m->holders;
         *n_ret = m->n_holders;
+        return 0;
+}
+
+int manager_get_uninspected(struct manager *m, const struct dev_set *s, const struct holder **ret, size_t *n_ret) {
+        const struct device_holder *h;
+        size_t n;
+        int r;
+
+        r = manager_get_holders(m, &h, &n);
+        if (r < 0)
+                return r;
+        /* The kernel lets one process at a time open a group: ours are nobody else's. */
+        *ret = dev_set_is_managed(s) ? NULL : m->uninspected;
+        *n_ret = dev_set_is_managed(s) ? 0 : m->n_uninspected;
         return 0;
 }
 

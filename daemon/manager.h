@@ -84,6 +84,8 @@ struct manager {
         uint64_t holders_stamp;
         struct device_holder *holders;
         size_t n_holders;
+        struct holder *uninspected;     /* processes whose fds the last scan could not read */
+        size_t n_uninspected;
 };
 
 int manager_new(const struct kernel_ops *kernel, struct manager **ret);
@@ -108,6 +110,9 @@ bool manager_device_is_managed(const struct manager *m, const struct device *d);
 
 /* Holders of every vfio device (other than this daemon), fresh for this loop iteration. */
 int manager_get_holders(struct manager *m, const struct device_holder **ret, size_t *n_ret);
+/* The processes of that scan whose fds could not be read: any of them may hold
+ * a member of s. None when the daemon holds every group of s itself. */
+int manager_get_uninspected(struct manager *m, const struct dev_set *s, const struct holder **ret, size_t *n_ret);
 
 /* Tell the bus (when one listens). */
 void manager_emit_device_changed(struct manager *m, struct device *d, const char *const *properties);

@@ -103,14 +103,19 @@ void harness_start_daemon(struct harness *h, const char *const *args) {
         h->daemon_pid = fork();
         ck_assert_int_ge(h->daemon_pid, 0);
         if (h->daemon_pid == 0) {
-                const char *argv[16] = { daemon, "--debug" };
-                size_t n = 2;
+                const char *argv[24];
+                size_t n = 0;
                 int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 
-                for (; args && *args && n < 15; args++)
+                for (const char *const *w = h->wrapper; w && *w && n < 8; w++)
+                        argv[n++] = *w;
+                argv[n++] = daemon;
+                argv[n++] = "--debug";
+                for (; args && *args && n < 23; args++)
                         argv[n++] = *args;
+                argv[n] = NULL;
                 dup2(fd, STDERR_FILENO);
-                execv(daemon, (char **) argv);
+                execv(argv[0], (char **) argv);
                 _exit(127);
         }
         for (uint64_t end = now_ms() + 10000; now_ms() < end; usleep(20000)) {

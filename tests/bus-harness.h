@@ -13,6 +13,7 @@ struct harness {
         pid_t daemon_pid;
         sd_bus *bus;            /* the test's own connection */
         const char *daemon;     /* the daemon binary: $VRD_DAEMON unless set */
+        const char *const *wrapper; /* a command (NULL-terminated) that runs the daemon, e.g. setpriv */
         pid_t polkit_pid;       /* python3-dbusmock's polkitd, when started */
 };
 

@@ -4,11 +4,14 @@
 #include <check.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,8 +38,34 @@ static void teardown(void) {
         g_object_unref(tb);
 }
 
+static void setup_no_ptrace(void) {
+        /* As root without CAP_SYS_PTRACE, the daemon may not read the fds of
+         * processes with more capabilities than it has (commoncap's
+         * cap_ptrace_access_check), such as the test's holders. */
+        static const char *const no_ptrace[] = { "/usr/bin/setpriv", "--inh-caps=-sys_ptrace",
+                                                 "--bounding-set=-sys_ptrace", "--", NULL };
+
+        tb = testbed_new("lab");
+        harness_start_bus(&h);
+        h.wrapper = no_ptrace;
+        harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", NULL });
+}
+
 static char *ctl(void) {
         return getenv("VRD_CTL");
+}
+
+/* What explain begins with for a set nothing visible blocks: "Yes:", unless
+ * some process is out of even a root daemon's reach (a sandbox's init). */
+static const char *yes(const char *devset) {
+        char *out = NULL;
+        bool complete;
+
+        ck_assert_int_eq(harness_run(&out, BUSCTL "get-property " VRD_BUS_NAME " %s " VRD_DEVSET_IFACE
+                                     " UninspectedProcesses", devset), 0);
+        complete = strcmp(out, "a(us) 0\n") == 0;
+        free(out);
+        return complete ? "Yes:" : "Cannot tell:";
 }
 
 START_TEST(test_tree_and_introspect) {
@@ -168,6 +197,109 @@ static pid_t hold_group(const char *group) {
         return pid;
 }
 
+/* Waits until pid has exec'd sleep with fd 3 open. */
+static void wait_holding(pid_t pid) {
+        char path[64], *comm = NULL;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd/3", (int) pid);
+        for (int i = 0; i < 500; i++, usleep(10000)) {
+                free(comm);
+                comm = NULL;
+                if (harness_run(&comm, "cat /proc/%d/comm", (int) pid) == 0 && strcmp(comm, "sleep\n") == 0 &&
+                    access(path, F_OK) == 0)
+                        break;
+        }
+        ck_assert_msg(comm && strcmp(comm, "sleep\n") == 0, "pid %d did not start holding its node", (int) pid);
+        free(comm);
+}
+
+/* A holder as libvirt starts QEMU: a mount namespace of its own, a tmpfs on
+ * /dev and the group's node made there with mknod. Its fd is another inode on
+ * another filesystem; only the device number is the group's. The testbed's
+ * node becomes /dev/full, a character device that any node of its number
+ * opens, and the holder runs outside umockdev's preload. */
+static pid_t hold_group_private_dev(const char *group) {
+        char node[PATH_MAX], script[512];
+        struct stat st;
+        pid_t pid;
+
+        ck_assert_int_eq(stat("/dev/full", &st), 0);
+        snprintf(node, sizeof(node), "%s/dev/vfio/%s", umockdev_testbed_get_root_dir(tb), group);
+        ck_assert_msg(unlink(node) == 0 && symlink("/dev/full", node) == 0, "cannot replace %s: %m", node);
+        snprintf(script, sizeof(script),
+                 "mount -t tmpfs tmpfs /dev && mkdir /dev/vfio && mknod /dev/vfio/%s c %u %u && "
+                 "exec sleep 60 3</dev/vfio/%s", group, major(st.st_rdev), minor(st.st_rdev), group);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                unsetenv("LD_PRELOAD");
+                /* unshare(1) makes / private before it runs the script: the tmpfs stays ours */
+                execlp("unshare", "unshare", "--mount", "/bin/sh", "-c", script, (char *) NULL);
+                _exit(127);
+        }
+        wait_holding(pid);
+        return pid;
+}
+
+static void assert_reset_error(const char *address, const char *name, const char *needle) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(h.bus, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "ResetDevice", &e, NULL,
+                               "sa{sv}", address, 0);
+        ck_assert_int_lt(r, 0);
+        ck_assert_msg(sd_bus_error_has_name(&e, name), "ResetDevice(%s): %s (%s), not %s", address, e.name,
+                      e.message, name);
+        ck_assert_msg(strstr(e.message, needle), "ResetDevice(%s): '%s' lacks '%s'", address, e.message, needle);
+        sd_bus_error_free(&e);
+}
+
+START_TEST(test_holders_private_dev) {
+        pid_t holder = hold_group_private_dev("10");
+        char pid[32];
+
+        snprintf(pid, sizeof(pid), "%d", (int) holder);
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_04") " " VRD_DEVSET_IFACE " Holders",
+                        cmdf("\"0000:04:00.0\" %s \"sleep\"", pid)));
+        free(assert_run(0, cmdf("%s explain 04:00.1", ctl()), "No:", cmdf("0000:04:00.0 (IOMMU group 10) is held "
+                        "open by pid %s (sleep)", pid)));
+        assert_reset_error("04:00.0", VRD_ERROR_NOT_OWNED, cmdf("0000:04:00.0 is held by pid %s (sleep)", pid));
+        kill(holder, SIGKILL);
+        waitpid(holder, NULL, 0);
+}
+END_TEST
+
+START_TEST(test_uninspected) {
+        pid_t holder = hold_group("10");
+        char pid[32], *out;
+
+        snprintf(pid, sizeof(pid), "%d", (int) holder);
+        wait_holding(holder);
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_04") " " VRD_DEVSET_IFACE " Holders",
+                        "a(sus) 0"));
+        free(assert_run(0, BUSCTL "--json=short get-property " VRD_BUS_NAME " " DEVSET("bus_0000_04") " "
+                        VRD_DEVSET_IFACE " UninspectedProcesses", "\"type\":\"a(us)\"", cmdf("[%s,\"sleep\"]", pid)));
+        out = assert_run(0, cmdf("%s explain 04:00.0", ctl()), "Cannot tell", "could not be inspected",
+                         "the daemon needs CAP_SYS_PTRACE");
+        ck_assert_msg(!strstr(out, "nothing blocks a hot reset"), "explain says it can: %s", out);
+        free(out);
+        free(assert_run(0, cmdf("%s --json explain 04:00.0", ctl()), "\"resettable\":false",
+                        "\"type\":\"uninspected\"", cmdf("\"pid\":%s", pid)));
+        free(assert_run(0, cmdf("%s --json status 04:00.0", ctl()), "\"holders_complete\":false",
+                        "\"uninspected_processes\"", cmdf("\"pid\":%s", pid)));
+        free(assert_run(0, cmdf("%s --json list", ctl()), "\"holders_complete\":false", cmdf("\"pid\":%s", pid)));
+        free(assert_run(0, cmdf("%s status 04:00.0", ctl()), "cannot tell", "CAP_SYS_PTRACE"));
+        assert_reset_error("04:00.0", VRD_ERROR_NOT_MANAGED, "could not be inspected");
+        assert_reset_error("04:00.0", VRD_ERROR_NOT_MANAGED, "the daemon needs CAP_SYS_PTRACE");
+        /* said once in the journal, not at every scan */
+        ck_assert_int_eq(harness_run(&out, "grep -c 'holders among them are not reported' %s/daemon.log", h.dir), 0);
+        ck_assert_str_eq(out, "1\n");
+        free(out);
+        kill(holder, SIGKILL);
+        waitpid(holder, NULL, 0);
+}
+END_TEST
+
 START_TEST(test_holders) {
         pid_t holder = hold_group("10"), both = 0;
         char pid[32], *out;
@@ -200,7 +332,8 @@ START_TEST(test_holders) {
         waitpid(both, NULL, 0);
         free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_04") " " VRD_DEVSET_IFACE " Holders",
                         "a(sus) 0"));
-        free(assert_run(0, cmdf("%s explain 04:00.0", ctl()), "Yes: nothing blocks a hot reset of bus_0000_04"));
+        free(assert_run(0, cmdf("%s explain 04:00.0", ctl()), yes(DEVSET("bus_0000_04")),
+                        "blocks a hot reset of bus_0000_04"));
 }
 END_TEST
 
@@ -208,7 +341,7 @@ START_TEST(test_explain_reasons) {
         free(assert_run(0, cmdf("%s explain 06:00.0", ctl()), "No:", "0000:06:00.1 is bound to igb"));
         free(assert_run(0, cmdf("%s --json explain 06:00.0", ctl()), "\"type\":\"foreign-device\"",
                         "\"driver\":\"igb\""));
-        free(assert_run(0, cmdf("%s explain 00:02.0", ctl()), "dev_set of its own", "Yes:"));
+        free(assert_run(0, cmdf("%s explain 00:02.0", ctl()), "dev_set of its own", yes(DEVSET("dev_0000_00_02_0"))));
         free(assert_run(0, cmdf("%s explain 07:10.0", ctl()), "dev_0000_07_10_0", "function reset"));
 }
 END_TEST
@@ -351,7 +484,7 @@ START_TEST(test_bind_unbind) {
         ck_assert_msg(harness_wait(&h, &set.changed, 5000), "no PropertiesChanged on bus_0000_06");
         ck_assert_ptr_nonnull(strstr(set.changed_props, "Devices"));
         ck_assert_ptr_nonnull(strstr(set.changed_props, "ForeignDevices"));
-        free(assert_run(0, cmdf("%s explain 06:00.0", ctl()), "Yes:", "0000:06:00.0, 0000:06:00.1"));
+        free(assert_run(0, cmdf("%s explain 06:00.0", ctl()), yes(DEVSET("bus_0000_06")), "0000:06:00.0, 0000:06:00.1"));
 
         /* and back: unbound, the device object goes and the set reports it as foreign */
         set.changed = false;
@@ -380,6 +513,13 @@ int main(void) {
         tcase_add_test(tc, test_cli);
         tcase_add_test(tc, test_hotplug_add_remove);
         tcase_add_test(tc, test_bind_unbind);
+        tcase_add_test(tc, test_holders_private_dev);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("no-ptrace");
+        tcase_add_checked_fixture(tc, setup_no_ptrace, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_uninspected);
         suite_add_tcase(s, tc);
         return check_run(s);
 }

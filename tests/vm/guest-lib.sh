@@ -92,6 +92,19 @@ prop() {
 	echo "$_out" | busctl_values
 }
 
+# dev_set_holders DEVSET: its Holders, one "address<TAB>pid<TAB>command" a line.
+dev_set_holders() { prop "$1" org.vfioresetd1.DevSet Holders | paste - - -; }
+holder_listed() { dev_set_holders "$1" | grep -q "^$2	$3	$4$"; }
+# expect_holder DEVSET ADDR PID COMMAND: PASS when Holders lists it. The
+# daemon may notice holders on its own schedule: give it a while.
+expect_holder() {
+	if wait_for 20 holder_listed "$@"; then
+		vmtest_pass "holders names pid $3 $4"
+	else
+		vmtest_fail "holders names pid $3 $4" "$1 Holders: $(dev_set_holders "$1" 2>&1 | tr '\t\n' ' ;')"
+	fi
+}
+
 # wait_for SECONDS COMMAND...: poll every 0.2 s until COMMAND succeeds.
 wait_for() {
 	_tries=$(($1 * 5))

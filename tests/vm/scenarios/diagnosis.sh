@@ -44,14 +44,8 @@ wait_for 10 holder_ready || vmtest_fail holder "sleep (pid $holder) did not open
 vmtest_info "pid $holder (sleep) holds /dev/vfio/$group of $held"
 
 devset=$(prop "$(device_path "$held")" org.vfioresetd1.Device DevSet 2>&1)
-holders() { prop "$devset" org.vfioresetd1.DevSet Holders | paste - - -; }
-holder_listed() { holders | grep -q "^$held	$holder	sleep$"; }
-# The daemon may notice holders on its own schedule: give it a while.
-if wait_for 20 holder_listed; then
-	vmtest_pass "holders names pid $holder sleep"
-else
-	vmtest_fail "holders names pid $holder sleep" "$devset Holders: $(holders 2>&1 | tr '\t\n' ' ;')"
-fi
+holders() { dev_set_holders "$devset"; }
+expect_holder "$devset" "$held" "$holder" sleep
 
 vfio-resetctl explain "$held" >/run/explain.txt 2>&1
 vmtest_dump "explain $held" /run/explain.txt

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,9 +178,11 @@ static int fake_low_power_exit(void *data, int device_fd) {
         return address_of(device_fd, a);
 }
 
-/* Either reset: find the device, take the configured time and outcome, log it. */
+/* Either reset: find the device, take the configured time and outcome, log it
+ * with when it began and ended (CLOCK_MONOTONIC). */
 static int fake_reset(int device_fd, size_t n_group_fds, bool hot) {
         char a[PCI_ADDRESS_STRLEN];
+        uint64_t start, end;
         int r;
 
         reload();
@@ -188,11 +191,15 @@ static int fake_reset(int device_fd, size_t n_group_fds, bool hot) {
                 return r;
         if (hot && n_group_fds == 0)
                 return -EINVAL;         /* as the kernel: a hot reset needs the groups */
+        start = monotonic_usec();
         r = reset_outcome();
+        end = monotonic_usec();
         if (hot)
-                log_line("hot-reset %s groups=%zu result=%d", a, n_group_fds, r);
+                log_line("hot-reset %s groups=%zu result=%d start_usec=%" PRIu64 " end_usec=%" PRIu64, a,
+                         n_group_fds, r, start, end);
         else
-                log_line("function-reset %s result=%d", a, r);
+                log_line("function-reset %s result=%d start_usec=%" PRIu64 " end_usec=%" PRIu64, a, r, start,
+                         end);
         return r;
 }
 

@@ -5,7 +5,10 @@
  * eventfds; resets take a while and succeed, or fail with an errno, stall, or
  * lose a device (it reads all-ones afterwards). IDs and reset capability come
  * from (the fake) sysfs, as the kernel's do. Every reset is logged as one line
- * "hot-reset ADDR groups=N" or "function-reset ADDR" to the log file.
+ * "hot-reset ADDR groups=N result=R start_usec=T0 end_usec=T1" or
+ * "function-reset ADDR result=R start_usec=T0 end_usec=T1" to the log file,
+ * T0 and T1 being CLOCK_MONOTONIC microseconds when the reset call began and
+ * returned.
  *
  * Configured by a spec "key=value,key=value": delay_ms=20, fail=EIO,
  * stall_ms=3000, lose=0000:04:00.1, busy=10+11 (groups that answer EBUSY),

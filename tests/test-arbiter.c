@@ -5,6 +5,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -80,6 +81,27 @@ static int count_resets(const char *address) {
         n = atoi(out);
         free(out);
         return n;
+}
+
+/* When the double's (only) kernel reset whose line has this text began and
+ * ended, CLOCK_MONOTONIC microseconds. */
+static void reset_span(const char *text, uint64_t *ret_start, uint64_t *ret_end) {
+        FILE *f = fopen(kernel_log, "re");
+        char line[512];
+        int found = 0;
+
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f)) {
+                const char *t = strstr(line, " start_usec=");
+
+                if (!strstr(line, text))
+                        continue;
+                ck_assert_msg(t && sscanf(t, " start_usec=%" SCNu64 " end_usec=%" SCNu64, ret_start, ret_end) == 2,
+                              "no times in the kernel log line: %s", line);
+                found++;
+        }
+        fclose(f);
+        ck_assert_msg(found == 1, "%d kernel resets logged with '%s'", found, text);
 }
 
 /* --- peer processes ---------------------------------------------------------- */
@@ -425,7 +447,11 @@ static int on_finished(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 START_TEST(test_independent_sets_in_parallel) {
         struct call a, b;
         struct order o = {};
+        uint64_t a_start, a_end, b_start, b_end;
 
+        /* Long enough that two resets run one after the other cannot overlap
+         * however the requests' arrival is spread, and that two running at
+         * once surely do. */
         set_kernel("delay_ms=500");
         ck_assert_int_ge(sd_bus_match_signal(h.bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
                                              "ResetStarted", on_started, &o), 0);
@@ -440,6 +466,12 @@ START_TEST(test_independent_sets_in_parallel) {
         /* both kernel resets were under way at once: neither finished before both started */
         ck_assert_int_eq(o.started, 2);
         ck_assert_int_eq(o.finished_before_both_started, 0);
+        /* and in the kernel: each set's reset call began before the other's returned */
+        reset_span("hot-reset 0000:04:00.0 ", &a_start, &a_end);
+        reset_span("hot-reset 0000:01:01.0 ", &b_start, &b_end);
+        ck_assert_msg(a_start < b_end && b_start < a_end,
+                      "the kernel resets did not overlap: 04 set %" PRIu64 "-%" PRIu64 ", 01 set %" PRIu64 "-%" PRIu64
+                      " usec", a_start, a_end, b_start, b_end);
 }
 END_TEST
 

@@ -63,6 +63,7 @@ for port in /sys/bus/pci_express/drivers/pciehp/*:pcie*; do
 done
 
 vmtest_info "init: running scenario $VMTEST_SCENARIO"
+vmtest_dmesg_mark
 sh /scenario.sh
 rc=$?
 [ "$rc" -eq 0 ] || vmtest_fail "$VMTEST_SCENARIO" "scenario script exited with status $rc"

@@ -39,6 +39,19 @@ vmtest_dump() {
 	[ -f "$2" ] && sed "s|^|VMTEST INFO $1: |" "$2"
 }
 
+# The kernel's log from where the scenario began on: guest-init.sh writes
+# VMTEST_KMSG_MARK to /dev/kmsg (vmtest_dmesg_mark) just before the scenario,
+# so what the boot logged (a busy host's stall warnings) is not the
+# scenario's. A scenario may mark again; the last mark counts. All of dmesg
+# when the mark has left the ring buffer: everything in it is later then.
+VMTEST_KMSG_MARK="vfio-resetd-test: scenario begins"
+vmtest_dmesg_mark() { echo "$VMTEST_KMSG_MARK" >/dev/kmsg; }
+vmtest_dmesg() {
+	dmesg >/run/vmtest.dmesg
+	_vd_line=$(grep -n -F -- "$VMTEST_KMSG_MARK" /run/vmtest.dmesg | tail -n 1 | cut -d: -f1)
+	tail -n +$((${_vd_line:-0} + 1)) /run/vmtest.dmesg
+}
+
 pci_driver() {
 	if [ -e "/sys/bus/pci/devices/$1/driver" ]; then
 		basename "$(readlink "/sys/bus/pci/devices/$1/driver")"

@@ -114,7 +114,7 @@ kill -0 "$s_pid" 2>/dev/null || why="$why peer S died;"
 kill -0 "$(peer_pid A)" 2>/dev/null || why="$why peer A died;"
 daemon_alive "$a" || why="$why the daemon does not answer;"
 oops='BUG:|Oops|general protection|segfault|Call Trace|hung_task'
-dmesg | grep -Eq "$oops" && why="$why dmesg: $(dmesg | grep -E "$oops" | head -n 3);"
+vmtest_dmesg | grep -Eq "$oops" && why="$why dmesg: $(vmtest_dmesg | grep -E "$oops" | head -n 3);"
 vmtest_result "peer S, peer A, the daemon and the kernel survive the forced reset" "$why"
 
 peer_stop A

@@ -19,6 +19,7 @@
 
 #include "hold.h"
 #include "macro.h"
+#include "strv.h"
 #include "vfio-resetctl.h"
 
 #define STOP_POLL_USEC 2000

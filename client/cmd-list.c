@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "strv.h"
 #include "verdict.h"
 #include "vfio-resetctl.h"
 

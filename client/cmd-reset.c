@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "strv.h"
 #include "vfio-resetctl.h"
 
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "macro.h"
+#include "strv.h"
 #include "verdict.h"
 #include "vfio-resetctl.h"
 

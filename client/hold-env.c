@@ -5,6 +5,7 @@
 
 #include "hold.h"
 #include "macro.h"
+#include "strv.h"
 
 /* "0000:04:00.0" -> "0000_04_00_0": a shell variable name may hold neither ':' nor '.' */
 static int append_fd(char ***env, const char *prefix, const char *address, int fd) {

@@ -10,6 +10,7 @@
 #include "bus-names.h"
 #include "log.h"
 #include "macro.h"
+#include "strv.h"
 #include "vfio-resetd.h"
 
 /* A reset that paused this peer: from its Pause (or from a take that found the

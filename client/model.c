@@ -6,6 +6,7 @@
 
 #include "bus-names.h"
 #include "macro.h"
+#include "strv.h"
 #include "model.h"
 
 

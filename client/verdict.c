@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "strv.h"
 #include "uninspected.h"
 #include "verdict.h"
 

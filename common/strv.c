@@ -2,6 +2,7 @@
 #include <stdbool.h>
 
 #include "macro.h"
+#include "strv.h"
 
 void strv_free(char **l) {
         if (!l)

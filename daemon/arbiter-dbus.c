@@ -8,6 +8,7 @@
 #include "bus-names.h"
 #include "log.h"
 #include "macro.h"
+#include "strv.h"
 #include "polkit.h"
 
 /* One method call waiting for its reset. */

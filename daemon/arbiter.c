@@ -17,6 +17,7 @@
 #include "arbiter.h"
 #include "log.h"
 #include "macro.h"
+#include "strv.h"
 #include "reset-worker.h"
 
 static const bool transitions[_DEV_SET_STATE_MAX][_DEV_SET_STATE_MAX] = {

@@ -9,6 +9,7 @@
 #include "config-file.h"
 #include "log.h"
 #include "macro.h"
+#include "strv.h"
 
 #define QUIESCE_TIMEOUT_MAX_SEC 3600
 #define DRIVER_NAME_MAX 63

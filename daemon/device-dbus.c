@@ -6,6 +6,7 @@
 #include "bus-names.h"
 #include "device-dbus.h"
 #include "macro.h"
+#include "strv.h"
 
 static int property_get_address(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {

@@ -7,6 +7,7 @@
 #include "bus-names.h"
 #include "device.h"
 #include "macro.h"
+#include "strv.h"
 
 char *device_path_from_address(const struct pci_address *a) {
         char *p;

@@ -8,6 +8,7 @@
 #include "arbiter-dbus.h"
 #include "devset-dbus.h"
 #include "macro.h"
+#include "strv.h"
 
 static int property_get_kind(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "strv.h"
 #include "main.h"
 #include "manager-dbus.h"
 

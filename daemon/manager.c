@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "strv.h"
 #include "manager.h"
 
 

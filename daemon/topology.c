@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "strv.h"
 #include "topology.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct udev_enumerate *, udev_enumerate_unref)

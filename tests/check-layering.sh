@@ -4,7 +4,8 @@
 #
 # A module is a .c file and the .h of the same name, in daemon/ or common/
 # (foo-dbus.c with foo-dbus.h is a module of its own; a .c without a .h or a
-# .h without a .c is a module too). Checked:
+# .h without a .c is a module too), plus every foo-*.c without a header of
+# its own: manager-refresh.c is part of manager. Checked:
 #  1. The modules whose headers a module includes (#include "bar.h" in foo.c
 #     or foo.h) form an acyclic graph; each cycle is printed
 #     ("cycle: arbiter -> manager -> arbiter").
@@ -249,22 +250,40 @@ for d in DIRS:
             sys.exit(1)
         m[ext[1:]] = rel
 
+# foo-bar.c without foo-bar.h belongs to the longest foo that has a header.
+for name in sorted(modules):
+    m = modules[name]
+    if m["h"] or not m["c"]:
+        continue
+    parts = name.split("-")
+    for k in range(len(parts) - 1, 0, -1):
+        owner = modules.get("-".join(parts[:k]))
+        if owner and owner["h"]:
+            owner.setdefault("extra", []).append(m["c"])
+            del modules[name]
+            break
+
 if not modules:
     print(f"check-layering: no .c or .h files in {' or '.join(os.path.join(root, d) for d in DIRS)}")
     sys.exit(2)
 header_module = {os.path.basename(m["h"]): name for name, m in modules.items() if m["h"]}
+def files_of(m):
+    return [f for f in [m["c"], m["h"]] + m.get("extra", []) if f]
+
+def sources_of(m):
+    return [f for f in [m["c"]] + m.get("extra", []) if f]
+
 info = {}
 for name, m in modules.items():
-    for kind in ("c", "h"):
-        if m[kind]:
-            info[m[kind]] = scan(os.path.join(root, m[kind]))
+    for f in files_of(m):
+        info[f] = scan(os.path.join(root, f))
 
 deps = {}
 for name, m in modules.items():
     ds = set()
-    for kind in ("c", "h"):
-        if m[kind]:
-            for inc in info[m[kind]]["includes"]:
+    for f in files_of(m):
+        if True:
+            for inc in info[f]["includes"]:
                 dep = header_module.get(os.path.basename(inc))
                 if dep and dep != name:
                     ds.add(dep)
@@ -333,7 +352,7 @@ if list_mode:
         below = [layer[comp_of[w]] for v in comp for w in deps[v] if comp_of[w] != i]
         layer[i] = 1 + max(below) if below else 0
     for v in sorted(deps, key=lambda v: (layer[comp_of[v]], v)):
-        files = " ".join(f for f in (modules[v]["c"], modules[v]["h"]) if f)
+        files = " ".join(files_of(modules[v]))
         mark = "  [cycle]" if v in in_cycle else ""
         print(f"{layer[comp_of[v]]} {v}: {' '.join(sorted(deps[v])) or '-'}{mark}  ({files})")
     sys.exit(0)
@@ -347,19 +366,19 @@ for comp in cyclic:
 
 defined_in = {}
 for name, m in modules.items():
-    if m["c"]:
-        for d in info[m["c"]]["defs"]:
-            defined_in.setdefault(d, []).append(m["c"])
+    for f in sources_of(m):
+        for d in info[f]["defs"]:
+            defined_in.setdefault(d, []).append(f)
 
 for name in sorted(modules):
     m = modules[name]
     if not m["h"]:
         continue
-    own = info[m["c"]]["defs"] if m["c"] else set()
+    own = set().union(*(info[f]["defs"] for f in sources_of(m)))
     for proto, what in sorted(info[m["h"]]["protos"].items()):
         if proto in own:
             continue
-        where = [f for f in defined_in.get(proto, []) if f != m["c"]]
+        where = [f for f in defined_in.get(proto, []) if f not in sources_of(m)]
         if where:
             errors.append(f"{m['h']}: {what} {proto} is defined in {', '.join(where)}, "
                           f"not in {m['c'] or os.path.splitext(m['h'])[0] + '.c'}")

@@ -18,6 +18,7 @@
 #include "check-run.h"
 #include "bus-names.h"
 #include "macro.h"
+#include "strv.h"
 #include "testbed.h"
 #include "vfio-resetd.h"
 

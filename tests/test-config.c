@@ -12,6 +12,7 @@
 #include "config-file.h"    /* not autoconf's config.h, which -I. finds first */
 #include "log.h"
 #include "check-run.h"
+#include "strv.h"
 
 #define SEC UINT64_C(1000000)
 

@@ -6,6 +6,7 @@
 #include "hold.h"
 #include "check-run.h"
 #include "macro.h"
+#include "strv.h"
 
 START_TEST(test_two_devices) {
         const struct held_device d[] = {

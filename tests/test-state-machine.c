@@ -15,6 +15,7 @@
 
 #include "kernel-fake.h"
 #include "macro.h"
+#include "strv.h"
 #include "manager.h"
 #include "testbed.h"
 

@@ -475,6 +475,73 @@ START_TEST(test_independent_sets_in_parallel) {
 }
 END_TEST
 
+/* The spans of every kernel reset whose line has this text, in log order; returns how many. */
+static int reset_spans(const char *text, uint64_t start[], uint64_t end[], int max) {
+        FILE *f = fopen(kernel_log, "re");
+        char line[512];
+        int n = 0;
+
+        ck_assert_ptr_nonnull(f);
+        while (n < max && fgets(line, sizeof(line), f)) {
+                const char *t = strstr(line, " start_usec=");
+
+                if (strstr(line, text) && t &&
+                    sscanf(t, " start_usec=%" SCNu64 " end_usec=%" SCNu64, &start[n], &end[n]) == 2)
+                        n++;
+        }
+        fclose(f);
+        return n;
+}
+
+/* A port's hotplug driver appears while the kernel resets its bus: the set
+ * becomes a slot set with the same devices. A reset of the new set must wait
+ * for the old one to leave the kernel: no two resets of a device overlap. */
+START_TEST(test_set_rebuilt_mid_reset_waits_for_the_old_reset) {
+        struct call old, new;
+        uint64_t start[4], end[4];
+        char *state = NULL;
+        bool rebuilt = false;
+
+        set_kernel("delay_ms=1000");
+        reset_async(&old, "0000:04:00.0", NULL);
+        for (int i = 0; i < 500 && !(state && strcmp(state, "resetting") == 0); i++) {
+                free(state);
+                usleep(10 * 1000);
+                state = get_string(SET04, VRD_DEVSET_IFACE, "State");
+        }
+        ck_assert_str_eq(state, "resetting");
+        free(state);
+        testbed_write(tb, "bus/pci/slots/7/address", "0000:04:00");
+        ck_assert(umockdev_testbed_add_from_string(tb,
+                "P: /devices/pci0000:00/0000:00:07.0/0000:00:07.0:pcie004\nE: SUBSYSTEM=pci_express\n"
+                "L: driver=../../../../bus/pci_express/drivers/pciehp\n", NULL));
+        umockdev_testbed_uevent(tb, "/sys/devices/pci0000:00/0000:00:07.0/0000:04:00.0", "change");
+        for (int i = 0; i < 200 && !rebuilt; i++) {
+                sd_bus_message *reply = NULL;
+                const char *path = "";
+
+                usleep(10 * 1000);
+                if (sd_bus_call_method(h.bus, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "GetDevSet", NULL,
+                                       &reply, "s", "04:00.0") >= 0)
+                        (void) sd_bus_message_read(reply, "o", &path);
+                rebuilt = strstr(path, "slot_0000_04_7") != NULL;
+                sd_bus_message_unref(reply);
+        }
+        ck_assert_msg(rebuilt, "04:00.0 never moved to a slot set");
+        reset_async(&new, "0000:04:00.0", NULL);
+        ck_assert(harness_wait(&h, &old.done, 10000));
+        ck_assert(harness_wait(&h, &new.done, 10000));
+        ck_assert_msg(!*new.error, "%s: %s", new.error, new.message);
+        ck_assert_str_eq(new.result, "done");
+        /* the old one ends as the kernel's did, its set gone */
+        ck_assert_msg(!*old.error || strcmp(old.error, VRD_ERROR_DEVICE_GONE) == 0, "%s: %s", old.error, old.message);
+        ck_assert_int_eq(reset_spans("hot-reset 0000:04:00.0 ", start, end, 4), 2);
+        ck_assert_msg(end[0] <= start[1] || end[1] <= start[0],
+                      "two kernel resets of 0000:04:00.0 overlapped: %" PRIu64 "-%" PRIu64 " and %" PRIu64 "-%" PRIu64,
+                      start[0], end[0], start[1], end[1]);
+}
+END_TEST
+
 START_TEST(test_pause_complete_only_from_its_peer) {
         struct peer quiet, other;
         struct call c;
@@ -1042,6 +1109,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_states_and_signals);
         tcase_add_test(tc, test_polkit_decides_for_others);
         tcase_add_test(tc, test_udev_tag_opts_in);
+        tcase_add_test(tc, test_set_rebuilt_mid_reset_waits_for_the_old_reset);
         tcase_add_test(tc, test_stop_mid_quiesce);
         tcase_add_test(tc, test_stop_lets_the_kernel_finish);
         tcase_add_test(tc, test_a_thousand_peers_on_a_default_bus);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -299,4 +300,91 @@ void harness_child_stop(struct harness_child *c) {
         if (c->fd >= 0)
                 close(c->fd);
         c->fd = -1;
+}
+
+static int on_crowd_pause(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct crowd_peer *p = userdata;
+        const char *path, *type;
+
+        if (sd_bus_message_read(m, "ots", &path, &p->paused, &type) < 0)
+                return 0;
+        return sd_bus_call_method_async(p->bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                        "PauseComplete", NULL, NULL, "t", p->paused);
+}
+
+static int on_crowd_resume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        ((struct crowd_peer *) userdata)->n_resumed++;
+        return 0;
+}
+
+void crowd_join(struct crowd *c, size_t n, const char *address) {
+        struct rlimit rl;
+
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        rl.rlim_cur = rl.rlim_max;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        *c = (struct crowd) {
+                .peers = calloc(n, sizeof(*c->peers)),
+                .n = n,
+                .fds = calloc(n + 1, sizeof(*c->fds)),
+                .queued = calloc(n + 1, sizeof(bool)),
+        };
+        ck_assert(c->peers && c->fds && c->queued);
+        for (size_t i = 0; i < n; i++) {
+                struct crowd_peer *p = &c->peers[i];
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+
+                ck_assert_int_ge(sd_bus_open_system(&p->bus), 0);
+                ck_assert_int_ge(sd_bus_match_signal(p->bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                                     "Pause", on_crowd_pause, p), 0);
+                ck_assert_int_ge(sd_bus_match_signal(p->bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                                     "Resume", on_crowd_resume, p), 0);
+                ck_assert_msg(sd_bus_call_method(p->bus, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "Watch", &e,
+                                                 NULL, "s", address) >= 0,
+                              "peer %zu: Watch(%s): %s", i, address, e.message);
+        }
+}
+
+void crowd_pump(struct crowd *c, sd_bus *also) {
+        bool any = false;
+
+        for (size_t i = 0; i <= c->n; i++) {
+                sd_bus *b = i < c->n ? c->peers[i].bus : also;
+                uint64_t timeout = UINT64_MAX;
+
+                c->fds[i] = (struct pollfd) { .fd = b ? sd_bus_get_fd(b) : -1, .events = b ? (short) sd_bus_get_events(b) : 0 };
+                /* a message read already (during a call) waits in sd-bus, not in the socket */
+                c->queued[i] = b && sd_bus_get_timeout(b, &timeout) >= 0 && timeout == 0;
+                any = any || c->queued[i];
+        }
+        (void) poll(c->fds, c->n + 1, any ? 0 : 1);
+        for (size_t i = 0; i <= c->n; i++)
+                if (c->fds[i].revents || c->queued[i])
+                        while (sd_bus_process(i < c->n ? c->peers[i].bus : also, NULL) > 0)
+                                ;
+}
+
+size_t crowd_resumed(const struct crowd *c, uint64_t at_least) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < c->n; i++)
+                k += c->peers[i].n_resumed >= at_least;
+        return k;
+}
+
+size_t crowd_paused(const struct crowd *c) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < c->n; i++)
+                k += c->peers[i].paused > 0;
+        return k;
+}
+
+void crowd_leave(struct crowd *c) {
+        for (size_t i = 0; i < c->n; i++)
+                sd_bus_flush_close_unref(c->peers[i].bus);
+        free(c->peers);
+        free(c->fds);
+        free(c->queued);
+        *c = (struct crowd) {};
 }

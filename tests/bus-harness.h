@@ -3,6 +3,7 @@
 
 /* A private system bus (dbus-daemon as our child) and the real daemon on it. */
 
+#include <poll.h>
 #include <stdbool.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
@@ -63,3 +64,27 @@ char *harness_expect(struct harness_child *c, const char *prefix, unsigned timeo
 int harness_child_wait(struct harness_child *c, unsigned timeout_ms);
 /* SIGKILLs it if it still runs, reaps it, closes its pipe. */
 void harness_child_stop(struct harness_child *c);
+
+/* Many peers in this process, one bus connection each, that watch one device
+ * and answer every Pause with PauseComplete at once. */
+struct crowd_peer {
+        sd_bus *bus;
+        uint64_t paused;        /* the last reset id paused */
+        uint64_t n_resumed;     /* Resume signals heard */
+};
+
+struct crowd {
+        struct crowd_peer *peers;
+        size_t n;
+        struct pollfd *fds;
+        bool *queued;
+};
+
+/* Raises the fd limit as far as it goes, connects n peers, each Watch(address). */
+void crowd_join(struct crowd *c, size_t n, const char *address);
+/* Processes what every peer and also (may be NULL) has ready, waiting up to 1 ms: one poll(2) for all. */
+void crowd_pump(struct crowd *c, sd_bus *also);
+/* How many peers heard at least this many Resume signals; paused any pause. */
+size_t crowd_resumed(const struct crowd *c, uint64_t at_least);
+size_t crowd_paused(const struct crowd *c);
+void crowd_leave(struct crowd *c);

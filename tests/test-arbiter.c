@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1002,82 +1001,24 @@ END_TEST
 
 /* --- many peers ------------------------------------------------------------------------ */
 
-struct many {
-        sd_bus *bus;
-        uint64_t paused, resumed;
-};
-
-static int on_many_pause(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct many *p = userdata;
-        const char *path, *type;
-
-        if (sd_bus_message_read(m, "ots", &path, &p->paused, &type) < 0)
-                return 0;
-        return sd_bus_call_method_async(p->bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
-                                        "PauseComplete", NULL, NULL, "t", p->paused);
-}
-
-static int on_many_resume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct many *p = userdata;
-        const char *path;
-
-        (void) sd_bus_message_read(m, "ot", &path, &p->resumed);
-        return 0;
-}
-
 /* Past dbus-daemon's 512 match rules per connection: each peer once cost the
  * daemon one, and the 513th killed it. */
 START_TEST(test_a_thousand_peers_on_a_default_bus) {
-        enum { N = 1000 };
-        struct many *peers = calloc(N, sizeof(*peers));
-        struct rlimit rl;
+        struct crowd crowd;
         struct call c;
-        size_t n_paused = 0, n_resumed = 0;
 
-        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-        rl.rlim_cur = rl.rlim_max;
-        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
-        for (size_t i = 0; i < N; i++) {
-                sd_bus_error e = SD_BUS_ERROR_NULL;
-
-                ck_assert_int_ge(sd_bus_open_system(&peers[i].bus), 0);
-                ck_assert_int_ge(sd_bus_match_signal(peers[i].bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH,
-                                                     VRD_MANAGER_IFACE, "Pause", on_many_pause, &peers[i]), 0);
-                ck_assert_int_ge(sd_bus_match_signal(peers[i].bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH,
-                                                     VRD_MANAGER_IFACE, "Resume", on_many_resume, &peers[i]), 0);
-                ck_assert_msg(sd_bus_call_method(peers[i].bus, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "Watch",
-                                                 &e, NULL, "s", "0000:04:00.0") >= 0,
-                              "peer %zu: %s", i, e.message);
-        }
+        crowd_join(&crowd, 1000, "0000:04:00.0");
         ck_assert(harness_daemon_alive(&h));
-
         reset_async(&c, "0000:04:00.0", NULL);
-        for (uint64_t end = monotonic_usec() + 60 * USEC_PER_SEC; !c.done && monotonic_usec() < end;) {
-                for (size_t i = 0; i < N; i++)
-                        while (sd_bus_process(peers[i].bus, NULL) > 0)
-                                ;
-                while (sd_bus_process(h.bus, NULL) > 0)
-                        ;
-                usleep(1000);
-        }
+        for (uint64_t end = monotonic_usec() + 60 * USEC_PER_SEC;
+             (!c.done || crowd_resumed(&crowd, 1) < crowd.n) && monotonic_usec() < end;)
+                crowd_pump(&crowd, h.bus);
         ck_assert_msg(c.done, "ResetDevice got no answer");
         ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
-        for (uint64_t end = monotonic_usec() + 10 * USEC_PER_SEC; n_resumed < N && monotonic_usec() < end;) {
-                n_resumed = 0;
-                for (size_t i = 0; i < N; i++) {
-                        while (sd_bus_process(peers[i].bus, NULL) > 0)
-                                ;
-                        n_resumed += peers[i].resumed > 0;
-                }
-        }
-        for (size_t i = 0; i < N; i++)
-                n_paused += peers[i].paused > 0;
-        ck_assert_uint_eq(n_paused, N);
-        ck_assert_uint_eq(n_resumed, N);
+        ck_assert_uint_eq(crowd_paused(&crowd), crowd.n);
+        ck_assert_uint_eq(crowd_resumed(&crowd, 1), crowd.n);
         ck_assert_int_eq(count_resets("0000:04:00.0"), 1);
-        for (size_t i = 0; i < N; i++)
-                sd_bus_flush_close_unref(peers[i].bus);
-        free(peers);
+        crowd_leave(&crowd);
         ck_assert(harness_daemon_alive(&h));
 }
 END_TEST

@@ -71,7 +71,9 @@ static int get_peer(struct manager *m, const char *name, struct peer **ret) {
                 return 0;
         }
         (void) sd_bus_slot_set_destroy_callback(slot, free);
+        /* The bus takes a reference of its own to a floating slot: drop ours. */
         (void) sd_bus_slot_set_floating(slot, 1);
+        sd_bus_slot_unref(slot);
         return 0;
 }
 

@@ -78,10 +78,10 @@ void peer_registry_name_lost(struct peer_registry *reg, const char *name) {
         log_info("Peer %s left the bus: dropping %zu claims and %zu watches", p->name, p->n_claims, p->n_watches);
         touched = calloc(n + 1, sizeof(*touched));
         copy = strdup(name);
-        if (touched) {
+        if (touched && p->n_claims > 0)
                 memcpy(touched, p->claims, sizeof(*touched) * p->n_claims);
+        if (touched && p->n_watches > 0)
                 memcpy(touched + p->n_claims, p->watches, sizeof(*touched) * p->n_watches);
-        }
         peer_free(reg, p);
         if (reg->events.left && copy)
                 reg->events.left(reg->userdata, copy, touched, touched ? n : 0);

@@ -262,6 +262,9 @@ char *harness_expect(struct harness_child *c, const char *prefix, unsigned timeo
                         memmove(c->buf, nl + 1, c->len);
                         if (strncmp(line, prefix, strlen(prefix)) == 0)
                                 return line;
+                        /* the lines passed over, for the message of a test that fails */
+                        if (strlen(c->skipped) + strlen(line) + 3 < sizeof(c->skipped))
+                                strcat(strcat(strcat(c->skipped, "'"), line), "' ");
                         free(line);
                 }
                 if (now_ms() >= end || poll(&pfd, 1, (int) (end - now_ms()) + 1) <= 0)

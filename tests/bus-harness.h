@@ -54,6 +54,7 @@ struct harness_child {
         int fd;
         char buf[8192];
         size_t len;
+        char skipped[1024];     /* lines harness_expect passed over, quoted */
 };
 
 /* Runs argv (argv[0] a path; NULL-terminated). */

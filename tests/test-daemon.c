@@ -263,7 +263,7 @@ START_TEST(test_holders_private_dev) {
                         cmdf("\"0000:04:00.0\" %s \"sleep\"", pid)));
         free(assert_run(0, cmdf("%s explain 04:00.1", ctl()), "No:", cmdf("0000:04:00.0 (IOMMU group 10) is held "
                         "open by pid %s (sleep)", pid)));
-        assert_reset_error("04:00.0", VRD_ERROR_NOT_OWNED, cmdf("0000:04:00.0 is held by pid %s (sleep)", pid));
+        assert_reset_error("04:00.0", VRD_ERROR_NOT_OWNED, cmdf("0000:04:00.0 is held by pid %s (sleep, uid 0", pid));
         kill(holder, SIGKILL);
         waitpid(holder, NULL, 0);
 }

@@ -262,7 +262,7 @@ START_TEST(test_holders_private_dev) {
         free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_04") " " VRD_DEVSET_IFACE " Holders",
                         cmdf("\"0000:04:00.0\" %s \"sleep\"", pid)));
         free(assert_run(0, cmdf("%s explain 04:00.1", ctl()), "No:", cmdf("0000:04:00.0 (IOMMU group 10) is held "
-                        "open by pid %s (sleep)", pid)));
+                        "open by pid %s (sleep, uid 0", pid)));
         assert_reset_error("04:00.0", VRD_ERROR_NOT_OWNED, cmdf("0000:04:00.0 is held by pid %s (sleep, uid 0", pid));
         kill(holder, SIGKILL);
         waitpid(holder, NULL, 0);
@@ -324,7 +324,7 @@ START_TEST(test_holders) {
         }
         usleep(200000);
         snprintf(pid, sizeof(pid), "%d", (int) both);
-        free(assert_run(0, cmdf("%s explain 03:00.0", ctl()), cmdf("pid %s (sleep) holds every group", pid)));
+        free(assert_run(0, cmdf("%s explain 03:00.0", ctl()), cmdf("pid %s (sleep, uid 0", pid), "holds every group"));
 
         kill(holder, SIGKILL);
         kill(both, SIGKILL);

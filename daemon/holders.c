@@ -60,8 +60,8 @@ static uid_t read_uid(pid_t pid) {
 static void read_unit(pid_t pid, char unit[HOLDER_UNIT_MAX]) {
         _cleanup_free_ char *u = NULL;
 
-        /* Any error means no unit to name: -ENODATA outside every unit, -ENOENT
-         * or -ENOMEDIUM with no cgroup2 mounted (a guest without systemd), -ESRCH gone. */
+        /* Any error means no unit to name: -ENODATA outside every unit, -ENOENT or
+         * -ENOMEDIUM with no cgroup hierarchy on /sys/fs/cgroup (no systemd), -ESRCH gone. */
         unit[0] = '\0';
         if (sd_pid_get_unit(pid, &u) >= 0)
                 snprintf(unit, HOLDER_UNIT_MAX, "%s", u);

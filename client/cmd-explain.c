@@ -51,10 +51,8 @@ int cmd_explain(struct ctl *c, int argc, char *argv[]) {
                         json_object_object_add(e, "type", json_object_new_string(blocker_type_to_string(x->type)));
                         if (x->address)
                                 json_object_object_add(e, "address", json_object_new_string(x->address));
-                        if (x->type == BLOCKER_HOLDER) {
-                                json_object_object_add(e, "pid", json_object_new_int64(x->pid));
-                                json_object_object_add(e, "command", json_object_new_string(x->command));
-                        }
+                        if (x->type == BLOCKER_HOLDER)
+                                ctl_holder_add_json(e, x->holder);
                         if (x->type == BLOCKER_FOREIGN)
                                 json_object_object_add(e, "driver", json_object_new_string(x->driver));
                         if (x->type == BLOCKER_UNINSPECTED)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "holder-name.h"
 #include "macro.h"
 #include "strv.h"
 #include "verdict.h"
@@ -57,9 +58,13 @@ int cmd_status(struct ctl *c, int argc, char *argv[]) {
         printf("      DevSet: %s (%s)\n", s->id, s->kind);
         printf("     Members: %s\n", members ?: "?");
         printf("       State: %s\n", s->state);
-        for (size_t i = 0; i < s->n_holders; i++)
-                printf("%s pid %u (%s) holds %s\n", i == 0 ? "     Holders:" : "             ",
-                       s->holders[i].pid, s->holders[i].command, s->holders[i].address);
+        for (size_t i = 0; i < s->n_holders; i++) {
+                const struct ctl_holder *h = &s->holders[i];
+                char name[HOLDER_NAME_MAX];
+
+                printf("%s %s holds %s\n", i == 0 ? "     Holders:" : "             ",
+                       holder_name(name, sizeof(name), h->pid, h->command, h->uid, h->unit), h->address);
+        }
         unseen = verdict_uninspected(s);
         if (unseen)
                 printf("%s cannot tell: %s\n", s->n_holders == 0 ? "     Holders:" : "             ", unseen);

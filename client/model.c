@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bus-names.h"
+#include "holder-name.h"
 #include "macro.h"
 #include "strv.h"
 #include "model.h"
@@ -51,19 +52,42 @@ static int leave_array(sd_bus_message *m, int r) {
         return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
-static int read_holders(sd_bus_message *m, struct ctl_dev_set *s) {
-        const char *a, *c;
-        uint32_t pid;
+static void free_holders(struct ctl_dev_set *s) {
+        for (size_t j = 0; j < s->n_holders; j++) {
+                free(s->holders[j].address);
+                free(s->holders[j].command);
+                free(s->holders[j].unit);
+        }
+        s->holders = mfree(s->holders);
+        s->n_holders = 0;
+}
+
+/* HolderDetails (a(suuss)) when the daemon has it, whichever of the two comes
+ * first; else Holders (a(sus)), without uid and unit. */
+static int read_holders(sd_bus_message *m, struct ctl_dev_set *s, bool details) {
+        const char *type = details ? "(suuss)" : "(sus)", *a, *c, *u = NULL;
+        uint32_t pid, uid = HOLDER_UID_UNKNOWN;
         int r;
 
-        r = enter_array(m, "(sus)");
-        while (r >= 0 && (r = sd_bus_message_read(m, "(sus)", &a, &pid, &c)) > 0) {
+        if (s->holder_details && !details)
+                return sd_bus_message_skip(m, "v");
+        if (details) {
+                free_holders(s);
+                s->holder_details = true;
+        }
+        r = enter_array(m, type);
+        while (r >= 0 && (r = details ? sd_bus_message_read(m, type, &a, &pid, &uid, &c, &u)
+                                      : sd_bus_message_read(m, type, &a, &pid, &c)) > 0) {
                 struct ctl_holder *n = realloc(s->holders, sizeof(*n) * (s->n_holders + 1));
 
                 if (!n)
                         return -ENOMEM;
                 s->holders = n;
-                n[s->n_holders++] = (struct ctl_holder) { .address = strdup(a), .pid = pid, .command = strdup(c) };
+                n = &n[s->n_holders++];
+                *n = (struct ctl_holder) { .address = strdup(a), .pid = pid, .command = strdup(c), .uid = uid,
+                                           .unit = u ? strdup(u) : NULL };
+                if (!n->address || !n->command || (u && !n->unit))
+                        return -ENOMEM;
         }
         return leave_array(m, r);
 }
@@ -152,7 +176,9 @@ static int read_dev_set_property(sd_bus_message *m, const char *name, struct ctl
         if (strcmp(name, "LastResetUSec") == 0)
                 return sd_bus_message_read(m, "v", "t", &s->last_reset_usec);
         if (strcmp(name, "Holders") == 0)
-                return read_holders(m, s);
+                return read_holders(m, s, false);
+        if (strcmp(name, "HolderDetails") == 0)
+                return read_holders(m, s, true);
         if (strcmp(name, "ForeignDevices") == 0)
                 return read_foreign(m, s);
         if (strcmp(name, "UninspectedProcesses") == 0)
@@ -293,11 +319,7 @@ struct ctl_model *ctl_model_free(struct ctl_model *m) {
                 free(s->last_result);
                 strv_free(s->devices);
                 strv_free(s->peers);
-                for (size_t j = 0; j < s->n_holders; j++) {
-                        free(s->holders[j].address);
-                        free(s->holders[j].command);
-                }
-                free(s->holders);
+                free_holders(s);
                 for (size_t j = 0; j < s->n_foreign; j++) {
                         free(s->foreign[j].address);
                         free(s->foreign[j].driver);

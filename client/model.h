@@ -28,6 +28,8 @@ struct ctl_holder {
         char *address;
         uint32_t pid;
         char *command;
+        uint32_t uid;           /* HOLDER_UID_UNKNOWN from a daemon without HolderDetails */
+        char *unit;             /* "" when in none; NULL from a daemon without HolderDetails */
 };
 
 /* A process whose fds the daemon could not read: it may hold anything. */
@@ -52,8 +54,9 @@ struct ctl_dev_set {
         char **peers;
         uint64_t reset_count;
         uint64_t last_reset_usec;
-        struct ctl_holder *holders;
+        struct ctl_holder *holders;     /* HolderDetails, or Holders from a daemon without it */
         size_t n_holders;
+        bool holder_details;
         struct ctl_foreign *foreign;
         size_t n_foreign;
         struct ctl_process *uninspected;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "holder-name.h"
 #include "macro.h"
 #include "strv.h"
 #include "uninspected.h"
@@ -114,11 +115,11 @@ int verdict_compute(const struct ctl_model *m, const struct ctl_dev_set *s, stru
 
         for (size_t i = 0; i < s->n_holders; i++) {
                 const struct ctl_holder *h = &s->holders[i];
+                char name[HOLDER_NAME_MAX];
 
-                r = add(v, &(struct blocker) { .type = BLOCKER_HOLDER, .address = h->address, .pid = h->pid,
-                                               .command = h->command },
-                        "%s (IOMMU group %d) is held open by pid %u (%s)",
-                        h->address, group_of(m, h->address), h->pid, h->command);
+                r = add(v, &(struct blocker) { .type = BLOCKER_HOLDER, .address = h->address, .holder = h },
+                        "%s (IOMMU group %d) is held open by %s", h->address, group_of(m, h->address),
+                        holder_name(name, sizeof(name), h->pid, h->command, h->uid, h->unit));
                 if (r < 0)
                         return r;
         }
@@ -158,11 +159,14 @@ int verdict_compute(const struct ctl_model *m, const struct ctl_dev_set *s, stru
         if (v->resettable)
                 r = asprintf(&v->summary, "Yes: nothing blocks a %s of %s now.",
                              single ? "function reset" : "hot reset", s->id);
-        else if (single_owner(m, s, &owner) && s->n_foreign == 0)
-                r = asprintf(&v->summary, "No: pid %u (%s) holds every group of %s. It owns the set and can "
-                             "reset it itself; no other process can while it holds them.",
-                             owner, s->holders[0].command, s->id);
-        else if (v->n_blockers == 1 && unseen)
+        else if (single_owner(m, s, &owner) && s->n_foreign == 0) {
+                const struct ctl_holder *h = &s->holders[0];
+                char name[HOLDER_NAME_MAX];
+
+                r = asprintf(&v->summary, "No: %s holds every group of %s. It owns the set and can reset it "
+                             "itself; no other process can while it holds them.",
+                             holder_name(name, sizeof(name), owner, h->command, h->uid, h->unit), s->id);
+        } else if (v->n_blockers == 1 && unseen)
                 r = asprintf(&v->summary, "Cannot tell: nothing the daemon can see blocks a %s of %s, but it "
                              "could not look into every process, and any of those may hold a member.",
                              single ? "function reset" : "hot reset", s->id);

@@ -21,8 +21,7 @@ const char *blocker_type_to_string(enum blocker_type t);
 struct blocker {
         enum blocker_type type;
         const char *address;    /* borrowed from the model */
-        uint32_t pid;
-        const char *command;
+        const struct ctl_holder *holder;        /* BLOCKER_HOLDER's, borrowed from the model */
         const char *driver;
         char *message;
 };

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bus-names.h"
+#include "holder-name.h"
 #include "macro.h"
 #include "pci-address.h"
 #include "verdict.h"
@@ -163,6 +164,14 @@ json_object *ctl_device_to_json(const struct ctl_device *d) {
         return o;
 }
 
+void ctl_holder_add_json(json_object *o, const struct ctl_holder *h) {
+        json_object_object_add(o, "pid", json_object_new_int64(h->pid));
+        json_object_object_add(o, "command", json_object_new_string(h->command));
+        /* null: not known (a daemon without HolderDetails, or the process was gone) */
+        json_object_object_add(o, "uid", h->uid == HOLDER_UID_UNKNOWN ? NULL : json_object_new_int64(h->uid));
+        json_object_object_add(o, "unit", h->unit ? json_object_new_string(h->unit) : NULL);
+}
+
 json_object *ctl_uninspected_to_json(const struct ctl_dev_set *s) {
         json_object *a = json_object_new_array();
 
@@ -198,8 +207,7 @@ json_object *ctl_dev_set_to_json(const struct ctl_model *m, const struct ctl_dev
                 json_object *h = json_object_new_object();
 
                 json_object_object_add(h, "address", json_object_new_string(s->holders[i].address));
-                json_object_object_add(h, "pid", json_object_new_int64(s->holders[i].pid));
-                json_object_object_add(h, "command", json_object_new_string(s->holders[i].command));
+                ctl_holder_add_json(h, &s->holders[i]);
                 json_object_array_add(holders, h);
         }
         for (size_t i = 0; i < s->n_foreign; i++) {

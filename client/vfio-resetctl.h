@@ -44,5 +44,7 @@ int cmd_hold(struct ctl *c, int argc, char *argv[]);
 
 json_object *ctl_dev_set_to_json(const struct ctl_model *m, const struct ctl_dev_set *s);
 json_object *ctl_device_to_json(const struct ctl_device *d);
+/* A holder's "pid", "command", "uid" and "unit" into o (uid and unit null when the daemon did not say). */
+void ctl_holder_add_json(json_object *o, const struct ctl_holder *h);
 /* [{"pid":..,"command":..}] of the processes the daemon could not inspect. */
 json_object *ctl_uninspected_to_json(const struct ctl_dev_set *s);

@@ -209,22 +209,32 @@ int reset_options_parse(sd_bus_message *msg, uint64_t default_timeout_usec, stru
 
 /* Why the daemon cannot reset this set: NotOwned naming the holders, or NotManaged. */
 static int refuse_unowned(struct manager *m, struct dev_set *s, sd_bus_error *error) {
+        /* Room kept at the end of held for the cut's tail. */
+        static const size_t more_max = sizeof(" and 18446744073709551615 more");
         const struct device_holder *h;
         const struct holder *u;
         char held[1024] = "", address[PCI_ADDRESS_STRLEN];
         _cleanup_free_ char *unseen = NULL;
-        size_t n = 0, n_u = 0;
+        size_t n = 0, n_u = 0, n_held = 0, n_named = 0;
 
         if (manager_get_holders(m, &h, &n) >= 0)
                 for (size_t i = 0; i < n; i++) {
-                        char one[128];
+                        char one[PCI_ADDRESS_STRLEN + HOLDER_NAME_MAX + 32], name[HOLDER_NAME_MAX];
 
                         if (h[i].device->dev_set != s)
                                 continue;
-                        snprintf(one, sizeof(one), "%s%s is held by pid %d (%s)", *held ? ", " : "",
-                                 pci_address_format(&h[i].device->fn.address, address), (int) h[i].pid, h[i].comm);
-                        strncat(held, one, sizeof(held) - strlen(held) - 1);
+                        n_held++;
+                        snprintf(one, sizeof(one), "%s%s is held by %s", *held ? ", " : "",
+                                 pci_address_format(&h[i].device->fn.address, address),
+                                 holder_describe(&h[i].process, name));
+                        /* Whole entries only, once one did not fit neither do the next. */
+                        if (n_named + 1 < n_held || strlen(held) + strlen(one) + more_max > sizeof(held))
+                                continue;
+                        strcat(held, one);
+                        n_named++;
                 }
+        if (n_named < n_held)
+                snprintf(held + strlen(held), sizeof(held) - strlen(held), " and %zu more", n_held - n_named);
         /* Holders may be missing: say so rather than let the list pass for complete. */
         if (manager_get_uninspected(m, s, &u, &n_u) >= 0 && n_u > 0) {
                 _cleanup_free_ char *what = holders_uninspected_sentence(u, n_u);
@@ -233,8 +243,9 @@ static int refuse_unowned(struct manager *m, struct dev_set *s, sd_bus_error *er
                         unseen = NULL;
         }
         if (*held)
-                return sd_bus_error_setf(error, VRD_ERROR_NOT_OWNED, "Cannot reset %s: %s%s", s->id, held,
-                                         unseen ?: "");
+                return sd_bus_error_setf(error, VRD_ERROR_NOT_OWNED,
+                                         "Cannot reset %s: %s; a reset needs every group of the set: stop it, or "
+                                         "(once supported) reset with Borrow%s", s->id, held, unseen ?: "");
         for (size_t i = 0; i < s->n_members; i++)
                 if (s->members[i]->device_fd < 0)
                         return sd_bus_error_setf(error, VRD_ERROR_NOT_MANAGED,

@@ -63,9 +63,9 @@ static int property_get_paused_peers(sd_bus *bus, const char *path, const char *
         return r < 0 ? r : sd_bus_message_append_strv(reply, l);
 }
 
-static int property_get_holders(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        struct dev_set *s = userdata;
+/* Holders (address, pid, command) and, with details, HolderDetails (address, pid, uid, command, unit). */
+static int append_holders(sd_bus_message *reply, struct dev_set *s, bool details, sd_bus_error *error) {
+        const char *type = details ? "(suuss)" : "(sus)";
         const struct device_holder *h;
         size_t n;
         int r;
@@ -73,16 +73,31 @@ static int property_get_holders(sd_bus *bus, const char *path, const char *inter
         r = manager_get_holders(s->manager, &h, &n);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot look up the holders of %s: %m", s->id);
-        r = sd_bus_message_open_container(reply, 'a', "(sus)");
+        r = sd_bus_message_open_container(reply, 'a', type);
         for (size_t i = 0; r >= 0 && i < n; i++) {
+                const struct holder *p = &h[i].process;
                 char buf[PCI_ADDRESS_STRLEN];
 
                 if (h[i].device->dev_set != s)
                         continue;
-                r = sd_bus_message_append(reply, "(sus)", pci_address_format(&h[i].device->fn.address, buf),
-                                          (uint32_t) h[i].pid, h[i].comm);
+                pci_address_format(&h[i].device->fn.address, buf);
+                if (details)
+                        r = sd_bus_message_append(reply, type, buf, (uint32_t) p->pid, (uint32_t) p->uid, p->comm,
+                                                  p->unit);
+                else
+                        r = sd_bus_message_append(reply, type, buf, (uint32_t) p->pid, p->comm);
         }
         return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+static int property_get_holders(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return append_holders(reply, userdata, false, error);
+}
+
+static int property_get_holder_details(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return append_holders(reply, userdata, true, error);
 }
 
 static int property_get_uninspected(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -137,6 +152,9 @@ static const sd_bus_vtable dev_set_vtable[] = {
         /* beyond DESIGN.md section 5: processes whose fds the daemon cannot read
          * (pid, command), so Holders may miss them; read with Holders, no change signal */
         SD_BUS_PROPERTY("UninspectedProcesses", "a(us)", property_get_uninspected, 0, 0),
+        /* beyond DESIGN.md section 5: Holders with each holder's uid and systemd
+         * unit (address, pid, uid, command, unit); the same scan, no change signal */
+        SD_BUS_PROPERTY("HolderDetails", "a(suuss)", property_get_holder_details, 0, 0),
         SD_BUS_METHOD_WITH_NAMES("Reset", "a{sv}", SD_BUS_PARAM(options), "st", SD_BUS_PARAM(result)
                                  SD_BUS_PARAM(duration_usec), method_dev_set_reset, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <systemd/sd-login.h>
 
 #include "holders.h"
 #include "macro.h"
@@ -41,6 +42,31 @@ static void read_comm(pid_t pid, char comm[17]) {
                 comm[strcspn(comm, "\n")] = '\0';
 }
 
+/* The real uid: the owner of /proc/<pid> is the effective one, or root for a
+ * non-dumpable process (proc(5)). */
+static uid_t read_uid(pid_t pid) {
+        _cleanup_(fclosep) FILE *f = NULL;
+        char path[64], line[256];
+        unsigned uid;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        f = fopen(path, "re");
+        while (f && fgets(line, sizeof(line), f))
+                if (sscanf(line, "Uid: %u", &uid) == 1)
+                        return (uid_t) uid;
+        return (uid_t) -1;
+}
+
+static void read_unit(pid_t pid, char unit[HOLDER_UNIT_MAX]) {
+        _cleanup_free_ char *u = NULL;
+
+        /* Any error means no unit to name: -ENODATA outside every unit, -ENOENT or
+         * -ENOMEDIUM with no cgroup hierarchy on /sys/fs/cgroup (no systemd), -ESRCH gone. */
+        unit[0] = '\0';
+        if (sd_pid_get_unit(pid, &u) >= 0)
+                snprintf(unit, HOLDER_UNIT_MAX, "%s", u);
+}
+
 static int add_holder(struct holder **v, size_t *n, size_t target, pid_t pid) {
         struct holder *nv;
 
@@ -50,8 +76,9 @@ static int add_holder(struct holder **v, size_t *n, size_t target, pid_t pid) {
         nv = realloc(*v, sizeof(**v) * (*n + 1));
         if (!nv)
                 return -ENOMEM;
-        nv[*n] = (struct holder) { .target = target, .pid = pid };
+        nv[*n] = (struct holder) { .target = target, .pid = pid, .uid = read_uid(pid) };
         read_comm(pid, nv[*n].comm);
+        read_unit(pid, nv[*n].unit);
         *v = nv;
         (*n)++;
         return 0;
@@ -148,6 +175,11 @@ int holders_scan(const struct holder_target *targets, size_t n_targets, pid_t ex
         *ret_uninspected = TAKE_PTR(u);
         *n_uninspected = n_u;
         return 0;
+}
+
+const char *holder_describe(const struct holder *h, char buf[static HOLDER_NAME_MAX]) {
+        return holder_name(buf, HOLDER_NAME_MAX, (uint32_t) h->pid, h->comm,
+                           h->uid == (uid_t) -1 ? HOLDER_UID_UNKNOWN : (uint32_t) h->uid, h->unit);
 }
 
 char *holders_uninspected_sentence(const struct holder *v, size_t n) {

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "holder-name.h"
+
 /* A node's identity: the character device it opens. vfio registers each group
  * as a char device under a dynamic major (vfio_group_fops; its number is in
  * /sys/class/vfio/N/dev), and the kernel opens a group by that number alone:
@@ -18,10 +20,15 @@ struct holder_target {
         dev_t rdev;
 };
 
+/* A unit name has at most 255 characters (systemd.unit(5)). */
+#define HOLDER_UNIT_MAX 256
+
 struct holder {
         size_t target;          /* index into the targets passed to holders_scan */
         pid_t pid;
+        uid_t uid;              /* real uid (proc(5): "Uid:" of /proc/<pid>/status), (uid_t) -1 if gone */
         char comm[17];          /* /proc/<pid>/comm (TASK_COMM_LEN) */
+        char unit[HOLDER_UNIT_MAX]; /* systemd unit of its cgroup (sd_pid_get_unit(3)), "" when none */
 };
 
 /* The device number of the char device node at path, looked up with O_PATH
@@ -33,6 +40,9 @@ int holder_target_from_path(const char *path, struct holder_target *ret);
  * a target; their .target is unused). Fails only on -ENOMEM or without /proc. */
 int holders_scan(const struct holder_target *targets, size_t n_targets, pid_t exclude,
                  struct holder **ret, size_t *n_ret, struct holder **ret_uninspected, size_t *n_uninspected);
+
+/* "pid P (comm, uid U, unit X)" into buf, which it returns. */
+const char *holder_describe(const struct holder *h, char buf[static HOLDER_NAME_MAX]);
 
 /* "N processes could not be inspected (pid P (comm), ...); the daemon needs
  * CAP_SYS_PTRACE", or NULL on -ENOMEM. */

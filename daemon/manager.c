@@ -222,12 +222,10 @@ int manager_get_holders(struct manager *m, const struct device_holder **ret, siz
                         if (d != o->device && !(o->group && d->fn.iommu_group == o->device->fn.iommu_group))
                                 continue;
                         for (size_t k = 0; k < m->n_holders; k++)
-                                dup = dup || (m->holders[k].device == d && m->holders[k].pid == found[i].pid);
+                                dup = dup || (m->holders[k].device == d && m->holders[k].process.pid == found[i].pid);
                         if (dup)
                                 continue;
-                        m->holders[m->n_holders] = (struct device_holder) { .device = d, .pid = found[i].pid };
-                        memcpy(m->holders[m->n_holders].comm, found[i].comm, sizeof(found[i].comm));
-                        m->n_holders++;
+                        m->holders[m->n_holders++] = (struct device_holder) { .device = d, .process = found[i] };
                 }
         }
         m->holders_stamp = now;

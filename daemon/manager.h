@@ -31,8 +31,7 @@ enum uevent_source {
 
 struct device_holder {
         struct device *device;
-        pid_t pid;
-        char comm[17];
+        struct holder process;  /* .target is unused */
 };
 
 /* What the bus must announce. userdata is manager.events_userdata. */

@@ -705,7 +705,7 @@ START_TEST(test_not_owned_names_the_holder) {
                 _exit(127);
         }
         usleep(200000);
-        snprintf(pid, sizeof(pid), "pid %d (sleep)", (int) holder);
+        snprintf(pid, sizeof(pid), "pid %d (sleep, uid 0", (int) holder);
         reset_sync(&c, "0000:03:00.0", NULL);
         ck_assert_str_eq(c.error, VRD_ERROR_NOT_OWNED);
         ck_assert_msg(strstr(c.message, "0000:03:00.1 is held by") && strstr(c.message, pid), "%s", c.message);

@@ -108,6 +108,20 @@ prop() {
 # dev_set_holders DEVSET: its Holders, one "address<TAB>pid<TAB>command" a line.
 dev_set_holders() { prop "$1" org.vfioresetd1.DevSet Holders | paste - - -; }
 holder_listed() { dev_set_holders "$1" | grep -q "^$2	$3	$4$"; }
+# dev_set_holder_details DEVSET: its HolderDetails, one
+# "address<TAB>pid<TAB>uid<TAB>command<TAB>unit" a line.
+dev_set_holder_details() { prop "$1" org.vfioresetd1.DevSet HolderDetails | paste - - - - -; }
+holder_detailed() { dev_set_holder_details "$1" | grep -qxF "$2	$3	$4	$5	$6"; }
+# expect_holder_details DEVSET ADDR PID UID COMMAND UNIT: PASS when HolderDetails lists it.
+expect_holder_details() {
+	if wait_for 20 holder_detailed "$@"; then
+		vmtest_pass "holder details name pid $3 uid $4 $5 unit '$6'"
+	else
+		vmtest_fail "holder details name pid $3 uid $4 $5 unit '$6'" \
+			"$1 HolderDetails: $(dev_set_holder_details "$1" 2>&1 | tr '\t\n' ' ;')"
+	fi
+}
+
 # expect_holder DEVSET ADDR PID COMMAND: PASS when Holders lists it. The
 # daemon may notice holders on its own schedule: give it a while.
 expect_holder() {

@@ -4,8 +4,10 @@
 # tmpfs on /dev and its own node of /dev/vfio/N made with mknod (another
 # inode on another filesystem, the same device number).
 # - Its fd is checked to be that: same st_rdev as the guest's node, other st_dev.
-# - The dev_set's Holders names its pid and command, `vfio-resetctl explain`
-#   names it, and ResetDevice fails NotOwned naming it.
+# - The dev_set's Holders names its pid and command, HolderDetails its uid 0
+#   and no unit (no cgroup hierarchy is mounted in the guest, so
+#   sd_pid_get_unit(3) has none to tell), `vfio-resetctl explain` names it,
+#   and ResetDevice fails NotOwned naming it and what would allow the reset.
 # - The daemon, root with every capability, could inspect every process:
 #   UninspectedProcesses is empty (kernel threads are not reported).
 set -u
@@ -51,6 +53,7 @@ vmtest_result "holder's node: same device number, another filesystem" "$why"
 
 devset=$(prop "$(device_path "$held")" org.vfioresetd1.Device DevSet 2>&1)
 expect_holder "$devset" "$held" "$holder" sleep
+expect_holder_details "$devset" "$held" "$holder" 0 sleep ""
 
 unseen=$(prop "$devset" org.vfioresetd1.DevSet UninspectedProcesses 2>&1)
 vmtest_result "no process is out of the daemon's sight" "${unseen:+UninspectedProcesses: $(echo "$unseen" | tr '\n' ' ')}"
@@ -58,7 +61,8 @@ vmtest_result "no process is out of the daemon's sight" "${unseen:+UninspectedPr
 vfio-resetctl explain "$held" >/run/explain.txt 2>&1
 vmtest_dump "explain $held" /run/explain.txt
 why=""
-grep -q "is held open by pid $holder (sleep)" /run/explain.txt || why="$why no 'held open by pid $holder (sleep)';"
+grep -qF "is held open by pid $holder (sleep, uid 0)" /run/explain.txt ||
+	why="$why no 'held open by pid $holder (sleep, uid 0)';"
 grep -q "^No:" /run/explain.txt || why="$why does not say No;"
 vmtest_result "explain $held names the holder" "$why"
 
@@ -66,7 +70,8 @@ reset_request R "$held"
 out=$(peer_line R '^reset-')
 why=""
 echo "$out" | grep -q "org.vfioresetd1.Error.NotOwned" || why="$why not NotOwned;"
-echo "$out" | grep -q "$held is held by pid $holder (sleep)" || why="$why does not name pid $holder;"
+echo "$out" | grep -qF "$held is held by pid $holder (sleep, uid 0); a reset needs every group of the set" ||
+	why="$why does not name pid $holder (sleep, uid 0) and what would allow the reset;"
 vmtest_result "ResetDevice $held: NotOwned naming pid $holder" "${why:+$why $out}"
 
 kill "$holder"

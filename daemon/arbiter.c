@@ -765,14 +765,12 @@ void arbiter_done(struct arbiter *a) {
 
                 if (r->set) {
                         r->set->reset = NULL;
-                        if (r->set->next) {
-                                r->set->next->result = RESET_STOPPING;
-                                reset_answer(r->set->next);
-                                reset_free(TAKE_PTR(r->set->next));
-                        }
+                        if (r->set->next)
+                                reset_refuse(TAKE_PTR(r->set->next), RESET_STOPPING, "vfio-resetd stopped");
                 }
-                if (!r->message) {
+                if (r->state != DEV_SET_RESUMING) {     /* a reset that ended keeps its result */
                         r->result = RESET_STOPPING;
+                        free(r->message);
                         r->message = strdup("vfio-resetd stopped");
                 }
                 reset_answer(r);

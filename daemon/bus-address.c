@@ -5,7 +5,7 @@
 #include "bus-names.h"
 #include "macro.h"
 
-int bus_lookup_device(struct manager *m, const char *address, struct device **ret, sd_bus_error *error) {
+static int lookup_device(struct manager *m, const char *address, struct device **ret, sd_bus_error *error) {
         const struct pci_function *f;
         struct pci_address a;
         char err[160], buf[PCI_ADDRESS_STRLEN];
@@ -36,7 +36,7 @@ int bus_read_device(struct manager *m, sd_bus_message *msg, struct device **ret,
         r = sd_bus_message_read(msg, "s", &address);
         if (r < 0)
                 return r;
-        return bus_lookup_device(m, address, ret, error);
+        return lookup_device(m, address, ret, error);
 }
 
 int bus_device_dev_set(const struct device *d, struct dev_set **ret, sd_bus_error *error) {

@@ -8,8 +8,7 @@
 
 #include "manager.h"
 
-int bus_lookup_device(struct manager *m, const char *address, struct device **ret, sd_bus_error *error);
-/* The same for a method call whose next argument is the address. */
+/* The next argument of a method call is the address. */
 int bus_read_device(struct manager *m, sd_bus_message *msg, struct device **ret, sd_bus_error *error);
 /* The device's dev_set, or an error: a device between two scans may have none. */
 int bus_device_dev_set(const struct device *d, struct dev_set **ret, sd_bus_error *error);

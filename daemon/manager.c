@@ -25,12 +25,11 @@ static void on_peer_left(void *userdata, const char *name, const struct pci_addr
                 manager_emit_peers_changed(m, &touched[i]);
 }
 
-/* The kernel wants a device back: its peers hear "gone", its set's reset ends, the daemon lets go. */
+/* The kernel took a device back: its peers hear "gone", its set's reset ends. */
 static void on_device_request(void *userdata, struct device *d) {
         struct manager *m = userdata;
 
         arbiter_device_gone(&m->arbiter, d);
-        m->ownership.ops->release(&m->ownership, d);
         manager_emit_device_changed(m, d, (const char *[]) { "Managed", "Peers", NULL });
         if (d->dev_set)
                 manager_emit_dev_set_changed(m, d->dev_set, (const char *[]) { "Managed", "Peers", NULL });
@@ -117,9 +116,6 @@ struct dev_set *manager_find_dev_set(struct manager *m, const char *id) {
         return NULL;
 }
 
-bool manager_device_is_managed(const struct manager *m, const struct device *d) {
-        return device_is_managed(d, &m->config);
-}
 
 void manager_emit_device_changed(struct manager *m, struct device *d, const char *const *properties) {
         if (m->events.device_changed)

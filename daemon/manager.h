@@ -105,7 +105,6 @@ int manager_refresh(struct manager *m);
 
 struct device *manager_find_device(struct manager *m, const struct pci_address *a);
 struct dev_set *manager_find_dev_set(struct manager *m, const char *id);
-bool manager_device_is_managed(const struct manager *m, const struct device *d);
 
 /* Holders of every vfio device (other than this daemon), fresh for this loop iteration. */
 int manager_get_holders(struct manager *m, const struct device_holder **ret, size_t *n_ret);

@@ -32,9 +32,10 @@ static int on_device_request(sd_event_source *s, int fd, uint32_t revents, void 
         log_info("The kernel asks for %s back (unbind or removal): releasing it",
                  pci_address_format(&d->fn.address, address));
         d->kernel_wants_it = true;
+        /* A reset under way owns duplicates of its fds: letting go first costs it nothing. */
+        o->ops->release(o, d);
         if (o->events.device_request)
-                o->events.device_request(o->userdata, d);       /* tells the peers, ends a reset, releases */
-        o->ops->release(o, d);          /* in case the receiver did not */
+                o->events.device_request(o->userdata, d);
         return 0;
 }
 

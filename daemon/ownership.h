@@ -36,8 +36,8 @@ struct ownership_ops {
 };
 
 struct ownership_events {
-        /* The kernel wants the device back (an unbind or a removal waits for
-         * every fd of it to close): the receiver must release it. */
+        /* The kernel wanted the device back (an unbind or a removal waits for
+         * every fd of it to close), and the daemon has let go of it. */
         void (*device_request)(void *userdata, struct device *d);
 };
 

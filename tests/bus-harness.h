@@ -81,7 +81,9 @@ struct crowd {
         bool *queued;
 };
 
-/* Raises the fd limit as far as it goes, connects n peers, each Watch(address). */
+/* How many peers the fd limit leaves room for, after raising it as far as it goes. */
+size_t crowd_room(void);
+/* Connects n peers (at most crowd_room()), each Watch(address). */
 void crowd_join(struct crowd *c, size_t n, const char *address);
 /* Processes what every peer and also (may be NULL) has ready, waiting up to 1 ms: one poll(2) for all. */
 void crowd_pump(struct crowd *c, sd_bus *also);

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Quiesce adapters: how the daemon stops a program that holds a member of a
+ * dev_set without speaking the protocol (QEMU, a DPDK app), for the length of
+ * one borrowed reset, and lets it run again. One file per adapter, each
+ * filling struct quiesce_adapter:
+ *
+ *   quiesce-systemd.c  the holder's systemd unit: FreezeUnit / ThawUnit
+ *   quiesce-process.c  the holder process: SIGSTOP / SIGCONT, only with Force
+ *
+ * The borrow plan (borrow.c) asks the adapters in order of preference which
+ * one applies to each holder; the arbiter stops the targets while it
+ * quiesces the peers, and resumes them in reverse order once the borrowed fds
+ * are closed. Every call is asynchronous and reports once, from the event
+ * loop: nothing here may block the daemon. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "holders.h"
+
+/* A holder, pinned: pidfd refers to the process seen by the scan even if its
+ * pid is reused later (pidfd_open(2)); signals go through it. */
+struct quiesce_holder {
+        const struct holder *holder;
+        int pidfd;
+};
+
+struct quiesce_adapter;
+
+/* What one adapter stops for one reset: a unit (every holder in it at once)
+ * or one process. The adapter allocates it with its own state after it. */
+struct quiesce_target {
+        const struct quiesce_adapter *adapter;
+        char name[HOLDER_NAME_MAX + 16];        /* "unit qemu-vm1.scope", "pid 12 (qemu, uid 0)" */
+        bool stopped;                           /* a stop succeeded and no resume began since */
+};
+
+/* done(userdata, 0 or a negative errno, a sentence naming the target and why).
+ * Called once per stop or resume, from the event loop, never from within the
+ * call that started it, and never after the target was freed. */
+typedef void (*quiesce_done_t)(void *userdata, struct quiesce_target *t, int error, const char *message);
+
+struct quiesce_adapter {
+        const char *name;               /* "systemd", "process" */
+
+        /* Can it stop this holder, with or without Force? When it cannot and
+         * something would allow it, *ret_hint says what ("with Force: SIGSTOP
+         * of the process"); else NULL. */
+        bool (*applies)(const struct quiesce_adapter *a, const struct quiesce_holder *h, bool force,
+                        const char **ret_hint);
+        /* Does t (one of this adapter's) already stop h? (Two holders in one unit.) */
+        bool (*covers)(const struct quiesce_target *t, const struct quiesce_holder *h);
+        int (*target_new)(const struct quiesce_adapter *a, const struct quiesce_holder *h,
+                          struct quiesce_target **ret);
+        /* Stop the target before deadline_usec (CLOCK_MONOTONIC); on success
+         * t->stopped is set before done runs. A stop that did not finish in
+         * time undoes what it did and reports -ETIMEDOUT. */
+        int (*stop)(struct quiesce_target *t, uint64_t deadline_usec, quiesce_done_t done, void *userdata);
+        /* Let it run again (also after a stop that failed or is still under
+         * way: that one is cancelled and undone). A target that was never
+         * stopped reports 0 at once (from the loop). */
+        int (*resume)(struct quiesce_target *t, uint64_t deadline_usec, quiesce_done_t done, void *userdata);
+        /* Free it; anything still under way is cancelled without its done. */
+        void (*target_free)(struct quiesce_target *t);
+
+        void *data;
+};
+
+struct sd_bus;
+struct sd_event;
+
+/* FreezeUnit/ThawUnit through org.freedesktop.systemd1 on bus. Applies to a
+ * holder in a service or scope unit other than the daemon's own, a login
+ * session's, init.scope and user@.service, while systemd owns its name. */
+int quiesce_systemd_new(struct sd_bus *bus, struct sd_event *event, struct quiesce_adapter **ret);
+/* SIGSTOP/SIGCONT through the pidfd; stopped once every thread says so in
+ * /proc/PID/task/TID/stat. Applies with Force only. */
+int quiesce_process_new(struct sd_event *event, struct quiesce_adapter **ret);
+struct quiesce_adapter *quiesce_adapter_free(struct quiesce_adapter *a);

@@ -66,6 +66,8 @@ struct quiesce_adapter {
         int (*resume)(struct quiesce_target *t, uint64_t deadline_usec, quiesce_done_t done, void *userdata);
         /* Free it; anything still under way is cancelled without its done. */
         void (*target_free)(struct quiesce_target *t);
+        /* Free the adapter (quiesce_adapter_free calls it); its targets are gone before. */
+        void (*free)(struct quiesce_adapter *a);
 
         void *data;
 };

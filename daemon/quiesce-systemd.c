@@ -134,6 +134,9 @@ static bool systemd_applies(const struct quiesce_adapter *a, const struct quiesc
                 return false;
         if (startswith(unit, "user@") && endswith(unit, ".service"))
                 return false;
+        /* The bus the thaw would come through. */
+        if (strcmp(unit, "dbus.service") == 0 || strcmp(unit, "dbus-broker.service") == 0)
+                return false;
         return true;
 }
 

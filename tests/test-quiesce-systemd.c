@@ -264,6 +264,7 @@ START_TEST(test_applies) {
         ck_assert(applies_to("machine-qemu\\x2d1\\x2dvm1.scope", false));
         ck_assert(!applies_to("session-3.scope", false));
         ck_assert(!applies_to("session-3.scope", true));
+        ck_assert(!applies_to("dbus.service", true));         /* the bus a thaw comes through */
         ck_assert(!applies_to("init.scope", false));
         ck_assert(!applies_to("user@1000.service", false));
         ck_assert(!applies_to("user@1000.service", true));

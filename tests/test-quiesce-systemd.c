@@ -18,9 +18,6 @@
 #include "macro.h"
 #include "quiesce.h"
 
-#define SYSTEMD_NAME "org.freedesktop.systemd1"
-#define SYSTEMD_PATH "/org/freedesktop/systemd1"
-#define MOCK_IFACE   "org.freedesktop.DBus.Mock"
 #define NO_SUCH_UNIT "org.freedesktop.systemd1.NoSuchUnit"
 
 /* hang.scope: FreezeUnit never answers. stuck.scope: ThawUnit never answers.
@@ -77,53 +74,15 @@ static bool run_until_done(const struct outcome *o, unsigned want, unsigned ms) 
 /* --- the fake systemd -------------------------------------------------------- */
 
 static void mock_start(void) {
-        char template[512];
-        const char *python = getenv("PYTHON3") ?: "/usr/bin/python3";
-
-        snprintf(template, sizeof(template), "%s/fake-systemd.py", getenv("TESTS_DIR") ?: "tests");
-        harness_spawn(&mock, (const char *const[]) { python, "-m", "dbusmock", "--system", "--template", template,
-                                                     "-p", MOCK_PARAMETERS, NULL });
-        for (uint64_t end = monotonic_usec() + 30 * USEC_PER_SEC; monotonic_usec() < end; usleep(20000)) {
-                if (harness_name_has_owner(&h, SYSTEMD_NAME))
-                        return;
-                if (harness_child_wait(&mock, 0) >= 0) {
-                        (void) harness_expect(&mock, "\x01", 1000);   /* no such line: all go to skipped */
-                        ck_abort_msg("the fake systemd exited (is python3-dbusmock installed?): %s", mock.skipped);
-                }
-        }
-        ck_abort_msg("the fake systemd did not take " SYSTEMD_NAME);
+        harness_start_systemd(&h, &mock, MOCK_PARAMETERS);
 }
 
 static void mock_stop(void) {
         harness_child_stop(&mock);
 }
 
-/* The calls the mock has seen, in order: "FreezeUnit a.scope, ThawUnit a.scope". */
 static const char *mock_calls(void) {
-        static char buf[4096];
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        const char *method, *arg;
-        uint64_t stamp;
-
-        buf[0] = '\0';
-        ck_assert_msg(sd_bus_call_method(h.bus, SYSTEMD_NAME, SYSTEMD_PATH, MOCK_IFACE, "GetCalls", &e, &reply,
-                                         NULL) >= 0, "GetCalls: %s", e.message);
-        ck_assert_int_ge(sd_bus_message_enter_container(reply, 'a', "(tsav)"), 0);
-        while (sd_bus_message_enter_container(reply, 'r', "tsav") > 0) {
-                ck_assert_int_ge(sd_bus_message_read(reply, "ts", &stamp, &method), 0);
-                snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", buf[0] ? ", " : "", method);
-                ck_assert_int_ge(sd_bus_message_enter_container(reply, 'a', "v"), 0);
-                while (sd_bus_message_enter_container(reply, 'v', "s") > 0) {
-                        ck_assert_int_ge(sd_bus_message_read(reply, "s", &arg), 0);
-                        snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), " %s", arg);
-                        ck_assert_int_ge(sd_bus_message_exit_container(reply), 0);
-                }
-                ck_assert_int_ge(sd_bus_message_exit_container(reply), 0);
-                ck_assert_int_ge(sd_bus_message_exit_container(reply), 0);
-        }
-        sd_bus_message_unref(reply);
-        return buf;
+        return harness_systemd_calls(&h);
 }
 
 /* Runs the loop until the mock has seen these calls; false on timeout. */

@@ -37,7 +37,7 @@ struct process_target {
         char message[256];
 };
 
-static const char force_hint[] = "Force, which stops it with SIGSTOP";
+static const char force_hint[] = "Force (it would be stopped with SIGSTOP)";
 
 static bool process_applies(const struct quiesce_adapter *a, const struct quiesce_holder *h, bool force,
                             const char **ret_hint) {

@@ -8,4 +8,4 @@ apt_get install -y --no-install-recommends \
 	autoconf automake libtool autoconf-archive pkg-config build-essential \
 	libsystemd-dev libudev-dev libjson-c-dev \
 	check umockdev libumockdev-dev dbus-daemon systemd udev libinih-dev python3-dbusmock \
-	qemu-system-x86 busybox-static cpio kmod
+	qemu-system-x86 busybox-static cpio kmod mmdebstrap e2fsprogs

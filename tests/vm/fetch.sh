@@ -2,12 +2,19 @@
 # Fetch QEMU 10 (bookworm-backports) and bookworm's 6.1 kernel into a cache
 # folder for the real-kernel VM tests, without touching the system's apt
 # sources. Idempotent: stamp files record what was unpacked.
-# Usage: tests/vm/fetch.sh CACHE_DIR
+# With --debian-root, also the Debian root image that `# vmtest-root: debian`
+# scenarios boot (CACHE/debian/root.img, rebuilt when its recipe changes).
+# Usage: tests/vm/fetch.sh [--debian-root] CACHE_DIR
 # Exit 0: everything is there; 77: something cannot be had (reason printed).
 set -eu
 
+debian_root=0
+if [ "${1:-}" = --debian-root ]; then
+	debian_root=1
+	shift
+fi
 if [ $# -ne 1 ]; then
-	echo "usage: $0 CACHE_DIR" >&2
+	echo "usage: $0 [--debian-root] CACHE_DIR" >&2
 	exit 2
 fi
 mkdir -p "$1"
@@ -19,12 +26,14 @@ skip() {
 }
 say() { echo "fetch.sh: $*" >&2; }
 
-# Host tools the test bed runs. bookworm's qemu-system-x86 stays installed
-# because the unpacked QEMU 10 uses its shared libraries.
+# host_tools [TOOL:PACKAGE]...: the host tools the test bed runs, and
+# those given (installed with apt-get when missing). bookworm's
+# qemu-system-x86 stays installed because the unpacked QEMU 10 uses its
+# shared libraries.
 host_tools() {
 	local need=() t pkg
 	for t in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static \
-		cpio:cpio depmod:kmod dpkg-deb:dpkg; do
+		cpio:cpio depmod:kmod dpkg-deb:dpkg "$@"; do
 		pkg=${t#*:}
 		command -v "${t%%:*}" >/dev/null 2>&1 ||
 			[ -x "/usr/sbin/${t%%:*}" ] || [ -x "/sbin/${t%%:*}" ] ||
@@ -48,14 +57,23 @@ file_is_static() {
 	LC_ALL=C ldd "$1" 2>&1 | grep -q 'not a dynamic executable'
 }
 
-# The mirror URI the system already uses for bookworm (never written down here).
+# The mirror URI the system already uses for bookworm (never written down
+# here): from the deb822 .sources files, else from a one-line sources.list.
 mirror_uri() {
-	awk '
-		/^[[:space:]]*$/ { if (uri != "" && bw) { print uri; exit } uri = ""; bw = 0; next }
-		$1 == "URIs:" { uri = $2 }
-		$1 == "Suites:" { for (i = 2; i <= NF; i++) if ($i == "bookworm") bw = 1 }
-		END { if (uri != "" && bw) print uri }
-	' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1
+	local f
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		awk '
+			/^[[:space:]]*$/ { if (uri != "" && bw) print uri; uri = ""; bw = 0; next }
+			$1 == "URIs:" { uri = $2 }
+			$1 == "Suites:" { for (i = 2; i <= NF; i++) if ($i == "bookworm") bw = 1 }
+			END { if (uri != "" && bw) print uri }
+		' "$f"
+	done 2>/dev/null
+	# deb [options] URI SUITE COMPONENT...
+	cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '
+		$1 == "deb" { i = 2; if ($i ~ /^\[/) while (i <= NF && $i !~ /\]$/) i++; if ($i ~ /\]$/) i++
+			if ($(i + 1) == "bookworm") print $i }'
 }
 
 apt_private() {
@@ -79,8 +97,8 @@ apt_lists_ready=0
 apt_update_private() {
 	[ "$apt_lists_ready" -eq 1 ] && return 0
 	local uri
-	uri=$(mirror_uri)
-	[ -n "$uri" ] || skip "no bookworm URI in /etc/apt/sources.list.d/debian.sources"
+	uri=$(mirror_uri | head -n 1)
+	[ -n "$uri" ] || skip "no bookworm URI in the system's apt sources"
 	mkdir -p "$cache/apt/lists/partial" "$cache/apt/cache/archives/partial"
 	{
 		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri bookworm main"
@@ -151,6 +169,70 @@ fetch_kernel() {
 	say "kernel: $image ($kver)"
 }
 
+# --- the Debian root (--debian-root) -----------------------------------------
+# What the root holds: systemd as PID 1, the system bus, polkitd, udev and
+# libvirtd with bookworm's QEMU for its domains; systemd-container for
+# systemd-machined, which puts each domain's QEMU in a machine-*.scope unit;
+# the libraries the project's programs link that the rest does not bring
+# (libinih1 for vfio-resetd, libjson-c5 for vfio-resetctl).
+root_packages=systemd-sysv,dbus,polkitd,pkexec,udev,kmod,libvirt-daemon-system,qemu-system-x86,busybox,systemd-container,libinih1,libjson-c5
+
+# customize_root DIR KVER: what every boot of the image shares. What a run
+# brings (the project's files, the scenario and its units) comes with that
+# boot's initramfs (mkinitrd.sh --payload), so the image outlives builds.
+customize_root() {
+	local dir=$1 kver=$2
+	mkdir -p "$dir/usr/lib/modules"
+	cp -a "$cache/kernel/root/lib/modules/$kver" "$dir/usr/lib/modules/"
+	# Every boot starts from the same image: not a first boot each time.
+	echo 5f0c6b6ad1a54f1e9d2c3b4a59687766 >"$dir/etc/machine-id"
+	echo vmtest >"$dir/etc/hostname"
+	printf '127.0.0.1\tlocalhost\n127.0.1.1\tvmtest\n' >"$dir/etc/hosts"
+	printf '/dev/vda / ext4 rw 0 1\n' >"$dir/etc/fstab"
+	# agetty's vhangup on the serial console cuts the scenario's output.
+	ln -sf /dev/null "$dir/etc/systemd/system/serial-getty@ttyS0.service"
+}
+
+# The image: mmdebstrap into a folder, the kernel's modules and the settings
+# above, then mkfs.ext4 -d into a 2 GiB raw image. Its stamp is a hash of
+# this recipe, the package list and the kernel, so a change to any of them
+# builds it again; a guest still booting the old image keeps its inode.
+fetch_debian_root() {
+	local dir="$cache/debian" stamp="$cache/debian/root.stamp" kver hash uri tmp
+	kver=$(cat "$cache/kernel/version")
+	hash=$({ declare -f customize_root fetch_debian_root; echo "$root_packages $kver"; } | sha256sum | cut -d' ' -f1)
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ] && [ -f "$dir/root.img" ]; then
+		return 0
+	fi
+	host_tools mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs
+	uri=$(mirror_uri | head -n 1)
+	[ -n "$uri" ] || skip "no bookworm URI in the system's apt sources"
+	mkdir -p "$dir"
+	tmp=$(mktemp -d "$dir/build.XXXXXX")
+	say "building the Debian root image (mmdebstrap, log: $cache/log/mmdebstrap.log)"
+	local t0=$SECONDS
+	# Documentation and translations are not needed to boot.
+	mmdebstrap --variant=apt --include="$root_packages" \
+		--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+		--dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+		bookworm "$tmp/rootfs" "$uri" >"$cache/log/mmdebstrap.log" 2>&1 || {
+		rm -rf "$tmp"
+		skip "mmdebstrap failed (no network?), see $cache/log/mmdebstrap.log"
+	}
+	local t1=$SECONDS
+	customize_root "$tmp/rootfs" "$kver"
+	mkfs.ext4 -q -F -L vmtest-root -d "$tmp/rootfs" "$tmp/root.img" 2G >>"$cache/log/mmdebstrap.log" 2>&1 || {
+		rm -rf "$tmp"
+		echo "fetch.sh: mkfs.ext4 -d failed, see $cache/log/mmdebstrap.log" >&2
+		exit 1
+	}
+	mv -f "$tmp/root.img" "$dir/root.img"
+	rm -rf "$tmp"
+	echo "$hash" >"$stamp"
+	say "Debian root: $(du -h --apparent-size "$dir/root.img" | cut -f1) image, $(du -h "$dir/root.img" | cut -f1) used" \
+		"(mmdebstrap $((t1 - t0)) s, modules and mkfs.ext4 $((SECONDS - t1)) s)"
+}
+
 mkdir -p "$cache/log"
 # Parallel test runs share the cache: one fetches, the others wait.
 exec 9>"$cache/.fetch.lock"
@@ -158,4 +240,5 @@ flock 9
 host_tools
 fetch_qemu
 fetch_kernel
+[ "$debian_root" -eq 0 ] || fetch_debian_root
 say "ready in $cache"

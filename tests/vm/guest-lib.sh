@@ -52,6 +52,86 @@ vmtest_dmesg() {
 	tail -n +$((${_vd_line:-0} + 1)) /run/vmtest.dmesg
 }
 
+# --- the guest's NICs and its scenario (guest-init.sh, guest-root-run.sh) -----
+
+# The initramfs's modules, in the order mkinitrd.sh derived from modules.dep.
+vmtest_load_modules() {
+	while read -r _lm_ko; do
+		insmod "$_lm_ko" || vmtest_info "init: insmod $_lm_ko failed"
+	done <"/lib/modules/$VMTEST_KVER/load-order"
+}
+
+# Endpoint NICs (class 0x02xxxx; bridges are 0x0604xx), one a line.
+vmtest_nics() {
+	for _vn_dev in /sys/bus/pci/devices/*; do
+		case $(cat "$_vn_dev/class") in 0x02*) echo "${_vn_dev##*/}" ;; esac
+	done
+}
+vmtest_is_native() {
+	case " $VMTEST_NATIVE " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+# Before any NIC driver loads: vfio-pci for every endpoint but the natives,
+# so that no native driver grabs them.
+vmtest_nics_override() {
+	for _vo_bdf in $(vmtest_nics); do
+		vmtest_is_native "$_vo_bdf" || echo vfio-pci >"/sys/bus/pci/devices/$_vo_bdf/driver_override"
+	done
+}
+# Once the drivers are loaded: each endpoint on its driver, one line each.
+vmtest_nics_bind() {
+	# shpchp (bound to the pcie-pci-bridge once ACPI leaves hotplug to the OS)
+	# makes that bridge's IOMMU group, and so the e1000s behind it, not viable.
+	for _vb_port in /sys/bus/pci/drivers/shpchp/0000:*; do
+		[ -e "$_vb_port" ] || continue
+		echo "${_vb_port##*/}" >/sys/bus/pci/drivers/shpchp/unbind
+		vmtest_info "init: unbound shpchp from ${_vb_port##*/}"
+	done
+	for _vb_bdf in $(vmtest_nics); do
+		_vb_dev=/sys/bus/pci/devices/$_vb_bdf
+		if vmtest_is_native "$_vb_bdf"; then
+			[ -e "$_vb_dev/driver" ] || echo "$_vb_bdf" >/sys/bus/pci/drivers_probe
+		elif [ "$(pci_driver "$_vb_bdf")" != vfio-pci ]; then
+			[ -e "$_vb_dev/driver" ] && echo "$_vb_bdf" >"$_vb_dev/driver/unbind"
+			echo "$_vb_bdf" >/sys/bus/pci/drivers_probe
+		fi
+	done
+	for _vb_bdf in $(vmtest_nics); do
+		vmtest_info "init: $_vb_bdf $(cat "/sys/bus/pci/devices/$_vb_bdf/vendor"):$(cat "/sys/bus/pci/devices/$_vb_bdf/device") driver=$(pci_driver "$_vb_bdf") group=$(pci_group "$_vb_bdf")"
+	done
+	for _vb_port in /sys/bus/pci_express/drivers/pciehp/*:pcie*; do
+		[ -e "$_vb_port" ] && vmtest_info "init: pciehp on ${_vb_port##*/}"
+	done
+	return 0
+}
+
+# vmtest_run_scenario SCRIPT [COMMAND]: run it from a fresh mark of the
+# kernel log; when a test failed, the dmesg and what COMMAND prints follow;
+# then VMTEST DONE (run.sh waits for it).
+vmtest_run_scenario() {
+	vmtest_info "init: running scenario $VMTEST_SCENARIO"
+	vmtest_dmesg_mark
+	sh "$1"
+	_rs_rc=$?
+	[ "$_rs_rc" -eq 0 ] || vmtest_fail "$VMTEST_SCENARIO" "scenario script exited with status $_rs_rc"
+	if grep -q '^FAIL' /run/vmtest.results 2>/dev/null; then
+		echo "---- dmesg (a test failed) ----"
+		dmesg
+		echo "---- end of dmesg ----"
+		[ $# -lt 2 ] || $2
+	fi
+	echo "VMTEST DONE"
+	sync
+}
+
+# After a failed scenario on the Debian root: the journal of what it runs.
+vmtest_root_journal() {
+	echo "---- journal of vfio-resetd, libvirtd, polkit, machines (a test failed) ----"
+	journalctl -b --no-pager -o short-monotonic -u vfio-resetd.service -u libvirtd.service \
+		-u polkit.service -u systemd-machined.service -u 'machine-*.scope'
+	echo "---- end of journal ----"
+}
+
 pci_driver() {
 	if [ -e "/sys/bus/pci/devices/$1/driver" ]; then
 		basename "$(readlink "/sys/bus/pci/devices/$1/driver")"

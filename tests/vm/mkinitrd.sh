@@ -7,11 +7,18 @@
 #   --native   an endpoint NIC left on its native driver instead of vfio-pci
 #   --bin      a host program to copy in (with its libraries and the loader)
 #   --env      a variable the scenario sees
+#   --modules  the modules to load (with what modules.dep says they need);
+#              by default vfio-pci's and the NICs' drivers
+#   --init     the initramfs's /init (default guest-init.sh)
+#   --payload  a folder copied in as /vmtest-root (guest-root-init.sh puts
+#              it into the Debian root)
 # /init (guest-init.sh) binds every other endpoint NIC to vfio-pci.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-kernel="" scenario="" out=""
+kernel="" scenario="" out="" payload="" init="$here/guest-init.sh"
+# What the guest needs; modules.dep adds their dependencies.
+wanted_modules="vfio vfio_iommu_type1 irqbypass vfio_pci_core vfio_pci e1000 e1000e igb"
 natives=() bins=() envs=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -21,11 +28,14 @@ while [ $# -gt 0 ]; do
 	--native) natives+=("$2"); shift 2 ;;
 	--bin) bins+=("$2"); shift 2 ;;
 	--env) envs+=("$2"); shift 2 ;;
+	--modules) wanted_modules=$2; shift 2 ;;
+	--init) init=$2; shift 2 ;;
+	--payload) payload=$2; shift 2 ;;
 	*) echo "mkinitrd.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
 if [ -z "$kernel" ] || [ -z "$scenario" ] || [ -z "$out" ]; then
-	echo "usage: $0 --kernel DIR --scenario FILE --out FILE [--native BDF]... [--bin PATH]... [--env N=V]..." >&2
+	echo "usage: $0 --kernel DIR --scenario FILE --out FILE [--native BDF]... [--bin PATH]... [--env N=V]... [--modules LIST] [--init FILE] [--payload DIR]" >&2
 	exit 2
 fi
 die() { echo "mkinitrd.sh: $*" >&2; exit 1; }
@@ -33,9 +43,6 @@ die() { echo "mkinitrd.sh: $*" >&2; exit 1; }
 [ -f "$scenario" ] || die "no scenario $scenario"
 kver=$(cat "$kernel/version")
 moddir="$kernel/root/lib/modules/$kver"
-
-# What the guest needs; modules.dep adds their dependencies.
-wanted_modules="vfio vfio_iommu_type1 irqbypass vfio_pci_core vfio_pci e1000 e1000e igb"
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
@@ -170,7 +177,11 @@ ln -s /etc/machine-id "$root/var/lib/dbus/machine-id"
 	done
 } >"$root/etc/vmtest.conf"
 
-install -m 755 "$here/guest-init.sh" "$root/init"
+install -m 755 "$init" "$root/init"
+if [ -n "$payload" ]; then
+	mkdir -p "$root/vmtest-root"
+	cp -a "$payload/." "$root/vmtest-root/"
+fi
 install -m 644 "$here/guest-lib.sh" "$root/usr/lib/vmtest.sh"
 install -m 755 "$scenario" "$root/scenario.sh"
 

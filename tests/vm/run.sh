@@ -3,6 +3,7 @@
 # dev_sets (the layout of shared VM.md) and run one guest scenario.
 # Usage: tests/vm/run.sh [--cache DIR] [--bin PATH]... [--native BDF]...
 #          [--env NAME=VALUE]... [--timeout SECONDS] [--log FILE] [--verbose]
+#          [--root busybox|debian] [--install BUILDDIR]
 #          {--scenario tests/vm/scenarios/NAME.sh | tests/vm/scenarios/NAME.sh}
 #   --cache    downloads, the initrd and logs, kept between runs (default
 #              $VMTEST_CACHE, else /var/tmp/vfio-resetd-vm)
@@ -12,6 +13,14 @@
 #              scenario's `# vmtest-native: BDF...` lines)
 # A scenario's `# vmtest-qemu-args: ARG...` lines add QEMU arguments (extra
 # devices) to its own VM.
+#   --root     what the guest boots (default: the scenario's `# vmtest-root:`
+#              line, else busybox): busybox, the initramfs with the --bin
+#              programs; debian, a Debian root with systemd, dbus, polkitd
+#              and libvirtd (CACHE/debian/root.img, built by fetch.sh
+#              --debian-root) booted through a copy-on-write overlay, with
+#              the --install build tree's `make install`
+#   --install  the build tree a debian guest gets installed (make install
+#              DESTDIR=..., its files copied into the root at boot)
 #   --log      where to keep the guest log (default CACHE/log/NAME-TIME.log)
 #   --timeout  how long one boot of the guest may run, scenario included
 #   --verbose  echo the whole console, not only the VMTEST lines
@@ -24,13 +33,14 @@
 # panicked or stalled before the scenario began is booted once more; a
 # scenario that failed is never run again.
 # Exit: 0 all passed, 1 a test failed or the guest did not finish, 77 skipped
-# (QEMU or the kernel cannot be had, or every test skipped).
+# (QEMU, the kernel or the Debian root cannot be had, a Debian-root scenario
+# without --install, or every test skipped).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${VMTEST_CACHE:-/var/tmp/vfio-resetd-vm} scenario="" log="" verbose=0
 timeout=${VMTEST_TIMEOUT:-600} boot_timeout=${VMTEST_BOOT_TIMEOUT:-240}
-bins=() natives=() envs=()
+bins=() natives=() envs=() root_kind="" builddir=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--cache) cache=$2; shift 2 ;;
@@ -38,6 +48,8 @@ while [ $# -gt 0 ]; do
 	--bin) bins+=("$2"); shift 2 ;;
 	--native) natives+=("$2"); shift 2 ;;
 	--env) envs+=("$2"); shift 2 ;;
+	--root) root_kind=$2; shift 2 ;;
+	--install) builddir=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--verbose) verbose=1; shift ;;
@@ -52,6 +64,18 @@ if [ -z "$scenario" ]; then
 fi
 [ -f "$scenario" ] || { echo "run.sh: no scenario $scenario" >&2; exit 2; }
 name=$(basename "$scenario" .sh)
+[ -n "$root_kind" ] || root_kind=$(sed -n 's/^# vmtest-root: *\([a-z]*\).*/\1/p' "$scenario" | head -n 1)
+root_kind=${root_kind:-busybox}
+case $root_kind in
+busybox) ;;
+debian)
+	if [ -z "$builddir" ] || [ ! -f "$builddir/Makefile" ]; then
+		echo "run.sh: SKIP $name: a Debian-root scenario needs --install BUILDDIR (a configured, built tree)"
+		exit 77
+	fi
+	builddir=$(cd "$builddir" && pwd) ;;
+*) echo "run.sh: unknown --root '$root_kind' (busybox or debian)" >&2; exit 2 ;;
+esac
 mkdir -p "$cache/log" "$cache/build"
 cache=$(cd "$cache" && pwd)
 
@@ -62,9 +86,11 @@ secs() { local us=$1; printf '%d.%01d' $((us / 1000000)) $((us % 1000000 / 10000
 t_start=$(now_us)
 
 rc=0
-"$here/fetch.sh" "$cache" || rc=$?
+fetch_args=()
+[ "$root_kind" = busybox ] || fetch_args+=(--debian-root)
+"$here/fetch.sh" "${fetch_args[@]}" "$cache" || rc=$?
 if [ "$rc" -eq 77 ]; then
-	echo "run.sh: SKIP $name: QEMU 10 or the kernel cannot be had (see above)"
+	echo "run.sh: SKIP $name: QEMU 10, the kernel or the Debian root cannot be had (see above)"
 	exit 77
 elif [ "$rc" -ne 0 ]; then
 	echo "run.sh: fetch.sh failed with status $rc"
@@ -86,20 +112,59 @@ ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -pthread -o "$peer.$$" "$here/ba
 	$(pkg-config --cflags --libs libsystemd)
 mv -f "$peer.$$" "$peer"
 
+initrd="$cache/build/initrd-$name-$$.cpio.gz"
+mk=(--kernel "$cache/kernel" --scenario "$scenario" --out "$initrd")
+if [ "$root_kind" = busybox ]; then
+	mk+=(--bin "$(command -v dbus-daemon)" --bin "$(command -v busctl)" --bin "$checker" --bin "$peer")
+	for b in "${bins[@]}"; do mk+=(--bin "$b"); done
+else
+	# The build tree as `make install` lays it out, with the unit, the D-Bus
+	# policy and activation file and the polkit action where the root's
+	# systemd, dbus-daemon and polkitd read them (the README's
+	# --prefix=/usr puts them there; the programs stay under the tree's own
+	# prefix, which the unit names). Under a lock: libtool relinks in .libs.
+	stage="$cache/build/stage-$name-$$"
+	rm -rf "$stage"
+	t_install=$(now_us)
+	if ! (
+		flock 7
+		env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS nice -n 10 make -C "$builddir" install DESTDIR="$stage" \
+			systemdsystemunitdir=/usr/lib/systemd/system dbuspolicydir=/usr/share/dbus-1/system.d \
+			dbussystemservicedir=/usr/share/dbus-1/system-services \
+			polkitactionsdir=/usr/share/polkit-1/actions
+	) 7>"$cache/build/install.lock" >"$cache/log/install-$name.log" 2>&1; then
+		echo "run.sh: FAIL $name: make install DESTDIR=$stage failed; the last lines:"
+		tail -n 15 "$cache/log/install-$name.log"
+		rm -rf "$stage"
+		exit 1
+	fi
+	installed_path=""
+	for p in vfio-resetctl vfio-resetd; do
+		f=$(cd "$stage" && find . -path "*bin/$p" -type f | head -n 1)
+		[ -n "$f" ] || { echo "run.sh: FAIL $name: make install put no $p in $stage"; rm -rf "$stage"; exit 1; }
+		f=${f#.}
+		installed_path="$installed_path${installed_path:+:}${f%/*}"
+	done
+	echo "run.sh: $name: make install of $builddir in $(secs $(($(now_us) - t_install))) s"
+	install -D -m 755 "$here/guest-root-run.sh" "$stage/usr/lib/vmtest/run"
+	# What mounting the root takes, and vfio-pci's (not the NICs' drivers:
+	# the root's udev loads those, for the natives).
+	mk+=(--modules "crc32c_generic virtio_pci virtio_blk ext4 vfio vfio_iommu_type1 irqbypass vfio_pci_core vfio_pci"
+		--init "$here/guest-root-init.sh"
+		--payload "$stage" --env "VMTEST_INSTALLED_PATH=$installed_path")
+fi
+
 # shellcheck disable=SC2207 # BDFs have no spaces
 natives+=($(sed -n 's/^# vmtest-native://p' "$scenario"))
 # A scenario may add devices to the layout for itself alone (QEMU arguments
 # without spaces in them, after the shared layout, so no address moves).
 # shellcheck disable=SC2207
 extra_qemu=($(sed -n 's/^# vmtest-qemu-args://p' "$scenario"))
-initrd="$cache/build/initrd-$name-$$.cpio.gz"
-mk=(--kernel "$cache/kernel" --scenario "$scenario" --out "$initrd"
-	--bin "$(command -v dbus-daemon)" --bin "$(command -v busctl)" --bin "$checker" --bin "$peer")
-for b in "${bins[@]}"; do mk+=(--bin "$b"); done
 for n in "${natives[@]}"; do mk+=(--native "$n"); done
 for e in "${envs[@]}"; do mk+=(--env "$e"); done
 # Built while another scenario's guest may run: it goes first.
 nice -n 10 "$here/mkinitrd.sh" "${mk[@]}"
+[ "$root_kind" = busybox ] || rm -rf "$stage"
 t_initrd=$(now_us)
 
 if [ -z "$log" ]; then
@@ -111,11 +176,28 @@ fi
 mkdir -p "$(dirname "$log")"
 
 qemu_dir="$cache/qemu"
+mem=1024 smp=1 root_qemu=() root_append=""
+if [ "$root_kind" = debian ]; then
+	# systemd, libvirtd and two nested QEMUs want more memory than the
+	# initramfs. One vCPU all the same: with -smp 2 the 6.1 kernel once hung
+	# early in its boot (RCU stalls, "timer wakeup didn't happen") on a busy
+	# host, and one vCPU boots and runs libvirt-guests.sh as fast.
+	mem=1536 smp=1
+	# snapshot=on: QEMU's own throwaway copy-on-write overlay (a temporary
+	# qcow2 over the raw image, deleted when QEMU ends), so the cached image
+	# stays as it was built. At 00:10.0, after the shared layout: no address
+	# moves, but the groups behind the root ports are one higher (a root-bus
+	# device gets its group before them): 04:00.0/04:00.1 are in 11 and 12.
+	# shellcheck disable=SC2054 # the commas are QEMU's
+	root_qemu=(-drive "file=$cache/debian/root.img,if=none,id=root,format=raw,snapshot=on"
+		-device virtio-blk-pci,drive=root,addr=10.0)
+	root_append=" root=/dev/vda rw"
+fi
 # shellcheck disable=SC2054 # the commas are QEMU's
 qemu=(
 	"$qemu_dir/usr/bin/qemu-system-x86_64"
 	-L "$qemu_dir/usr/share/qemu" -L "$qemu_dir/usr/share/seabios" -L /usr/share/seabios
-	-machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -m 1024 -smp 1
+	-machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -m "$mem" -smp "$smp"
 	-nodefaults -nographic -serial stdio -no-reboot
 	-device intel-iommu,intremap=on
 	# pciehp (not ACPI) drives the hotplug ports, so their sets are slot sets.
@@ -135,12 +217,13 @@ qemu=(
 	-device pcie-root-port,id=rp4,chassis=4,slot=4,addr=07.0,hotplug=off,x-speed=5,x-width=1
 	-device igb,bus=rp4,addr=00.0,multifunction=on,romfile= -device igb,bus=rp4,addr=00.1,romfile=
 	"${extra_qemu[@]}"
+	"${root_qemu[@]}"
 	-kernel "$cache/kernel/vmlinuz" -initrd "$initrd"
 	# no_timer_check: on a busy host the guest's boot-time test of the IO-APIC
 	# timer (timer_irq_works, arch/x86/kernel/apic/io_apic.c) can see too few
 	# ticks and panic "timer doesn't work through Interrupt-remapped IO-APIC"
 	# (Documentation/admin-guide/kernel-parameters.txt).
-	-append "console=ttyS0 intel_iommu=on iommu=pt panic=-1 quiet loglevel=4 pci=noari no_timer_check"
+	-append "console=ttyS0 intel_iommu=on iommu=pt panic=-1 quiet loglevel=4 pci=noari no_timer_check$root_append"
 )
 
 # Host-side stamps: under TCG the guest's clock is not the host's.
@@ -156,7 +239,7 @@ stamp() {
 		printf '[%4d.%03d] %s\n' $((e / 1000000)) $((e % 1000000 / 1000)) "$line"
 		case $line in
 		*"VMTEST INFO init: kernel"*) [ -n "${t_init:-}" ] || { t_init=$t; echo "$t" >"$log.init"; } ;;
-		*"VMTEST INFO init: running scenario"*) : >"$log.began" ;;
+		*"VMTEST INFO init: running scenario"*) [ -e "$log.began" ] || echo "$t" >"$log.began" ;;
 		esac
 	done
 }
@@ -194,8 +277,9 @@ boot() {
 	wait "$watchdog"
 	set -e
 	qemu_rc=$(cat "$log.rc" 2>/dev/null || echo 1)
-	t_init=""
+	t_init="" t_began=""
 	[ -f "$log.init" ] && t_init=$(cat "$log.init")
+	[ -f "$log.began" ] && t_began=$(cat "$log.began")
 	boot_failed=""
 	if [ -e "$log.stalled" ]; then
 		boot_failed="the scenario had not begun $boot_timeout s after QEMU started"
@@ -242,9 +326,11 @@ rm -f "$log.results"
 
 boot_s="?"
 [ -n "$t_init" ] && boot_s=$(secs $((t_init - t_boot)))
+began_s="?"
+[ -n "$t_began" ] && began_s=$(secs $((t_began - t_boot)))
 echo "run.sh: wall $(secs $((t_end - t_start))) s (fetch $(secs $((t_fetched - t_start))) s," \
 	"initrd $(secs $((t_initrd - t_fetched))) s, waiting for the turn $(secs $((t_locked - t_wait))) s," \
-	"boot to /init $boot_s s, VM $(secs $((t_end - t_boot))) s, boots $boots)"
+	"boot to /init $boot_s s, to the scenario $began_s s, VM $(secs $((t_end - t_boot))) s, boots $boots)"
 
 status=0
 if [ "$done_seen" -eq 0 ]; then

@@ -191,6 +191,9 @@ customize_root() {
 	printf '/dev/vda / ext4 rw 0 1\n' >"$dir/etc/fstab"
 	# agetty's vhangup on the serial console cuts the scenario's output.
 	ln -sf /dev/null "$dir/etc/systemd/system/serial-getty@ttyS0.service"
+	# The installed programs may live under /tmp (distcheck's prefix is in
+	# its build folder): /tmp is not emptied at boot (tmpfiles.d's "D /tmp").
+	printf 'd /tmp 1777 root root -\n' >"$dir/etc/tmpfiles.d/tmp.conf"
 }
 
 # The image: mmdebstrap into a folder, the kernel's modules and the settings

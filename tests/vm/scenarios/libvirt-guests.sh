@@ -50,8 +50,11 @@ show "systemctl enable --now vfio-resetd" </run/enable.out
 active=$(systemctl is-active vfio-resetd.service)
 enabled=$(systemctl is-enabled vfio-resetd.service)
 main_pid=$(systemctl show -p MainPID --value vfio-resetd.service)
-wait_for 30 name_on_bus
-owner=$(busctl --system list --no-legend 2>/dev/null | awk -v n="$VMTEST_NAME" '$1 == n { print $2 }')
+# busctl lists an activatable name with pid "-" until someone owns it.
+owner_pid() { busctl --system list --no-legend 2>/dev/null | awk -v n="$VMTEST_NAME" '$1 == n && $2 != "-" { print $2 }'; }
+owned() { [ -n "$(owner_pid)" ]; }
+wait_for 30 owned
+owner=$(owner_pid)
 why=""
 [ "$rc" -eq 0 ] || why="$why systemctl enable --now exited with status $rc;"
 [ "$active" = active ] || why="$why is-active says '$active';"
@@ -173,7 +176,8 @@ vmtest_info "vfio-resetctl reset --borrow --force 04:00.0 (domains: vm1 $(virsh 
 timeout 120 vfio-resetctl reset --borrow --force 04:00.0 >/run/reset-borrow.out 2>&1
 rc=$?
 show "vfio-resetctl reset --borrow --force 04:00.0" </run/reset-borrow.out
-journalctl --no-pager -o cat -u vfio-resetd.service --since "$since" >/run/borrow.journal
+# On the guest's monotonic clock: when each holder froze and thawed.
+journalctl --no-pager -o short-monotonic -u vfio-resetd.service --since "$since" >/run/borrow.journal
 show vfio-resetd </run/borrow.journal
 why=""
 [ "$rc" -eq 0 ] || why="$why status $rc: $(tr '\n' ' ' </run/reset-borrow.out);"

@@ -15,6 +15,7 @@
 struct bus_request {
         sd_bus_message *msg;
         bool with_devset;               /* ResetDevice answers (ost), DevSet.Reset (st) */
+        bool answered;                  /* Wait=false: answered when accepted */
 };
 
 static void bus_pause(void *userdata, const char *peer, const char *set_path, uint64_t reset_id, const char *type,
@@ -83,7 +84,9 @@ static void bus_reply(void *userdata, void *request, const struct reset_outcome 
         struct bus_request *q = request;
         int r;
 
-        if (o->result != RESET_DONE)
+        if (q->answered)
+                r = 0;
+        else if (o->result != RESET_DONE)
                 r = sd_bus_reply_method_errorf(q->msg, result_errors[o->result], "%s",
                                                o->message ?: reset_result_to_string(o->result));
         else if (q->with_devset)
@@ -176,7 +179,7 @@ int reset_options_parse(sd_bus_message *msg, uint64_t default_timeout_usec, stru
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Option QuiesceTimeoutUSec must be of type t, not %s", contents);
                         r = sd_bus_message_read(msg, "v", "t", &o.quiesce_timeout_usec);
-                } else if (strcmp(key, "Force") == 0 || strcmp(key, "Borrow") == 0) {
+                } else if (strcmp(key, "Force") == 0 || strcmp(key, "Borrow") == 0 || strcmp(key, "Wait") == 0) {
                         int b;
 
                         if (strcmp(contents, "b") != 0)
@@ -185,12 +188,14 @@ int reset_options_parse(sd_bus_message *msg, uint64_t default_timeout_usec, stru
                         r = sd_bus_message_read(msg, "v", "b", &b);
                         if (key[0] == 'F')
                                 o.force = b;
-                        else
+                        else if (key[0] == 'B')
                                 o.borrow = b;
+                        else
+                                o.no_wait = !b;
                 } else
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Unknown option '%s' (known: QuiesceTimeoutUSec, Force, Borrow)",
-                                                 key);
+                                                 "Unknown option '%s' (known: QuiesceTimeoutUSec, Force, Borrow, "
+                                                 "Wait)", key);
                 if (r < 0)
                         return r;
                 r = sd_bus_message_exit_container(msg);
@@ -304,6 +309,12 @@ static int request_reset(struct manager *m, struct dev_set *s, sd_bus_message *m
                         return sd_bus_error_setf(error, VRD_ERROR_SHUTTING_DOWN,
                                                  "vfio-resetd is stopping; not resetting %s", s->id);
                 return r;
+        }
+        if (o.no_wait) {
+                /* Accepted: the reset goes on, its result in ResetFinished and the journal. */
+                q->answered = true;
+                return with_devset ? sd_bus_reply_method_return(msg, "ost", s->path, "accepted", UINT64_C(0)) :
+                                     sd_bus_reply_method_return(msg, "st", "accepted", UINT64_C(0));
         }
         return 1;
 }

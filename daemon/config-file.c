@@ -40,7 +40,8 @@ struct parser {
 #define warn_at(p, fmt, ...) log_warning("%s:%u: " fmt, (p)->path, (p)->line, ##__VA_ARGS__)
 
 static bool section_known(const char *s) {
-        return strcmp(s, "Manage") == 0 || strcmp(s, "Reset") == 0 || strcmp(s, "Topology") == 0;
+        return strcmp(s, "Manage") == 0 || strcmp(s, "Reset") == 0 || strcmp(s, "Topology") == 0 ||
+               strcmp(s, "Hook") == 0;
 }
 
 /* inih's rule: ';' after whitespace starts a comment, also inside "[...]". */
@@ -84,7 +85,7 @@ static const char *classify_line(struct parser *p, const char *line) {
         p->kind = LINE_IGNORED;
         snprintf(name, sizeof(name), "%.*s", (int) (end - s - 1), s + 1);
         if (!section_known(name))
-                warn_at(p, "unknown section [%s], ignoring it and its keys (known: [Manage], [Reset], [Topology])",
+                warn_at(p, "unknown section [%s], ignoring it and its keys (known: [Manage], [Reset], [Topology], [Hook])",
                         name);
         return line;
 }
@@ -264,6 +265,8 @@ static int on_key(void *userdata, const char *section, const char *name, const c
         }
         if (!section_known(section))
                 return 1;       /* said so at the section header */
+        if (strcmp(section, "Hook") == 0)
+                return 1;       /* the libvirt hook's (client/hook-libvirt.c), which reads it itself */
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
                 if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
                         continue;

@@ -434,7 +434,7 @@ int quiesce_systemd_new(sd_bus *bus, sd_event *event, struct quiesce_adapter **r
                 systemd_free(&q->adapter);
                 return r;
         }
-        log_debug("quiesce: systemd units can be frozen%s%s", q->own_unit ? ", except the daemon's own " : "",
+        log_debug("quiesce: systemd units can be frozen while systemd is on the bus%s%s", q->own_unit ? ", except the daemon's own " : "",
                   q->own_unit ?: "");
         *ret = &q->adapter;
         return 0;

@@ -329,9 +329,10 @@ START_TEST(test_holders) {
         free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("slot_0000_03_3") " " VRD_DEVSET_IFACE
                         " Holders", "a(sus) 0"));
         free(assert_run(0, cmdf("%s explain 0000:04:00.1", ctl()), "bus_0000_04", "No:", pid, "sleep",
-                        "cannot be reset while it is held", "not owned"));
+                        "cannot be reset while it is held", "not owned",
+                        "vfio-resetd can reset it anyway: vfio-resetctl reset --borrow 0000:04:00.1"));
         out = assert_run(0, cmdf("%s --json explain 04:00.0", ctl()), "\"resettable\":false", "\"type\":\"holder\"",
-                         cmdf("\"pid\":%s", pid), "\"command\":\"sleep\"");
+                         cmdf("\"pid\":%s", pid), "\"command\":\"sleep\"", "\"borrowable\":true");
         free(out);
         free(assert_run(0, cmdf("%s list", ctl()), cmdf("%s/sleep", pid)));
 
@@ -430,9 +431,14 @@ START_TEST(test_holders_many) {
 END_TEST
 
 START_TEST(test_explain_reasons) {
+        char *out;
+
         free(assert_run(0, cmdf("%s explain 06:00.0", ctl()), "No:", "0000:06:00.1 is bound to igb"));
         free(assert_run(0, cmdf("%s --json explain 06:00.0", ctl()), "\"type\":\"foreign-device\"",
-                        "\"driver\":\"igb\""));
+                        "\"driver\":\"igb\"", "\"borrowable\":false"));
+        out = assert_run(0, cmdf("%s explain 06:00.0", ctl()), "No:");
+        ck_assert_msg(!strstr(out, "--borrow"), "Borrow offered where a foreign function blocks: %s", out);
+        free(out);
         free(assert_run(0, cmdf("%s explain 00:02.0", ctl()), "dev_set of its own", yes(DEVSET("dev_0000_00_02_0"))));
         free(assert_run(0, cmdf("%s explain 07:10.0", ctl()), "dev_0000_07_10_0", "function reset"));
 }

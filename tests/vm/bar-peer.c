@@ -83,6 +83,8 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "vfio-test.h"
+
 #define BUS_NAME "org.vfioresetd1"
 #define ROOT_PATH "/org/vfioresetd1"
 #define MANAGER_IFACE "org.vfioresetd1.Manager"
@@ -150,53 +152,19 @@ static struct dev *find_dev(const char *address)
 	return NULL;
 }
 
-/* Make sure the device decodes memory (as any user does before touching a BAR). */
-static int enable_memory(struct dev *d)
-{
-	struct vfio_region_info cfg = { .argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX };
-	uint16_t cmd;
-
-	if (ioctl(d->device_fd, VFIO_DEVICE_GET_REGION_INFO, &cfg) < 0)
-		return -errno;
-	if (pread(d->device_fd, &cmd, sizeof(cmd), (off_t)cfg.offset + PCI_COMMAND) != sizeof(cmd))
-		return -EIO;
-	if (cmd & PCI_COMMAND_MEMORY)
-		return 0;
-	cmd |= PCI_COMMAND_MEMORY;
-	if (pwrite(d->device_fd, &cmd, sizeof(cmd), (off_t)cfg.offset + PCI_COMMAND) != sizeof(cmd))
-		return -EIO;
-	return 0;
-}
-
 static int map_bar0(struct dev *d)
 {
-	struct vfio_region_info info = { .argsz = sizeof(info), .index = VFIO_PCI_BAR0_REGION_INDEX };
-	void *p;
-	int r;
+	struct vt_bar bar;
+	char why[256];
 
-	if (ioctl(d->device_fd, VFIO_DEVICE_GET_REGION_INFO, &info) < 0) {
-		say("error bar0 %s VFIO_DEVICE_GET_REGION_INFO: %m", d->address);
+	if (vt_map_bar0(d->device_fd, reg + 4, &bar, why, sizeof(why)) < 0) {
+		say("error bar0 %s %s", d->address, why);
 		return -1;
 	}
-	if (!(info.flags & VFIO_REGION_INFO_FLAG_MMAP) || info.size < reg + 4) {
-		say("error bar0 %s size=%llu flags=%#x: cannot map register %#x", d->address,
-		    (unsigned long long)info.size, info.flags, reg);
-		return -1;
-	}
-	r = enable_memory(d);
-	if (r < 0) {
-		say("error bar0 %s cannot enable memory decoding: %s", d->address, strerror(-r));
-		return -1;
-	}
-	p = mmap(NULL, info.size, PROT_READ | PROT_WRITE, MAP_SHARED, d->device_fd, (off_t)info.offset);
-	if (p == MAP_FAILED) {
-		say("error bar0 %s mmap: %m", d->address);
-		return -1;
-	}
-	d->bar = p;
-	d->bar_size = info.size;
-	d->bar_offset = (off_t)info.offset;
-	say("bar0 %s size=%llu mmap=yes", d->address, (unsigned long long)info.size);
+	d->bar = bar.p;
+	d->bar_size = bar.size;
+	d->bar_offset = bar.offset;
+	say("bar0 %s size=%zu mmap=yes", d->address, bar.size);
 	return 0;
 }
 

@@ -314,3 +314,50 @@ managed_daemon_start() {
 }
 # Does the daemon own every member of the set at $set_path?
 managed() { [ "$(prop "${set_path:?}" org.vfioresetd1.DevSet Managed)" = true ]; }
+
+# --- the borrow scenarios: holders that never heard of the daemon -------------
+
+# holder_start NAME ADDR [holder options]: tests/vm/holder.c in the background,
+# its lines in /run/holder-NAME.log, its pid in /run/holder-NAME.pid; waits
+# until it holds the function and wrote TDBAL. VMTEST_HOLDER_WRAP (e.g. a
+# setpriv command line) runs before it, and must exec it.
+holder_start() {
+	_hs_name=$1
+	shift
+	: >"/run/holder-$_hs_name.log"
+	# shellcheck disable=SC2086 # a command line, one word an argument
+	${VMTEST_HOLDER_WRAP:-} holder "$@" >"/run/holder-$_hs_name.log" 2>&1 &
+	echo $! >"/run/holder-$_hs_name.pid"
+	wait_for 20 holder_has "$_hs_name" ' (wrote|error) ' && ! holder_has "$_hs_name" ' error '
+}
+holder_pid() { cat "/run/holder-$1.pid"; }
+# holder_has NAME ERE: the holder printed a line matching ERE.
+holder_has() { grep -Eq -- "$2" "/run/holder-$1.log"; }
+holder_count() { grep -Ec -- "$2" "/run/holder-$1.log"; }
+holder_line() { grep -E -- "$2" "/run/holder-$1.log" | tail -n 1; }
+# holder_state NAME: its state letter in /proc/PID/stat (T: stopped), or
+# "gone".
+holder_state() {
+	_hst=$(sed 's/.*) //' "/proc/$(holder_pid "$1")/stat" 2>/dev/null | cut -d' ' -f1)
+	echo "${_hst:-gone}"
+}
+# holder_ask NAME SIGNAL WORD: send the signal (USR1: status, USR2: rewrite
+# TDBAL) and print the line with WORD it answers with (fails without one).
+holder_ask() {
+	_ha_n=$(holder_count "$1" " $3 ")
+	kill -s "$2" "$(holder_pid "$1")" 2>/dev/null || return 1
+	wait_for 10 sh -c "[ \$(grep -Ec -- ' $3 ' /run/holder-$1.log) -gt $_ha_n ]" || return 1
+	holder_line "$1" " $3 "
+}
+# holder_field NAME KEY: KEY's value in the holder's status line now.
+holder_field() { holder_ask "$1" USR1 status | sed -n "s/.* $2=\([^ ]*\).*/\1/p"; }
+holder_stop() {
+	_hsp_pid=$(holder_pid "$1")
+	kill "$_hsp_pid" 2>/dev/null
+	wait "$_hsp_pid" 2>/dev/null
+	return 0
+}
+# holders_dump NAME...: their lines on the console.
+holders_dump() {
+	for _hd in "$@"; do vmtest_dump "holder $_hd" "/run/holder-$_hd.log"; done
+}

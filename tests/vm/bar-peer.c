@@ -52,8 +52,9 @@
  *
  * It is also the scenarios' requester, because busctl prints a failed call's
  * message but not its error name:
- *   bar-peer --reset ADDR [--timeout-usec N] [--force] [--count N] [--log FILE] [--prefix TEXT]
- * calls ResetDevice N times (default 1) and prints, for each,
+ *   bar-peer --reset ADDR [--timeout-usec N] [--force] [--borrow] [--count N] [--log FILE] [--prefix TEXT]
+ * calls ResetDevice N times (default 1), with the options Force and Borrow when
+ * asked, and prints, for each,
  *   reset-call ADDR                   (as it sends the call)
  *   reset-reply DEVSET RESULT duration_usec=N wall_usec=N
  *   reset-error NAME MESSAGE wall_usec=N
@@ -442,7 +443,7 @@ static uint64_t median(uint64_t *v, size_t n)
 }
 
 /* ResetDevice(s address, a{sv} options) -> (o devset, s result, t duration_usec), COUNT times. */
-static int request_resets(const char *address, uint64_t timeout_usec, bool force, unsigned count)
+static int request_resets(const char *address, uint64_t timeout_usec, bool force, bool borrow, unsigned count)
 {
 	uint64_t *wall = calloc(count, sizeof(uint64_t)), *daemon_us = calloc(count, sizeof(uint64_t));
 	unsigned ok = 0;
@@ -465,6 +466,8 @@ static int request_resets(const char *address, uint64_t timeout_usec, bool force
 			r = sd_bus_message_append(call, "{sv}", "QuiesceTimeoutUSec", "t", timeout_usec);
 		if (r >= 0 && force)
 			r = sd_bus_message_append(call, "{sv}", "Force", "b", 1);
+		if (r >= 0 && borrow)
+			r = sd_bus_message_append(call, "{sv}", "Borrow", "b", 1);
 		if (r >= 0)
 			r = sd_bus_message_close_container(call);
 		if (r < 0) {
@@ -514,13 +517,14 @@ static void usage(void)
 	fprintf(stderr, "usage: bar-peer --take ADDR... [--ack|--silent|--ack-after MS] [--reg OFF] [--value V]\n"
 			"       [--busy MS] [--release-on-resume] [--exit-on-resume] [--log FILE] [--times FILE]\n"
 			"       [--prefix TEXT] [--no-broadcasts]\n"
-			"       bar-peer --reset ADDR [--timeout-usec N] [--force] [--count N] [--log FILE] [--prefix TEXT]\n");
+			"       bar-peer --reset ADDR [--timeout-usec N] [--force] [--borrow] [--count N] [--log FILE]\n"
+			"                [--prefix TEXT]\n");
 }
 
 int main(int argc, char **argv)
 {
 	enum { O_ACK = 0x100, O_SILENT, O_ACK_AFTER, O_REG, O_VALUE, O_BUSY, O_RELEASE, O_EXIT, O_LOG, O_PREFIX,
-	       O_RESET, O_TIMEOUT, O_FORCE, O_COUNT, O_TIMES, O_NO_BROADCASTS };
+	       O_RESET, O_TIMEOUT, O_FORCE, O_COUNT, O_TIMES, O_NO_BROADCASTS, O_BORROW };
 	static const struct option options[] = {
 		{ "take", required_argument, NULL, 't' },
 		{ "ack", no_argument, NULL, O_ACK },
@@ -536,6 +540,7 @@ int main(int argc, char **argv)
 		{ "reset", required_argument, NULL, O_RESET },
 		{ "timeout-usec", required_argument, NULL, O_TIMEOUT },
 		{ "force", no_argument, NULL, O_FORCE },
+		{ "borrow", no_argument, NULL, O_BORROW },
 		{ "count", required_argument, NULL, O_COUNT },
 		{ "times", required_argument, NULL, O_TIMES },
 		{ "no-broadcasts", no_argument, NULL, O_NO_BROADCASTS },
@@ -545,7 +550,7 @@ int main(int argc, char **argv)
 	size_t n_takes = 0, taken = 0;
 	uint64_t timeout_usec = 0;
 	unsigned count = 1;
-	bool force = false;
+	bool force = false, borrow = false;
 	int c, r;
 
 	for (size_t i = 0; i < MAX_DEVICES; i++)
@@ -613,6 +618,9 @@ int main(int argc, char **argv)
 		case O_FORCE:
 			force = true;
 			break;
+		case O_BORROW:
+			borrow = true;
+			break;
 		case O_COUNT:
 			count = (unsigned)strtoul(optarg, NULL, 0);
 			if (count < 1) {
@@ -633,7 +641,7 @@ int main(int argc, char **argv)
 			say("reset-error local cannot connect to the system bus");
 			return 1;
 		}
-		r = request_resets(reset_address, timeout_usec, force, count);
+		r = request_resets(reset_address, timeout_usec, force, borrow, count);
 		sd_bus_flush_close_unref(bus);
 		return r;
 	}

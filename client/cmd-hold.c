@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "hold.h"
+#include "proc-state.h"
 #include "macro.h"
 #include "strv.h"
 #include "vfio-resetctl.h"
@@ -46,24 +47,8 @@ struct hold {
         bool daemon_gone;       /* our claims went with it: nothing to give back */
 };
 
-/* A process that vfork()ed (dash runs every command that way) sleeps
- * uninterruptibly in the kernel until its child execs or exits; a child
- * stopped before it exec'd keeps it there, unable to run: as good as stopped. */
-static bool waits_for_vfork_child(const char *pid) {
-        char path[sizeof("/proc//wchan") + 256], wchan[64] = "";
-        _cleanup_(fclosep) FILE *f = NULL;
-
-        snprintf(path, sizeof(path), "/proc/%s/wchan", pid);
-        f = fopen(path, "re");
-        if (!f || !fgets(wchan, sizeof(wchan), f))
-                return false;
-        /* kernel_clone (5.10+), _do_fork and do_fork before; wait_for_vfork_done where not inlined */
-        return strstr(wchan, "clone") || strstr(wchan, "fork");
-}
-
 /* waitid() sees our child only; the command's own children are in its
- * process group, so the group's members are read from /proc. Zombies count
- * as stopped. */
+ * process group, so the group's members are read from /proc. */
 static bool group_stopped(pid_t pgid) {
         _cleanup_(closedirp) DIR *d = opendir("/proc");
         struct dirent *de;
@@ -71,19 +56,13 @@ static bool group_stopped(pid_t pgid) {
         if (!d)
                 return false;
         while ((de = readdir(d))) {
-                _cleanup_(fclosep) FILE *f = NULL;
-                char path[sizeof("/proc//stat") + sizeof(de->d_name)], buf[512], state, *s;
-                int ppid, pgrp;
+                char dir[sizeof("/proc/") + sizeof(de->d_name)], state;
+                pid_t pgrp;
 
                 if (!isdigit((unsigned char) de->d_name[0]))
                         continue;
-                snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-                f = fopen(path, "re");
-                /* "pid (comm) state ppid pgrp ...": comm may hold anything, so from the last ')' */
-                if (!f || !fgets(buf, sizeof(buf), f) || !(s = strrchr(buf, ')')))
-                        continue;
-                if (sscanf(s + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 && pgrp == pgid && !strchr("TtZX", state) &&
-                    !(state == 'D' && waits_for_vfork_child(de->d_name)))
+                snprintf(dir, sizeof(dir), "/proc/%s", de->d_name);
+                if (proc_stat_read(dir, &state, NULL, &pgrp) >= 0 && pgrp == pgid && !proc_dir_stopped(dir, state))
                         return false;
         }
         return true;

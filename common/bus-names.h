@@ -18,3 +18,5 @@
 #define VRD_ERROR_RESET_FAILED   "org.vfioresetd1.Error.ResetFailed"
 #define VRD_ERROR_DEVICE_GONE    "org.vfioresetd1.Error.DeviceGone"
 #define VRD_ERROR_SHUTTING_DOWN  "org.vfioresetd1.Error.ShuttingDown"
+#define VRD_ERROR_QUIESCE_FAILED "org.vfioresetd1.Error.QuiesceFailed"
+#define VRD_ERROR_BORROW_FAILED  "org.vfioresetd1.Error.BorrowFailed"

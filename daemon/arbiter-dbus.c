@@ -74,6 +74,9 @@ static const char *const result_errors[_RESET_RESULT_MAX] = {
         [RESET_FAILED] = VRD_ERROR_RESET_FAILED,
         [RESET_DEVICE_GONE] = VRD_ERROR_DEVICE_GONE,
         [RESET_STOPPING] = VRD_ERROR_SHUTTING_DOWN,
+        [RESET_NOT_OWNED] = VRD_ERROR_NOT_OWNED,
+        [RESET_QUIESCE_FAILED] = VRD_ERROR_QUIESCE_FAILED,
+        [RESET_BORROW_FAILED] = VRD_ERROR_BORROW_FAILED,
 };
 
 static void bus_reply(void *userdata, void *request, const struct reset_outcome *o) {
@@ -173,21 +176,21 @@ int reset_options_parse(sd_bus_message *msg, uint64_t default_timeout_usec, stru
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Option QuiesceTimeoutUSec must be of type t, not %s", contents);
                         r = sd_bus_message_read(msg, "v", "t", &o.quiesce_timeout_usec);
-                } else if (strcmp(key, "Force") == 0) {
+                } else if (strcmp(key, "Force") == 0 || strcmp(key, "Borrow") == 0) {
                         int b;
 
                         if (strcmp(contents, "b") != 0)
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option Force must be of type b, not %s", contents);
+                                                         "Option %s must be of type b, not %s", key, contents);
                         r = sd_bus_message_read(msg, "v", "b", &b);
-                        o.force = b;
-                } else if (strcmp(key, "Borrow") == 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
-                                                 "Option Borrow (resetting sets held by other programs) is not "
-                                                 "supported by this version of vfio-resetd");
-                else
+                        if (key[0] == 'F')
+                                o.force = b;
+                        else
+                                o.borrow = b;
+                } else
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Unknown option '%s' (known: QuiesceTimeoutUSec, Force)", key);
+                                                 "Unknown option '%s' (known: QuiesceTimeoutUSec, Force, Borrow)",
+                                                 key);
                 if (r < 0)
                         return r;
                 r = sd_bus_message_exit_container(msg);
@@ -245,7 +248,7 @@ static int refuse_unowned(struct manager *m, struct dev_set *s, sd_bus_error *er
         if (*held)
                 return sd_bus_error_setf(error, VRD_ERROR_NOT_OWNED,
                                          "Cannot reset %s: %s; a reset needs every group of the set: stop it, or "
-                                         "(once supported) reset with Borrow%s", s->id, held, unseen ?: "");
+                                         "reset with Borrow%s", s->id, held, unseen ?: "");
         for (size_t i = 0; i < s->n_members; i++)
                 if (s->members[i]->device_fd < 0)
                         return sd_bus_error_setf(error, VRD_ERROR_NOT_MANAGED,
@@ -269,11 +272,26 @@ static int request_reset(struct manager *m, struct dev_set *s, sd_bus_message *m
         r = polkit_verify(&m->polkit, msg, VRD_ACTION_RESET, handler, userdata, error);
         if (r <= 0)
                 return r < 0 ? r : 1;   /* 0: asked polkit; the call comes back */
+        if (o.borrow) {
+                r = polkit_verify(&m->polkit, msg, VRD_ACTION_BORROW, handler, userdata, error);
+                if (r <= 0)
+                        return r < 0 ? r : 1;
+        }
         if (m->stopping)
                 return sd_bus_error_setf(error, VRD_ERROR_SHUTTING_DOWN, "vfio-resetd is stopping; not resetting %s",
                                          s->id);
-        if (!dev_set_is_managed(s))
+        if (!o.borrow && !dev_set_is_managed(s))
                 return refuse_unowned(m, s, error);
+        if (o.borrow) {
+                _cleanup_free_ char *why = NULL;
+
+                /* Refused before anyone is stopped: a holder no adapter may stop. */
+                r = arbiter_borrow_check(&m->arbiter, s, &o, &why);
+                if (r == -EPERM)
+                        return sd_bus_error_setf(error, VRD_ERROR_NOT_OWNED, "%s", why);
+                if (r < 0)
+                        return why ? sd_bus_error_setf(error, VRD_ERROR_BORROW_FAILED, "%s", why) : r;
+        }
         q = calloc(1, sizeof(*q));
         if (!q)
                 return -ENOMEM;

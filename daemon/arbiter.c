@@ -40,6 +40,22 @@ static const char *const result_names[_RESET_RESULT_MAX] = {
         [RESET_FAILED] = "failed",
         [RESET_DEVICE_GONE] = "device-gone",
         [RESET_STOPPING] = "daemon-stopping",
+        [RESET_NOT_OWNED] = "not-owned",
+        [RESET_QUIESCE_FAILED] = "quiesce-failed",
+        [RESET_BORROW_FAILED] = "borrow-failed",
+};
+
+/* How long letting a holder run again may take (ThawUnit; SIGCONT is at once). */
+#define RESUME_TIMEOUT_USEC (10 * USEC_PER_SEC)
+
+/* Where a borrowed reset's quiesce target is. */
+enum target_state {
+        TARGET_IDLE,                    /* not asked yet */
+        TARGET_STOPPING,
+        TARGET_STOPPED,
+        TARGET_FAILED,
+        TARGET_RESUMING,
+        TARGET_RESUMED,
 };
 
 /* A peer sent this reset's pause. */
@@ -67,7 +83,13 @@ struct reset {
         size_t n_pending;               /* peers not acked: O(1) to know when all are */
         void *peer_index;               /* tsearch(3) tree of the peers by name: O(log n) per ack */
         sd_event_source *deadline;
+        bool peers_forced;              /* the deadline passed with Force: silent peers are not waited for */
         bool waits_for_overlap;         /* quiesced, but another reset still resets one of its devices */
+
+        struct borrow *borrow;          /* with Borrow: the holders' plan, their quiesce targets */
+        enum target_state *targets;     /* one per borrow->targets[] */
+        size_t n_targets_pending;       /* stops not reported yet */
+        size_t n_resumed;               /* targets resumed, from the last one back */
 
         struct reset_job *job;
         sd_event_source *job_source;
@@ -188,6 +210,8 @@ static void reset_free(struct reset *r) {
         sd_event_source_disable_unref(r->deadline);
         sd_event_source_disable_unref(r->job_source);
         sd_event_source_disable_unref(r->resumed);
+        borrow_free(r->borrow);
+        free(r->targets);
         if (r->job && !r->job_done)
                 /* The kernel never returned: the thread still owns the job. */
                 log_warning("Reset %" PRIu64 " of %s: leaving the kernel reset running", r->id, r->set_id);
@@ -306,10 +330,58 @@ static void reset_quiesced(struct reset *r);
 
 static int on_resumed(sd_event_source *source, void *userdata);
 
-/* quiescing or resetting -> resuming: every peer hears the result. */
-static void reset_end(struct reset *r, enum reset_result result, const char *message) {
+static size_t target_index(const struct reset *r, const struct quiesce_target *t) {
+        for (size_t i = 0; r->borrow && i < r->borrow->n_targets; i++)
+                if (r->borrow->targets[i] == t)
+                        return i;
+        return SIZE_MAX;
+}
+
+static void resume_next(struct reset *r);
+
+static void on_target_resumed(void *userdata, struct quiesce_target *t, int error, const char *message) {
+        struct reset *r = userdata;
+        size_t i = target_index(r, t);
+
+        if (i == SIZE_MAX || r->targets[i] != TARGET_RESUMING)
+                return;
+        if (error < 0)
+                log_error("Reset %" PRIu64 " of %s: %s", r->id, r->set_id, message ?: strerror(-error));
+        r->targets[i] = TARGET_RESUMED;
+        r->n_resumed++;
+        resume_next(r);
+}
+
+/* The holders run again one after the other, the last one stopped first;
+ * then the reset ends, on a later turn of the loop. */
+static void resume_next(struct reset *r) {
         struct arbiter *a = r->arbiter;
         int k;
+
+        while (r->borrow && r->n_resumed < r->borrow->n_targets) {
+                size_t i = r->borrow->n_targets - 1 - r->n_resumed;
+                struct quiesce_target *t = r->borrow->targets[i];
+
+                r->targets[i] = TARGET_RESUMING;
+                k = t->adapter->resume(t, monotonic_usec() + RESUME_TIMEOUT_USEC, on_target_resumed, r);
+                if (k >= 0)
+                        return;         /* goes on in on_target_resumed */
+                log_error_errno(k, "Reset %" PRIu64 " of %s: cannot let %s run again: %m", r->id, r->set_id,
+                                t->name);
+                r->targets[i] = TARGET_RESUMED;
+                r->n_resumed++;
+        }
+        k = sd_event_add_defer(a->event, &r->resumed, on_resumed, r);
+        if (k < 0) {
+                log_error_errno(k, "Cannot schedule the end of reset %" PRIu64 ": %m", r->id);
+                on_resumed(NULL, r);
+        }
+}
+
+/* quiescing or resetting -> resuming: every peer hears the result, then
+ * every holder that was stopped runs again. */
+static void reset_end(struct reset *r, enum reset_result result, const char *message) {
+        struct arbiter *a = r->arbiter;
 
         if (reset_enter(r, DEV_SET_RESUMING) < 0)
                 return;
@@ -325,14 +397,7 @@ static void reset_end(struct reset *r, enum reset_result result, const char *mes
                                        reset_result_to_string(result));
         log_info("Reset %" PRIu64 " of %s: %s after %.1f ms%s%s", r->id, r->set_id, reset_result_to_string(result),
                  r->duration_usec / 1000.0, message ? ": " : "", message ?: "");
-
-        /* Resuming ends on the next turn of the loop: what quiesce adapters
-         * resume hooks in here. */
-        k = sd_event_add_defer(a->event, &r->resumed, on_resumed, r);
-        if (k < 0) {
-                log_error_errno(k, "Cannot schedule the end of reset %" PRIu64 ": %m", r->id);
-                on_resumed(NULL, r);
-        }
+        resume_next(r);
 }
 
 static void reset_endf(struct reset *r, enum reset_result result, const char *fmt, ...) _printf_(3, 4);
@@ -373,6 +438,9 @@ static int on_resumed(sd_event_source *source, void *userdata) {
         struct reset *next = NULL;
 
         r->resumed = sd_event_source_disable_unref(r->resumed);
+        /* Every holder runs again: nothing of theirs is kept past the answer. */
+        r->borrow = borrow_free(r->borrow);
+        r->targets = mfree(r->targets);
         reset_answer(r);
         if (s && s->reset == r) {
                 char *lr = strdup(reset_result_to_string(r->result));
@@ -409,49 +477,66 @@ static int on_resumed(sd_event_source *source, void *userdata) {
         return 0;
 }
 
-static int on_job_done(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        struct reset *r = userdata;
-        struct reset_job *j = r->job;
+/* What the kernel's work came to, as a sentence (NULL when it succeeded). */
+static char *job_outcome(const struct reset *r, enum reset_result *ret) {
+        const struct reset_job *j = r->job;
+        char *msg = NULL;
+        int k = 0;
 
-        r->job_done = true;
-        if (r->gone)
-                reset_endf(r, RESET_DEVICE_GONE, "%s was removed during the reset of %s", r->gone, r->set_id);
-        else if (j->not_back) {
+        *ret = RESET_FAILED;
+        if (r->gone) {
+                *ret = RESET_DEVICE_GONE;
+                k = asprintf(&msg, "%s was removed during the reset of %s", r->gone, r->set_id);
+        } else if (j->not_back) {
                 const struct reset_job_device *d = NULL;
 
                 for (size_t i = 0; i < j->n_devices; i++)
                         if (strcmp(j->devices[i].address, j->address) == 0)
                                 d = &j->devices[i];
                 assert(d);
-                reset_endf(r, RESET_FAILED,
-                           "%s did not come back after the %s of %s: its config space reads %04x:%04x, not %04x:%04x",
-                           d->address, j->hot ? "hot reset" : "function reset", r->set_id, d->read_vendor,
-                           d->read_device, d->vendor_id, d->device_id);
+                k = asprintf(&msg,
+                             "%s did not come back after the %s of %s: its config space reads %04x:%04x, not %04x:%04x",
+                             d->address, j->hot ? "hot reset" : "function reset", r->set_id, d->read_vendor,
+                             d->read_device, d->vendor_id, d->device_id);
         } else if (j->error < 0)
-                reset_endf(r, RESET_FAILED, "%s of %s failed%s%s: %s (%s)", j->step, r->set_id,
-                           j->address ? " on " : "", j->address ?: "", strerror(-j->error),
-                           strerrorname_np(-j->error) ?: "?");
+                k = asprintf(&msg, "%s of %s failed%s%s: %s (%s)", j->step, r->set_id, j->address ? " on " : "",
+                             j->address ?: "", strerror(-j->error), strerrorname_np(-j->error) ?: "?");
         else {
                 log_info("Reset %" PRIu64 " of %s: %s took %.1f ms in the kernel", r->id, r->set_id,
                          j->hot ? "VFIO_DEVICE_PCI_HOT_RESET" : "VFIO_DEVICE_RESET", j->kernel_usec / 1000.0);
-                reset_end(r, RESET_DONE, NULL);
+                *ret = RESET_DONE;
         }
+        if (k < 0)
+                msg = strdup("out of memory");
+        return msg;
+}
+
+static int on_job_done(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        struct reset *r = userdata;
+        enum reset_result result;
+        _cleanup_free_ char *msg = job_outcome(r, &result);
+
+        /* Every fd of the job closes before anyone resumes: borrowed groups go
+         * back to their holders alone, devices opened for the reset close. */
+        r->job_done = true;
+        r->job_source = sd_event_source_disable_unref(r->job_source);
+        r->job = reset_job_free(r->job);
+        reset_end(r, result, msg);
         kick_overlapping(r->arbiter);
         return 0;
 }
 
-static int reset_start_job(struct reset *r) {
+/* The daemon's own fds: duplicates of every member's device fd and, for a hot reset, every group's. */
+static int fill_own_job(struct reset *r) {
         struct arbiter *a = r->arbiter;
         struct dev_set *s = r->set;
         _cleanup_free_ int *groups = NULL;
         size_t n_groups = 0;
-        bool hot;
-        int k;
+        int k = 0;
 
         /* A set of several devices, or a lone one without its own reset, needs
          * the bus or slot reset; a lone device with a function reset uses it. */
-        hot = s->n_members > 1 || !s->members[0]->can_function_reset;
-        k = reset_job_new(a->kernel, hot, &r->job);
+        r->job->hot = s->n_members > 1 || !s->members[0]->can_function_reset;
         for (size_t i = 0; k >= 0 && i < s->n_members; i++) {
                 struct device *d = s->members[i];
                 char address[PCI_ADDRESS_STRLEN];
@@ -461,13 +546,27 @@ static int reset_start_job(struct reset *r) {
                     reset_job_add_device(r->job, pci_address_format(&d->fn.address, address), fd,
                                          d->fn.vendor_id, d->fn.device_id);
         }
-        if (k >= 0 && hot)
+        if (k >= 0 && r->job->hot)
                 k = a->ownership->ops->reset_group_fds(a->ownership, s, &groups, &n_groups);
         for (size_t i = 0; k >= 0 && i < n_groups; i++) {
                 int fd = fcntl(groups[i], F_DUPFD_CLOEXEC, 3);
 
                 k = fd < 0 ? negative_errno() : reset_job_add_group(r->job, fd);
         }
+        return k;
+}
+
+/* The job with its fds (own or borrowed), on its thread. On failure the
+ * reset ends, and what was borrowed is closed. */
+static int reset_start_job(struct reset *r) {
+        struct arbiter *a = r->arbiter;
+        _cleanup_free_ char *msg = NULL;
+        int k;
+
+        k = reset_job_new(a->kernel, true, &r->job);
+        if (k >= 0)
+                k = r->borrow ? borrow_take(r->borrow, r->set, a->ownership, a->kernel, r->job, &msg) :
+                    fill_own_job(r);
         if (k >= 0)
                 k = sd_event_add_io(a->event, &r->job_source, r->job->event_fd, EPOLLIN, on_job_done, r);
         if (k >= 0)
@@ -475,14 +574,24 @@ static int reset_start_job(struct reset *r) {
         if (k < 0) {
                 r->job_source = sd_event_source_disable_unref(r->job_source);
                 r->job = reset_job_free(r->job);
+                if (r->borrow && msg)
+                        reset_end(r, RESET_BORROW_FAILED, msg);
+                else
+                        reset_endf(r, RESET_FAILED, "cannot start the reset of %s: %s", r->set_id, strerror(-k));
         }
         return k;
 }
 
-/* Every peer acknowledged (or left, or the deadline passed with Force): reset. */
+/* Everything that must be quiet is: every peer acknowledged (or left, or
+ * the deadline passed with Force) and every holder stopped. */
+static bool quiesce_complete(const struct reset *r) {
+        return r->state == DEV_SET_QUIESCING && (r->n_pending == 0 || r->peers_forced) &&
+               r->n_targets_pending == 0 && !r->waits_for_overlap;
+}
+
+/* quiesce_complete(): reset. */
 static void reset_quiesced(struct reset *r) {
         struct arbiter *a = r->arbiter;
-        int k;
 
         assert(r->state == DEV_SET_QUIESCING && r->set);
         r->deadline = sd_event_source_disable_unref(r->deadline);
@@ -494,11 +603,8 @@ static void reset_quiesced(struct reset *r) {
                         r->waits_for_overlap = true;
                         return;
                 }
-        k = reset_start_job(r);
-        if (k < 0) {
-                reset_endf(r, RESET_FAILED, "cannot start the reset of %s: %s", r->set_id, strerror(-k));
+        if (reset_start_job(r) < 0)
                 return;
-        }
         /* The kernel is at work before anyone hears of it: the signal costs no time. */
         (void) reset_enter(r, DEV_SET_RESETTING);
 }
@@ -511,14 +617,51 @@ static void reset_ack(struct reset *r, struct reset_peer *p, const char *why) {
         log_debug("Reset %" PRIu64 " of %s: %s %s (%zu of %zu)", r->id, r->set_id, p->name, why,
                   r->n_peers - r->n_pending, r->n_peers);
         changed(r, (const char *[]) { "PausedPeers", NULL });
-        if (r->state == DEV_SET_QUIESCING && r->n_pending == 0 && !r->waits_for_overlap)
+        if (quiesce_complete(r))
                 reset_quiesced(r);
+}
+
+static void on_target_stopped(void *userdata, struct quiesce_target *t, int error, const char *message) {
+        struct reset *r = userdata;
+        size_t i = target_index(r, t);
+
+        if (i == SIZE_MAX || r->targets[i] != TARGET_STOPPING || r->state != DEV_SET_QUIESCING)
+                return;         /* a report that lost its race with the end of the reset */
+        r->n_targets_pending--;
+        if (error < 0) {
+                r->targets[i] = TARGET_FAILED;
+                reset_endf(r, error == -ETIMEDOUT ? RESET_QUIESCE_TIMEOUT : RESET_QUIESCE_FAILED,
+                           "cannot quiesce the holders of %s: %s", r->set_id, message ?: strerror(-error));
+                return;
+        }
+        r->targets[i] = TARGET_STOPPED;
+        log_debug("Reset %" PRIu64 " of %s: %s stopped", r->id, r->set_id, t->name);
+        if (quiesce_complete(r))
+                reset_quiesced(r);
+}
+
+/* Up to 16 names into list (", " between), " and N more" after. */
+static void list_name(char *list, size_t size, size_t *n, const char *name) {
+        if (++*n > 16)
+                return;
+        if (*list)
+                strncat(list, ", ", size - strlen(list) - 1);
+        strncat(list, name, size - strlen(list) - 1);
+}
+
+static void list_end(char *list, size_t size, size_t n) {
+        char more[64];
+
+        if (n <= 16)
+                return;
+        snprintf(more, sizeof(more), " and %zu more", n - 16);
+        strncat(list, more, size - strlen(list) - 1);
 }
 
 static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
         struct reset *r = userdata;
-        char silent[1024] = "", who[256];
-        size_t n_silent = 0;
+        char silent[1024] = "", stopping[1024] = "", who[256];
+        size_t n_silent = 0, n_stopping = 0;
 
         assert(r->state == DEV_SET_QUIESCING);
         for (size_t i = 0; i < r->n_peers; i++) {
@@ -526,20 +669,23 @@ static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
 
                 if (p->acked)
                         continue;
-                if (n_silent++ < 16) {
-                        describe_peer(r->arbiter, p->name, who, sizeof(who));
-                        if (*silent)
-                                strncat(silent, ", ", sizeof(silent) - strlen(silent) - 1);
-                        strncat(silent, who, sizeof(silent) - strlen(silent) - 1);
-                }
+                describe_peer(r->arbiter, p->name, who, sizeof(who));
+                list_name(silent, sizeof(silent), &n_silent, who);
                 if (r->options.force)
                         send_pause(r, p->name, "force", usec);
         }
-        if (n_silent > 16) {
-                char more[64];
-
-                snprintf(more, sizeof(more), " and %zu more", n_silent - 16);
-                strncat(silent, more, sizeof(silent) - strlen(silent) - 1);
+        list_end(silent, sizeof(silent), n_silent);
+        for (size_t i = 0; r->borrow && i < r->borrow->n_targets; i++)
+                if (r->targets[i] == TARGET_STOPPING)
+                        list_name(stopping, sizeof(stopping), &n_stopping, r->borrow->targets[i]->name);
+        list_end(stopping, sizeof(stopping), n_stopping);
+        /* A holder still running cannot be borrowed from, Force or not. */
+        if (n_stopping > 0) {
+                reset_endf(r, RESET_QUIESCE_TIMEOUT, "holders of %s did not stop within %.3f s: %s%s%s", r->set_id,
+                           r->options.quiesce_timeout_usec / 1e6, stopping,
+                           n_silent && !r->options.force ? "; peers did not acknowledge the pause: " : "",
+                           n_silent && !r->options.force ? silent : "");
+                return 0;
         }
         if (!r->options.force) {
                 reset_endf(r, RESET_QUIESCE_TIMEOUT, "peers did not acknowledge the pause of %s within %.3f s: %s",
@@ -547,16 +693,56 @@ static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
                 return 0;
         }
         log_warning("Reset %" PRIu64 " of %s: forcing past silent peers %s", r->id, r->set_id, silent);
+        r->peers_forced = true;
         reset_quiesced(r);
         return 0;
 }
 
-/* idle -> quiescing: every peer of the set hears the pause. */
+/* With Borrow: who holds the set, and what stops each. */
+static int plan_borrow(struct arbiter *a, struct dev_set *s, const struct reset_options *o, struct borrow **ret,
+                       char **ret_message) {
+        const struct device_holder *h = NULL;
+        size_t n = 0;
+        int k;
+
+        *ret_message = NULL;
+        k = a->holders ? a->holders(a->holders_userdata, &h, &n) : 0;
+        if (k < 0) {
+                if (asprintf(ret_message, "cannot look up the holders of %s: %s", s->id, strerror(-k)) < 0)
+                        *ret_message = NULL;
+                return k;
+        }
+        return borrow_plan(s, a->ownership, h, n, a->adapters, a->n_adapters, o->force, ret, ret_message);
+}
+
+/* Ask every target to stop; false when the reset ended meanwhile. */
+static bool stop_targets(struct reset *r, uint64_t deadline) {
+        for (size_t i = 0; r->borrow && i < r->borrow->n_targets; i++) {
+                struct quiesce_target *t = r->borrow->targets[i];
+                int k;
+
+                r->targets[i] = TARGET_STOPPING;
+                r->n_targets_pending++;
+                k = t->adapter->stop(t, deadline, on_target_stopped, r);
+                if (k < 0) {
+                        r->targets[i] = TARGET_FAILED;
+                        r->n_targets_pending--;
+                        reset_endf(r, RESET_QUIESCE_FAILED, "cannot quiesce %s for the reset of %s: %s", t->name,
+                                   r->set_id, strerror(-k));
+                        return false;
+                }
+        }
+        return true;
+}
+
+/* idle -> quiescing: every peer of the set hears the pause, every holder is
+ * asked to stop (with Borrow). */
 static void reset_begin(struct reset *r) {
         struct arbiter *a = r->arbiter;
         struct dev_set *s = r->set;
+        _cleanup_free_ char *refused = NULL;
         uint64_t deadline;
-        int k;
+        int k = 0;
 
         active_add(a, r);
         r->id = ++a->last_reset_id;
@@ -572,6 +758,18 @@ static void reset_begin(struct reset *r) {
                 r->devices[r->n_devices++] = s->members[i]->fn.address;
         a->ops->started(a->userdata, r->set_path, r->id);
 
+        /* Who holds the set is decided before anyone hears of the reset. */
+        if (r->options.borrow) {
+                k = plan_borrow(a, s, &r->options, &r->borrow, &refused);
+                if (k >= 0 && !(r->targets = calloc(r->borrow->n_targets + 1, sizeof(*r->targets))))
+                        k = -ENOMEM;
+                if (k < 0) {
+                        r->borrow = borrow_free(r->borrow);
+                        (void) reset_enter(r, DEV_SET_QUIESCING);
+                        reset_end(r, k == -EPERM ? RESET_NOT_OWNED : RESET_FAILED, refused ?: strerror(-k));
+                        return;
+                }
+        }
         for (size_t i = 0; i < a->peers->n_peers; i++) {
                 struct peer *p = a->peers->peers[i];
 
@@ -586,15 +784,26 @@ static void reset_begin(struct reset *r) {
         }
         /* Peers hear first; property watchers after. */
         (void) reset_enter(r, DEV_SET_QUIESCING);
-        log_info("Reset %" PRIu64 " of %s: quiescing %zu peers", r->id, r->set_id, r->n_peers);
+        log_info("Reset %" PRIu64 " of %s: quiescing %zu peers%s", r->id, r->set_id, r->n_peers,
+                 r->borrow ? " and the holders" : "");
         changed(r, (const char *[]) { "PausedPeers", NULL });
-        if (r->n_pending == 0) {
+        if (!stop_targets(r, deadline))
+                return;
+        if (quiesce_complete(r)) {
                 reset_quiesced(r);
                 return;
         }
         k = sd_event_add_time(a->event, &r->deadline, CLOCK_MONOTONIC, deadline, USEC_PER_MSEC, on_deadline, r);
         if (k < 0)
                 reset_endf(r, RESET_FAILED, "cannot arm the quiesce deadline: %s", strerror(-k));
+}
+
+int arbiter_borrow_check(struct arbiter *a, struct dev_set *s, const struct reset_options *o, char **ret_message) {
+        struct borrow *b = NULL;
+        int k = plan_borrow(a, s, o, &b, ret_message);
+
+        borrow_free(b);
+        return k;
 }
 
 int arbiter_request(struct arbiter *a, struct dev_set *s, void *request, const struct reset_options *o) {
@@ -628,8 +837,10 @@ int arbiter_request(struct arbiter *a, struct dev_set *s, void *request, const s
         }
         if (reset_add_request(target, request) < 0)
                 return -ENOMEM;
-        if (o->force)           /* a joiner's Force carries over */
+        if (o->force)           /* a joiner's Force and Borrow carry over */
                 target->options.force = true;
+        if (o->borrow && target->state == DEV_SET_IDLE)
+                target->options.borrow = true;
         return 0;
 }
 
@@ -758,6 +969,9 @@ void arbiter_stop(struct arbiter *a, void (*stopped)(void *userdata), void *user
                 on_stop_timeout(NULL, 0, a);
 }
 
+static void forget_resumed(void *userdata, struct quiesce_target *t, int error, const char *message) {
+}
+
 void arbiter_done(struct arbiter *a) {
         a->stop_timer = sd_event_source_disable_unref(a->stop_timer);
         while (a->active) {
@@ -773,6 +987,12 @@ void arbiter_done(struct arbiter *a) {
                         free(r->message);
                         r->message = strdup("vfio-resetd stopped");
                 }
+                /* Nobody stays stopped: what resumes at once (SIGCONT) does, what
+                 * needs a reply (ThawUnit) is sent, and not waited for. */
+                for (size_t i = 0; r->borrow && i < r->borrow->n_targets; i++)
+                        if (r->targets[i] != TARGET_IDLE && r->targets[i] != TARGET_RESUMED)
+                                (void) r->borrow->targets[i]->adapter->resume(r->borrow->targets[i], 0,
+                                                                              forget_resumed, NULL);
                 reset_answer(r);
                 active_remove(a, r);
                 reset_free(r);

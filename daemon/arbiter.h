@@ -14,9 +14,14 @@
  *   each PauseComplete (or for the peer to leave) until the deadline; then,
  *   without Force, the reset is abandoned (quiesce-timeout), with Force the
  *   silent peers get Pause "force" and it goes on.
- * resetting: a worker thread runs D0, the kernel reset and the read-back.
- * resuming: every peer got Resume; the reset ends (its requests are answered)
- *   once everything that was quiesced runs again.
+ *   With Borrow, the outside holders are stopped meanwhile, each through its
+ *   quiesce adapter (quiesce.h); one that cannot be stopped in time ends the
+ *   reset whatever Force says.
+ * resetting: a worker thread runs D0, the kernel reset and the read-back
+ *   (with Borrow, on group fds borrowed just before; closed when it ends).
+ * resuming: every peer got Resume, and the holders are let run again one
+ *   after the other in reverse order; the reset ends (its requests are
+ *   answered) once everything that was quiesced runs again.
  *
  * A request while quiescing joins the reset under way; while resetting or
  * resuming it queues one follow-up reset (a request is always answered by a
@@ -26,10 +31,12 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "borrow.h"
 #include "devset.h"
 #include "kernel.h"
 #include "ownership.h"
 #include "peer.h"
+#include "quiesce.h"
 
 enum dev_set_state {
         DEV_SET_IDLE,
@@ -45,12 +52,16 @@ enum reset_result {
         RESET_FAILED,
         RESET_DEVICE_GONE,
         RESET_STOPPING,         /* the daemon stops */
+        RESET_NOT_OWNED,        /* Borrow: a holder no adapter may stop */
+        RESET_QUIESCE_FAILED,   /* Borrow: an adapter could not stop a holder */
+        RESET_BORROW_FAILED,    /* Borrow: a holder's group could not be borrowed or a free one opened */
         _RESET_RESULT_MAX,
 };
 
 struct reset_options {
         uint64_t quiesce_timeout_usec;
         bool force;
+        bool borrow;            /* also stop outside holders and borrow their groups (borrow.h) */
 };
 
 struct reset_outcome {
@@ -84,6 +95,12 @@ struct arbiter {
         struct peer_registry *peers;
         const struct arbiter_ops *ops;
         void *userdata;
+        /* Borrow: the outside holders of vfio devices now, and the adapters
+         * that may stop them, in order of preference. */
+        int (*holders)(void *userdata, const struct device_holder **ret, size_t *n_ret);
+        void *holders_userdata;
+        struct quiesce_adapter **adapters;
+        size_t n_adapters;
 
         uint64_t last_reset_id;
         struct reset *active;           /* every reset begun and not ended, those whose set vanished too */
@@ -103,9 +120,13 @@ bool dev_set_transition_allowed(enum dev_set_state from, enum dev_set_state to);
 /* The events that enter the machine. */
 
 /* Start, join or queue a reset of the set; the request is answered through
- * ops->reply when that reset ends. The set must be managed. -ESHUTDOWN once
- * stopping. */
+ * ops->reply when that reset ends. The set must be managed, or the options
+ * say Borrow. -ESHUTDOWN once stopping. */
 int arbiter_request(struct arbiter *a, struct dev_set *s, void *request, const struct reset_options *o);
+/* Could a reset with these options (Borrow) begin now? -EPERM with
+ * *ret_message naming the holders no adapter may stop and what would allow
+ * it; 0 when it could. Nothing is stopped. */
+int arbiter_borrow_check(struct arbiter *a, struct dev_set *s, const struct reset_options *o, char **ret_message);
 /* -EACCES: the sender was not sent a pause with this id. */
 int arbiter_pause_complete(struct arbiter *a, const char *sender, uint64_t reset_id);
 /* A peer took or watched a device of the set: mid-reset it counts as paused and hears the Resume. */

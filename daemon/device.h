@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "config-file.h"
+#include "holders.h"
 #include "topology.h"
 
 struct manager;         /* only the bus faces follow these back pointers */
@@ -23,6 +24,12 @@ struct device {
         int acquire_error;              /* last failure to take it, logged once */
         sd_event_source *request_source;        /* the kernel asks for the device back */
         bool kernel_wants_it;           /* it asked: never take it again while it stays bound */
+};
+
+/* A process other than the daemon that holds the device's group or cdev open. */
+struct device_holder {
+        struct device *device;
+        struct holder process;  /* .target is unused */
 };
 
 /* Opted in: tagged "vfio-resetd" by udev, or listed in the config. */

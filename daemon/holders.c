@@ -177,6 +177,33 @@ int holders_scan(const struct holder_target *targets, size_t n_targets, pid_t ex
         return 0;
 }
 
+int holder_fd_of(pid_t pid, dev_t rdev) {
+        _cleanup_(closedirp) DIR *fds = NULL;
+        struct dirent *fe;
+        char dir[64];
+        int best = -ENOENT;
+
+        snprintf(dir, sizeof(dir), "/proc/%d/fd", (int) pid);
+        fds = opendir(dir);
+        if (!fds)
+                return negative_errno();
+        while ((fe = readdir(fds))) {
+                char path[sizeof(dir) + 256];
+                struct statx sx;
+                int fd = atoi(fe->d_name);
+
+                if (fe->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, fe->d_name);
+                if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_TYPE, &sx) < 0 || !S_ISCHR(sx.stx_mode) ||
+                    makedev(sx.stx_rdev_major, sx.stx_rdev_minor) != rdev)
+                        continue;
+                if (best < 0 || fd < best)
+                        best = fd;
+        }
+        return best;
+}
+
 const char *holder_describe(const struct holder *h, char buf[static HOLDER_NAME_MAX]) {
         return holder_name(buf, HOLDER_NAME_MAX, (uint32_t) h->pid, h->comm,
                            h->uid == (uid_t) -1 ? HOLDER_UID_UNKNOWN : (uint32_t) h->uid, h->unit);

@@ -41,6 +41,10 @@ int holder_target_from_path(const char *path, struct holder_target *ret);
 int holders_scan(const struct holder_target *targets, size_t n_targets, pid_t exclude,
                  struct holder **ret, size_t *n_ret, struct holder **ret_uninspected, size_t *n_uninspected);
 
+/* The lowest fd number by which pid holds the char device rdev open;
+ * -ENOENT when it holds none, -errno when its fds cannot be read. */
+int holder_fd_of(pid_t pid, dev_t rdev);
+
 /* "pid P (comm, uid U, unit X)" into buf, which it returns. */
 const char *holder_describe(const struct holder *h, char buf[static HOLDER_NAME_MAX]);
 

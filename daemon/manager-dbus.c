@@ -97,6 +97,7 @@ static void on_dev_set_changed(void *userdata, struct dev_set *s, const char *co
 }
 
 int manager_bus_start(struct manager *m) {
+        struct quiesce_adapter *systemd;
         int r;
 
         r = sd_bus_open_system(&m->bus);
@@ -128,6 +129,12 @@ int manager_bus_start(struct manager *m) {
         m->events_userdata = m;
         m->arbiter.ops = &arbiter_bus_ops;
         m->arbiter.userdata = m;
+
+        /* A holder's unit is frozen rather than its process stopped, where systemd can. */
+        r = quiesce_systemd_new(m->bus, m->event, &systemd);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the systemd quiesce adapter: %m");
+        manager_add_adapter(m, systemd, true);
         return 0;
 }
 

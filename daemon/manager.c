@@ -35,6 +35,20 @@ static void on_device_request(void *userdata, struct device *d) {
                 manager_emit_dev_set_changed(m, d->dev_set, (const char *[]) { "Managed", "Peers", NULL });
 }
 
+static int get_holders(void *userdata, const struct device_holder **ret, size_t *n_ret) {
+        return manager_get_holders(userdata, ret, n_ret);
+}
+
+void manager_add_adapter(struct manager *m, struct quiesce_adapter *a, bool preferred) {
+        assert(m->n_adapters < ELEMENTSOF(m->adapters));
+        if (preferred) {
+                memmove(m->adapters + 1, m->adapters, sizeof(*m->adapters) * m->n_adapters);
+                m->adapters[0] = a;
+        } else
+                m->adapters[m->n_adapters] = a;
+        m->arbiter.n_adapters = ++m->n_adapters;
+}
+
 int manager_new(const struct kernel_ops *kernel, struct manager **ret) {
         struct manager *m = calloc(1, sizeof(*m));
         int r;
@@ -61,8 +75,14 @@ int manager_new(const struct kernel_ops *kernel, struct manager **ret) {
                 .ownership = &m->ownership,
                 .peers = &m->peers,
                 .stop_timeout_usec = 10 * USEC_PER_SEC,
+                .holders = get_holders,
+                .holders_userdata = m,
+                .adapters = m->adapters,
         };
-        m->udev = udev_new();
+        r = quiesce_process_new(m->event, &m->adapters[0]);
+        if (r >= 0)
+                manager_add_adapter(m, m->adapters[0], false);
+        m->udev = r >= 0 ? udev_new() : NULL;
         if (!m->udev) {
                 manager_free(m);
                 return -ENOMEM;
@@ -75,6 +95,8 @@ struct manager *manager_free(struct manager *m) {
         if (!m)
                 return NULL;
         arbiter_done(&m->arbiter);
+        for (size_t i = 0; i < m->n_adapters; i++)
+                quiesce_adapter_free(m->adapters[i]);
         peer_registry_done(&m->peers);
         for (size_t i = 0; i < m->n_devices; i++)
                 m->ownership.ops->release(&m->ownership, m->devices[i]);

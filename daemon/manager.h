@@ -18,6 +18,7 @@
 #include "ownership.h"
 #include "peer.h"
 #include "polkit.h"
+#include "quiesce.h"
 #include "topology.h"
 
 struct udev;
@@ -27,11 +28,6 @@ enum uevent_source {
         UEVENT_SOURCE_AUTO,     /* udev when systemd-udevd runs, else the kernel's */
         UEVENT_SOURCE_UDEV,
         UEVENT_SOURCE_KERNEL,
-};
-
-struct device_holder {
-        struct device *device;
-        struct holder process;  /* .target is unused */
 };
 
 /* What the bus must announce. userdata is manager.events_userdata. */
@@ -66,6 +62,8 @@ struct manager {
         struct ownership ownership;
         struct peer_registry peers;
         struct arbiter arbiter;
+        struct quiesce_adapter *adapters[4];    /* the arbiter's, in order of preference */
+        size_t n_adapters;
         struct polkit_registry *polkit;
 
         char *config_path;
@@ -89,6 +87,10 @@ struct manager {
 
 int manager_new(const struct kernel_ops *kernel, struct manager **ret);
 struct manager *manager_free(struct manager *m);
+
+/* One more quiesce adapter for borrowed resets: before the others when
+ * preferred (a unit is frozen rather than its process stopped). Owned by m. */
+void manager_add_adapter(struct manager *m, struct quiesce_adapter *a, bool preferred);
 
 /* Read the config, follow uevents, scan; the bus face is registered before. */
 int manager_start(struct manager *m);

@@ -10,7 +10,7 @@
 
 static void legacy_release_group(struct ownership *o, struct owned_group *g);
 
-static struct owned_group *find_group(const struct ownership *o, int group) {
+struct owned_group *ownership_find_group(const struct ownership *o, int group) {
         for (size_t i = 0; i < o->n_groups; i++)
                 if (o->groups[i]->group == group)
                         return o->groups[i];
@@ -60,7 +60,7 @@ static void watch_requests(struct ownership *o, struct device *d) {
 }
 
 static int legacy_acquire(struct ownership *o, struct device *d) {
-        struct owned_group *g = find_group(o, d->fn.iommu_group);
+        struct owned_group *g = ownership_find_group(o, d->fn.iommu_group);
         char address[PCI_ADDRESS_STRLEN];
         bool can_reset = false;
         int fd, r;
@@ -121,13 +121,13 @@ static void legacy_release(struct ownership *o, struct device *d) {
                 return;
         close(d->device_fd);
         d->device_fd = -EBADF;
-        g = find_group(o, d->fn.iommu_group);
+        g = ownership_find_group(o, d->fn.iommu_group);
         if (g && --g->n_devices == 0)
                 legacy_release_group(o, g);
 }
 
 static int legacy_iommu_fd(const struct ownership *o, const struct device *d) {
-        struct owned_group *g = find_group(o, d->fn.iommu_group);
+        struct owned_group *g = ownership_find_group(o, d->fn.iommu_group);
 
         return g ? g->container_fd : -ENOENT;
 }
@@ -139,7 +139,7 @@ static int legacy_reset_group_fds(const struct ownership *o, const struct dev_se
         if (!fds)
                 return -ENOMEM;
         for (size_t i = 0; i < s->n_members; i++) {
-                struct owned_group *g = find_group(o, s->members[i]->fn.iommu_group);
+                struct owned_group *g = ownership_find_group(o, s->members[i]->fn.iommu_group);
                 bool dup = false;
 
                 if (!g || s->members[i]->device_fd < 0)

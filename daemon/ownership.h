@@ -53,6 +53,9 @@ struct ownership {
 
 extern const struct ownership_ops ownership_legacy_ops;
 
+/* The group the daemon holds open, or NULL. */
+struct owned_group *ownership_find_group(const struct ownership *o, int group);
+
 /* Bring every device's ownership in line with whether it is managed; logs what fails. */
 void ownership_sync(struct ownership *o, struct device *const *devices, size_t n_devices,
                     const struct vrd_config *config);

@@ -77,7 +77,8 @@ struct sd_event;
 
 /* FreezeUnit/ThawUnit through org.freedesktop.systemd1 on bus. Applies to a
  * holder in a service or scope unit other than the daemon's own, a login
- * session's, init.scope and user@.service, while systemd owns its name. */
+ * session's, init.scope, user@.service and the bus's (dbus.service,
+ * dbus-broker.service), while systemd owns its name. */
 int quiesce_systemd_new(struct sd_bus *bus, struct sd_event *event, struct quiesce_adapter **ret);
 /* SIGSTOP/SIGCONT through the pidfd; stopped once every thread says so in
  * /proc/PID/task/TID/stat. Applies with Force only. */

@@ -52,6 +52,18 @@ int reset_job_add_group(struct reset_job *j, int fd) {
         return 0;
 }
 
+int reset_job_keep(struct reset_job *j, int fd) {
+        int *n = realloc(j->kept_fds, sizeof(*n) * (j->n_kept_fds + 1));
+
+        if (!n) {
+                close(fd);
+                return -ENOMEM;
+        }
+        j->kept_fds = n;
+        n[j->n_kept_fds++] = fd;
+        return 0;
+}
+
 static void *run(void *userdata) {
         struct reset_job *j = userdata;
         const struct kernel_ops *k = j->kernel;
@@ -113,8 +125,12 @@ struct reset_job *reset_job_free(struct reset_job *j) {
                 close(j->devices[i].fd);
         for (size_t i = 0; i < j->n_group_fds; i++)
                 close(j->group_fds[i]);
+        /* Containers last: the device fds above were taken through them. */
+        for (size_t i = 0; i < j->n_kept_fds; i++)
+                close(j->kept_fds[i]);
         free(j->devices);
         free(j->group_fds);
+        free(j->kept_fds);
         close(j->event_fd);
         free(j);
         return NULL;

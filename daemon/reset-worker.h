@@ -26,6 +26,8 @@ struct reset_job {
         size_t n_devices;
         int *group_fds;
         size_t n_group_fds;
+        int *kept_fds;                  /* held open for the job's length only (containers) */
+        size_t n_kept_fds;
 
         /* results */
         int error;                      /* negative errno of the failed step, 0 */
@@ -39,10 +41,11 @@ struct reset_job {
         bool started;
 };
 
-/* Takes ownership of the fds in devices[] and group_fds[]. */
+/* Takes ownership of every fd added; hot may be changed until the job starts. */
 int reset_job_new(const struct kernel_ops *kernel, bool hot, struct reset_job **ret);
 int reset_job_add_device(struct reset_job *j, const char *address, int fd, uint16_t vendor_id, uint16_t device_id);
 int reset_job_add_group(struct reset_job *j, int fd);
+int reset_job_keep(struct reset_job *j, int fd);
 int reset_job_start(struct reset_job *j);
 /* Joins the thread (it must be done: wait for event_fd) and closes every fd. */
 struct reset_job *reset_job_free(struct reset_job *j);

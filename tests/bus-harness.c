@@ -407,3 +407,50 @@ void crowd_leave(struct crowd *c) {
         free(c->queued);
         *c = (struct crowd) {};
 }
+
+/* tests/fake-systemd.py (python3-dbusmock) as org.freedesktop.systemd1 on the
+ * private bus, run as child c; parameters: its JSON. */
+void harness_start_systemd(struct harness *h, struct harness_child *c, const char *parameters) {
+        char template[512];
+        const char *python = getenv("PYTHON3") ?: "/usr/bin/python3";
+
+        snprintf(template, sizeof(template), "%s/fake-systemd.py", getenv("TESTS_DIR") ?: "tests");
+        harness_spawn(c, (const char *const[]) { python, "-m", "dbusmock", "--system", "--template", template,
+                                                  "-p", parameters, NULL });
+        for (uint64_t end = now_ms() + 30000; now_ms() < end; usleep(20000)) {
+                if (harness_name_has_owner(h, SYSTEMD_NAME))
+                        return;
+                if (harness_child_wait(c, 0) >= 0) {
+                        (void) harness_expect(c, "\x01", 1000);      /* no such line: all go to skipped */
+                        ck_abort_msg("the fake systemd exited (is python3-dbusmock installed?): %s", c->skipped);
+                }
+        }
+        ck_abort_msg("the fake systemd did not take " SYSTEMD_NAME);
+}
+
+const char *harness_systemd_calls(struct harness *h) {
+        static char buf[4096];
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *method, *arg;
+        uint64_t stamp;
+
+        buf[0] = '\0';
+        ck_assert_msg(sd_bus_call_method(h->bus, SYSTEMD_NAME, SYSTEMD_PATH, POLKIT_MOCK_IFACE, "GetCalls", &e, &reply,
+                                         NULL) >= 0, "GetCalls: %s", e.message);
+        ck_assert_int_ge(sd_bus_message_enter_container(reply, 'a', "(tsav)"), 0);
+        while (sd_bus_message_enter_container(reply, 'r', "tsav") > 0) {
+                ck_assert_int_ge(sd_bus_message_read(reply, "ts", &stamp, &method), 0);
+                snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", buf[0] ? ", " : "", method);
+                ck_assert_int_ge(sd_bus_message_enter_container(reply, 'a', "v"), 0);
+                while (sd_bus_message_enter_container(reply, 'v', "s") > 0) {
+                        ck_assert_int_ge(sd_bus_message_read(reply, "s", &arg), 0);
+                        snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), " %s", arg);
+                        ck_assert_int_ge(sd_bus_message_exit_container(reply), 0);
+                }
+                ck_assert_int_ge(sd_bus_message_exit_container(reply), 0);
+                ck_assert_int_ge(sd_bus_message_exit_container(reply), 0);
+        }
+        sd_bus_message_unref(reply);
+        return buf;
+}

@@ -21,6 +21,8 @@ struct harness {
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
 #define POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"
 #define POLKIT_MOCK_IFACE "org.freedesktop.DBus.Mock"
+#define SYSTEMD_NAME "org.freedesktop.systemd1"
+#define SYSTEMD_PATH "/org/freedesktop/systemd1"
 
 bool harness_name_has_owner(struct harness *h, const char *name);
 /* python3-dbusmock's polkitd template on the private bus: it denies until told
@@ -91,3 +93,9 @@ void crowd_pump(struct crowd *c, sd_bus *also);
 size_t crowd_resumed(const struct crowd *c, uint64_t at_least);
 size_t crowd_paused(const struct crowd *c);
 void crowd_leave(struct crowd *c);
+
+/* tests/fake-systemd.py (python3-dbusmock) as org.freedesktop.systemd1 on the
+ * private bus, run as child c; parameters: its JSON ({"hang": ..., "fail": ...}). */
+void harness_start_systemd(struct harness *h, struct harness_child *c, const char *parameters);
+/* The calls it has seen, in order: "FreezeUnit a.scope, ThawUnit a.scope" (a static buffer). */
+const char *harness_systemd_calls(struct harness *h);

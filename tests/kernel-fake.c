@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -9,6 +10,7 @@
 #include <stdarg.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kernel-fake.h"
@@ -84,15 +86,78 @@ static int fake_group_open(void *data, int group, int *ret_group_fd, int *ret_co
         char key[16];
         bool busy;
 
+        reload();
         snprintf(key, sizeof(key), "+%d+", group);
         pthread_mutex_lock(&fake.lock);
         busy = strstr(fake.busy, key) != NULL;
         pthread_mutex_unlock(&fake.lock);
         if (busy)
                 return -EBUSY;
-        *ret_group_fd = eventfd(0, EFD_CLOEXEC);
+        /* A memfd named after the group: any dup of it says which group it is. */
+        {
+                char name[32];
+
+                snprintf(name, sizeof(name), "vfio-fake-group-%d", group);
+                *ret_group_fd = memfd_create(name, MFD_CLOEXEC);
+        }
         *ret_container_fd = eventfd(0, EFD_CLOEXEC);
+        return *ret_group_fd < 0 ? -errno : 0;
+}
+
+static int fd_target(int fd, char *buf, size_t size) {
+        char path[64];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, buf, size - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
         return 0;
+}
+
+/* Which group a group fd is: one the double opened, or a /dev/vfio/N node
+ * that a holder in the tests opened and the daemon borrowed: as the kernel,
+ * by the char device it is (umockdev's nodes are ptys with the node's
+ * device number). */
+static int group_of(int fd) {
+        char target[512], *p;
+        struct stat st, node;
+        struct dirent *de;
+        DIR *d;
+
+        if (fd_target(fd, target, sizeof(target)) < 0)
+                return -EBADF;
+        if ((p = strstr(target, "vfio-fake-group-")))
+                return atoi(p + 16);
+        if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode))
+                return -EBADF;
+        /* Only the nodes there are: umockdev leaks two fds for every open of one that is not. */
+        d = opendir("/dev/vfio");
+        while (d && (de = readdir(d))) {
+                char path[300];
+                int nfd;
+                bool same;
+
+                if (de->d_name[0] < '0' || de->d_name[0] > '9')
+                        continue;
+                /* fstat of an O_PATH fd, as the daemon looks: umockdev's stat() tells its record's numbers */
+                snprintf(path, sizeof(path), "/dev/vfio/%s", de->d_name);
+                nfd = open(path, O_PATH | O_CLOEXEC);
+                if (nfd < 0)
+                        continue;
+                same = fstat(nfd, &node) >= 0 && S_ISCHR(node.st_mode) && node.st_rdev == st.st_rdev;
+                close(nfd);
+                if (same) {
+                        int g = atoi(de->d_name);
+
+                        closedir(d);
+                        return g;
+                }
+        }
+        if (d)
+                closedir(d);
+        return -EBADF;
 }
 
 static int sysfs_read(const struct pci_address *a, const char *attr, char *buf, size_t size) {
@@ -112,8 +177,19 @@ static int sysfs_read(const struct pci_address *a, const char *attr, char *buf, 
 
 static int fake_device_open(void *data, int group_fd, const struct pci_address *a, int *ret_device_fd,
                             bool *ret_can_reset) {
-        char methods[128] = "", name[64], address[PCI_ADDRESS_STRLEN];
+        char methods[128] = "", name[64], address[PCI_ADDRESS_STRLEN], link[256], path[128], *slash;
+        ssize_t n;
         int fd;
+
+        /* As the kernel: a group gives out only its own devices. */
+        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", pci_address_format(a, address));
+        n = readlink(path, link, sizeof(link) - 1);
+        if (n < 0)
+                return -errno;
+        link[n] = '\0';
+        slash = strrchr(link, '/');
+        if (!slash || group_of(group_fd) != atoi(slash + 1))
+                return -EINVAL;
 
         /* A memfd named after the device: any dup of it says which device it is. */
         snprintf(name, sizeof(name), "vfio-fake-%s", pci_address_format(a, address));
@@ -180,8 +256,8 @@ static int fake_low_power_exit(void *data, int device_fd) {
 
 /* Either reset: find the device, take the configured time and outcome, log it
  * with when it began and ended (CLOCK_MONOTONIC). */
-static int fake_reset(int device_fd, size_t n_group_fds, bool hot) {
-        char a[PCI_ADDRESS_STRLEN];
+static int fake_reset(int device_fd, const int *group_fds, size_t n_group_fds, bool hot) {
+        char a[PCI_ADDRESS_STRLEN], ids[128] = "";
         uint64_t start, end;
         int r;
 
@@ -191,12 +267,19 @@ static int fake_reset(int device_fd, size_t n_group_fds, bool hot) {
                 return r;
         if (hot && n_group_fds == 0)
                 return -EINVAL;         /* as the kernel: a hot reset needs the groups */
+        for (size_t i = 0; i < n_group_fds; i++) {
+                int g = group_of(group_fds[i]);
+
+                if (g < 0)
+                        return -EINVAL; /* as the kernel: a non-group fd */
+                snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids), "%s%d", i ? "+" : "", g);
+        }
         start = monotonic_usec();
         r = reset_outcome();
         end = monotonic_usec();
         if (hot)
-                log_line("hot-reset %s groups=%zu result=%d start_usec=%" PRIu64 " end_usec=%" PRIu64, a,
-                         n_group_fds, r, start, end);
+                log_line("hot-reset %s groups=%zu group_ids=%s result=%d start_usec=%" PRIu64 " end_usec=%" PRIu64,
+                         a, n_group_fds, ids, r, start, end);
         else
                 log_line("function-reset %s result=%d start_usec=%" PRIu64 " end_usec=%" PRIu64, a, r, start,
                          end);
@@ -204,11 +287,11 @@ static int fake_reset(int device_fd, size_t n_group_fds, bool hot) {
 }
 
 static int fake_hot_reset(void *data, int device_fd, const int *group_fds, size_t n_group_fds) {
-        return fake_reset(device_fd, n_group_fds, true);
+        return fake_reset(device_fd, group_fds, n_group_fds, true);
 }
 
 static int fake_function_reset(void *data, int device_fd) {
-        return fake_reset(device_fd, 0, false);
+        return fake_reset(device_fd, NULL, 0, false);
 }
 
 static int fake_read_ids(void *data, int device_fd, uint16_t *ret_vendor, uint16_t *ret_device) {

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* A kernel test double for the daemon: groups, containers and devices are
- * eventfds; resets take a while and succeed, or fail with an errno, stall, or
+/* A kernel test double for the daemon: groups and devices are memfds named
+ * after them (a /dev/vfio/N a holder opened counts as group N too),
+ * containers eventfds; resets take a while and succeed, or fail with an errno, stall, or
  * lose a device (it reads all-ones afterwards). IDs and reset capability come
  * from (the fake) sysfs, as the kernel's do. Every reset is logged as one line
- * "hot-reset ADDR groups=N result=R start_usec=T0 end_usec=T1" or
+ * "hot-reset ADDR groups=N group_ids=G+G result=R start_usec=T0 end_usec=T1" or
  * "function-reset ADDR result=R start_usec=T0 end_usec=T1" to the log file,
  * T0 and T1 being CLOCK_MONOTONIC microseconds when the reset call began and
  * returned.
@@ -13,7 +14,7 @@
  * Configured by a spec "key=value,key=value": delay_ms=20, fail=EIO,
  * stall_ms=3000, lose=0000:04:00.1, busy=10+11 (groups that answer EBUSY),
  * log=/path. The spec comes from $VRD_FAKE_KERNEL, and is read again from the
- * file $VRD_FAKE_KERNEL_FILE (if set) before every reset. */
+ * file $VRD_FAKE_KERNEL_FILE (if set) before every reset and group open. */
 
 #include "kernel.h"
 

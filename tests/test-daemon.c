@@ -387,7 +387,7 @@ START_TEST(test_holder_details) {
                         "\"unit\":\"\""));
         assert_reset_error("04:00.0", VRD_ERROR_NOT_OWNED,
                            cmdf("Cannot reset bus_0000_04: 0000:04:00.0 is held by pid %s (sleep, uid 65534); a "
-                                "reset needs every group of the set: stop it, or (once supported) reset with Borrow",
+                                "reset needs every group of the set: stop it, or reset with Borrow",
                                 pid));
         kill(holder, SIGKILL);
         waitpid(holder, NULL, 0);

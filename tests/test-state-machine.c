@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "kernel-fake.h"
@@ -61,14 +63,18 @@ static struct {
 
 static void record(const char *fmt, ...) _printf_(1, 2);
 static void record(const char *fmt, ...) {
+        long countdown = fail_countdown;      /* the recorder's own allocations never fail */
+        bool all = fail_all;
         char *line;
         va_list ap;
 
+        fail_countdown = 0, fail_all = false;
         va_start(ap, fmt);
-        ck_assert_int_ge(vasprintf(&line, fmt, ap), 0);
+        if (vasprintf(&line, fmt, ap) < 0 || strv_extend(&rec.lines, line) < 0)
+                abort();        /* not ck_assert: Check allocates, and this may run while allocations fail */
         va_end(ap);
-        ck_assert_int_ge(strv_extend(&rec.lines, line), 0);
         free(line);
+        fail_countdown = countdown, fail_all = all;
 }
 
 static void on_pause(void *userdata, const char *peer, const char *set_path, uint64_t reset_id, const char *type,
@@ -183,7 +189,7 @@ static void teardown(void) {
         fail_all = false, fail_countdown = 0;
         char path[160];
 
-        manager_free(m);
+        m = manager_free(m);
         forget();
         g_object_unref(tb);
         snprintf(path, sizeof(path), "%s/kernel.log", dir);
@@ -313,7 +319,7 @@ START_TEST(test_idle) {
         arbiter_stop(&m->arbiter, on_stopped, NULL);
         ck_assert_uint_eq(rec.stopped, 1);
         ck_assert_int_eq(arbiter_request(&m->arbiter, set04(), (void *) "late",
-                                         &(struct reset_options) { 1000, false }), -ESHUTDOWN);
+                                         &(struct reset_options) { .quiesce_timeout_usec = 1000 }), -ESHUTDOWN);
         ck_assert_uint_eq(m->arbiter.bugs, 0);
 }
 END_TEST
@@ -724,9 +730,359 @@ START_TEST(test_refresh_completes_or_changes_nothing) {
 }
 END_TEST
 
+/* --- borrowing: holders stopped by a scripted adapter ---------------------------------- */
+
+/* An adapter whose stops the test answers by hand (script_report), and whose
+ * resumes answer 0 on the next loop turn unless resume_error says otherwise. */
+struct script_target {
+        struct quiesce_target t;
+        pid_t pid;
+        quiesce_done_t done;
+        void *userdata;
+        sd_event_source *report;
+        int error;
+};
+
+static struct {
+        bool applies;
+        int stop_error;                 /* stop() fails at once with it */
+        int resume_error;
+        struct script_target *targets[8];
+        size_t n_targets;
+} script;
+
+static bool script_applies(const struct quiesce_adapter *a, const struct quiesce_holder *h, bool force,
+                           const char **ret_hint) {
+        *ret_hint = script.applies ? NULL : "the script's blessing";
+        return script.applies;
+}
+
+static bool script_covers(const struct quiesce_target *t, const struct quiesce_holder *h) {
+        return ((const struct script_target *) t)->pid == h->holder->pid;
+}
+
+static int script_target_new(const struct quiesce_adapter *a, const struct quiesce_holder *h,
+                             struct quiesce_target **ret) {
+        struct script_target *t = calloc(1, sizeof(*t));
+
+        if (!t)
+                return -ENOMEM;
+        t->t.adapter = a;
+        t->pid = h->holder->pid;
+        snprintf(t->t.name, sizeof(t->t.name), "pid %d", (int) t->pid);
+        /* no ck_assert here: Check allocates in it, and this may run while allocations fail */
+        if (script.n_targets >= ELEMENTSOF(script.targets))
+                abort();
+        script.targets[script.n_targets++] = t;
+        *ret = &t->t;
+        return 0;
+}
+
+static int on_script_report(sd_event_source *s, void *userdata) {
+        struct script_target *t = userdata;
+
+        t->report = sd_event_source_disable_unref(t->report);
+        t->done(t->userdata, &t->t, t->error, t->error ? "the script says no" : NULL);
+        return 0;
+}
+
+static int script_stop(struct quiesce_target *qt, uint64_t deadline, quiesce_done_t done, void *userdata) {
+        struct script_target *t = (struct script_target *) qt;
+
+        record("stop %s", qt->name);
+        if (script.stop_error)
+                return script.stop_error;
+        t->done = done, t->userdata = userdata;
+        return 0;       /* the test answers: script_report() */
+}
+
+static int script_resume(struct quiesce_target *qt, uint64_t deadline, quiesce_done_t done, void *userdata) {
+        struct script_target *t = (struct script_target *) qt;
+
+        record("resume-holder %s", qt->name);
+        qt->stopped = false;
+        t->report = sd_event_source_disable_unref(t->report);
+        t->done = done, t->userdata = userdata, t->error = script.resume_error;
+        return done ? sd_event_add_defer(m->event, &t->report, on_script_report, t) : 0;
+}
+
+static void script_target_free(struct quiesce_target *qt) {
+        struct script_target *t = (struct script_target *) qt;
+
+        for (size_t i = 0; i < script.n_targets; i++)
+                if (script.targets[i] == t)
+                        script.targets[i] = NULL;
+        sd_event_source_disable_unref(t->report);
+        free(t);
+}
+
+static void script_free(struct quiesce_adapter *a) {
+}
+
+static struct quiesce_adapter script_adapter = {
+        .name = "script",
+        .applies = script_applies,
+        .covers = script_covers,
+        .target_new = script_target_new,
+        .stop = script_stop,
+        .resume = script_resume,
+        .target_free = script_target_free,
+        .free = script_free,
+};
+static struct quiesce_adapter *script_adapters[] = { &script_adapter };
+
+/* The target that stops pid, of the reset under way. */
+static struct script_target *script_target(pid_t pid) {
+        for (size_t i = script.n_targets; i > 0; i--)
+                if (script.targets[i - 1] && script.targets[i - 1]->pid == pid)
+                        return script.targets[i - 1];
+        ck_abort_msg("no target for pid %d", (int) pid);
+        return NULL;
+}
+
+static void script_report(pid_t pid, int error) {
+        struct script_target *t = script_target(pid);
+
+        t->error = error;
+        if (!error)
+                t->t.stopped = true;
+        ck_assert_int_ge(sd_event_add_defer(m->event, &t->report, on_script_report, t), 0);
+}
+
+#define SET03 "slot_0000_03_3"
+
+static pid_t holders[2];
+
+/* Two processes that hold groups 8 and 9 of set 03 (unmanaged here); the
+ * arbiter stops them through the script. */
+static void setup_borrow(void) {
+        setup();
+        script = (typeof(script)) { .applies = true };
+        m->arbiter.adapters = script_adapters;
+        m->arbiter.n_adapters = 1;
+        for (int i = 0; i < 2; i++) {
+                char cmd[64];
+
+                holders[i] = fork();
+                ck_assert_int_ge(holders[i], 0);
+                if (holders[i] == 0) {
+                        snprintf(cmd, sizeof(cmd), "exec sleep 60 3</dev/vfio/%d", 8 + i);
+                        execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);
+                        _exit(127);
+                }
+        }
+        for (int k = 0; k < 200; k++) {
+                const struct device_holder *h;
+                size_t n = 0, found = 0;
+
+                m->holders_stamp = 0;   /* a fresh scan */
+                ck_assert_int_ge(manager_get_holders(m, &h, &n), 0);
+                for (size_t i = 0; i < n; i++)
+                        found += h[i].process.pid == holders[0] || h[i].process.pid == holders[1];
+                if (found == 2 && strcmp(h[0].process.comm, "sleep") == 0)
+                        return;
+                usleep(10000);
+        }
+        ck_abort_msg("the holders did not start");
+}
+
+static void teardown_borrow(void) {
+        teardown();
+        for (int i = 0; i < 2; i++) {
+                kill(holders[i], SIGKILL);
+                waitpid(holders[i], NULL, 0);
+        }
+}
+
+static struct dev_set *set03(void) {
+        return manager_find_dev_set(m, SET03);
+}
+
+static int try_request_borrow(const char *name, uint64_t timeout_ms) {
+        struct reset_options o = { .quiesce_timeout_usec = timeout_ms * 1000, .borrow = true };
+
+        m->holders_stamp = 0;
+        return arbiter_request(&m->arbiter, set03(), (void *) name, &o);
+}
+
+static void request_borrow(const char *name, uint64_t timeout_ms) {
+        ck_assert_int_eq(try_request_borrow(name, timeout_ms), 0);
+}
+
+static void assert_order(const char *first, const char *then) {
+        ssize_t a = -1, b = -1;
+
+        for (size_t i = 0; rec.lines && rec.lines[i]; i++) {
+                if (a < 0 && strncmp(rec.lines[i], first, strlen(first)) == 0)
+                        a = (ssize_t) i;
+                if (b < 0 && strncmp(rec.lines[i], then, strlen(then)) == 0)
+                        b = (ssize_t) i;
+        }
+        ck_assert_msg(a >= 0 && b > a, "'%s' (line %zd) not before '%s' (line %zd)", first, a, then, b);
+}
+
+START_TEST(test_borrow_stops_then_resumes_in_reverse) {
+        char s0[32], s1[32], r0[48], r1[48];
+
+        snprintf(s0, sizeof(s0), "stop pid %d", (int) holders[0]);
+        snprintf(s1, sizeof(s1), "stop pid %d", (int) holders[1]);
+        snprintf(r0, sizeof(r0), "resume-holder pid %d", (int) holders[0]);
+        snprintf(r1, sizeof(r1), "resume-holder pid %d", (int) holders[1]);
+        request_borrow("r1", 5000);
+        ck_assert_int_eq(arbiter_state(set03()), DEV_SET_QUIESCING);
+        assert_said(s0);
+        assert_said(s1);
+        run_for(50);
+        ck_assert_int_eq(arbiter_state(set03()), DEV_SET_QUIESCING);   /* until both stopped */
+        script_report(holders[1], 0);
+        run_for(50);
+        ck_assert_int_eq(arbiter_state(set03()), DEV_SET_QUIESCING);
+        script_report(holders[0], 0);
+        run_until_said("reply r1");
+        assert_said("reply r1 done");
+        ck_assert_uint_eq(kernel_resets(), 1);
+        /* the one stopped last runs first, and the requester hears after both */
+        assert_order(s1, r1);
+        assert_order(r1, r0);
+        assert_order(r0, "reply r1");
+        ck_assert_uint_eq(m->arbiter.bugs, 0);
+}
+END_TEST
+
+START_TEST(test_borrow_refused_before_anyone_is_stopped) {
+        struct reset_options o = { .quiesce_timeout_usec = 1000000, .borrow = true };
+        _cleanup_free_ char *why = NULL;
+        char pid[32];
+
+        script.applies = false;
+        m->holders_stamp = 0;
+        ck_assert_int_eq(arbiter_borrow_check(&m->arbiter, set03(), &o, &why), -EPERM);
+        snprintf(pid, sizeof(pid), "pid %d (sleep", (int) holders[0]);
+        ck_assert_msg(why && strstr(why, pid) && strstr(why, "without the script's blessing"), "%s", why);
+        /* the same refusal when it comes up only as the reset begins */
+        request_borrow("r1", 1000);
+        run_until_said("reply r1");
+        assert_said("reply r1 not-owned: Cannot reset slot_0000_03_3 with Borrow");
+        assert_not_said("stop ");
+        ck_assert_uint_eq(kernel_resets(), 0);
+        ck_assert_int_eq(arbiter_state(set03()), DEV_SET_IDLE);
+}
+END_TEST
+
+START_TEST(test_borrow_holder_that_does_not_stop) {
+        char r0[48];
+
+        snprintf(r0, sizeof(r0), "resume-holder pid %d", (int) holders[0]);
+        request_borrow("r1", 100);
+        script_report(holders[1], 0);
+        run_until_said("reply r1");     /* holders[0] never answers: the deadline ends it */
+        assert_said("reply r1 quiesce-timeout: holders of slot_0000_03_3 did not stop within 0.100 s: pid");
+        assert_said(r0);                /* the one still stopping is undone too */
+        ck_assert_uint_eq(kernel_resets(), 0);
+        /* its late answer changes nothing */
+        script.targets[0] = NULL;
+        ck_assert_int_eq(arbiter_state(set03()), DEV_SET_IDLE);
+        ck_assert_uint_eq(m->arbiter.bugs, 0);
+}
+END_TEST
+
+START_TEST(test_borrow_stop_fails) {
+        char r1[48];
+
+        snprintf(r1, sizeof(r1), "resume-holder pid %d", (int) holders[1]);
+        request_borrow("r1", 5000);
+        script_report(holders[1], 0);
+        script_report(holders[0], -EIO);
+        run_until_said("reply r1");
+        assert_said("reply r1 quiesce-failed: cannot quiesce the holders of slot_0000_03_3: the script says no");
+        assert_said(r1);
+        ck_assert_uint_eq(kernel_resets(), 0);
+
+        /* a stop that fails at once ends the reset as well */
+        forget();
+        script.stop_error = -EPERM;
+        request_borrow("r2", 5000);
+        run_until_said("reply r2");
+        assert_said("reply r2 quiesce-failed: cannot quiesce pid");
+        ck_assert_int_eq(arbiter_state(set03()), DEV_SET_IDLE);
+        ck_assert_uint_eq(m->arbiter.bugs, 0);
+}
+END_TEST
+
+START_TEST(test_borrow_with_a_peer_waits_for_both) {
+        struct peer *a = peer(":1.1", "0000:03:00.0", false);
+
+        request_borrow("r1", 5000);
+        assert_said("pause :1.1 1 pause");
+        script_report(holders[0], 0);
+        script_report(holders[1], 0);
+        run_for(50);
+        ck_assert_int_eq(arbiter_state(set03()), DEV_SET_QUIESCING);   /* the peer has not acked */
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, a->name, 1), 0);
+        run_until_said("reply r1");
+        assert_said("reply r1 done");
+        assert_order("resume :1.1 1 done", "resume-holder");
+}
+END_TEST
+
+START_TEST(test_borrow_resume_failure_still_answers) {
+        request_borrow("r1", 5000);
+        script.resume_error = -EIO;
+        script_report(holders[0], 0);
+        script_report(holders[1], 0);
+        run_until_said("reply r1");
+        assert_said("reply r1 done");   /* the reset happened; the failed resume is logged */
+        ck_assert_uint_eq(count("resume-holder"), 2);
+        ck_assert_int_eq(arbiter_state(set03()), DEV_SET_IDLE);
+}
+END_TEST
+
+START_TEST(test_borrow_daemon_freed_mid_quiesce_resumes) {
+        request_borrow("r1", 5000);
+        script_report(holders[0], 0);
+        run_for(20);
+        manager_free(m);        /* a second SIGTERM: no loop any more */
+        m = NULL;
+        assert_said("reply r1 daemon-stopping");
+        ck_assert_uint_eq(count("resume-holder"), 2);
+}
+END_TEST
+
+/* Fail the first, second, ... allocation of a borrowed reset: every time an
+ * answer, no impossible transition, and every holder asked to stop is
+ * resumed. */
+START_TEST(test_borrow_allocation_failures) {
+        long attempts;
+        bool done = false;
+
+        for (attempts = 1; attempts < 2000 && !done; attempts++) {
+                forget();
+                script.n_targets = 0;
+                n_failed = 0;
+                fail_countdown = attempts;
+                if (try_request_borrow("r", 5000) == -ENOMEM) {  /* refused before anything began */
+                        fail_countdown = 0;
+                        ck_assert_int_eq(arbiter_state(set03()), DEV_SET_IDLE);
+                        continue;
+                }
+                fail_countdown = 0;
+                for (size_t i = 0; i < script.n_targets; i++)
+                        if (script.targets[i] && script.targets[i]->done && !script.targets[i]->report)
+                                script_report(script.targets[i]->pid, 0);
+                run_until_said("reply r");
+                ck_assert_uint_eq(count("stop "), count("resume-holder"));
+                ck_assert_int_eq(arbiter_state(set03()), DEV_SET_IDLE);
+                done = said("reply r done") != NULL && n_failed == 0;
+        }
+        ck_assert(done);
+        ck_assert_uint_gt(attempts, 5);
+        ck_assert_uint_eq(m->arbiter.bugs, 0);
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("state-machine");
-        TCase *tc = tcase_create("arbiter");
+        TCase *tc = tcase_create("arbiter"), *borrow;
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 30);
@@ -751,6 +1107,19 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_a_thousand_peers);
         tcase_add_test(tc, test_refresh_completes_or_changes_nothing);
         suite_add_tcase(s, tc);
+
+        borrow = tcase_create("borrow");
+        tcase_add_checked_fixture(borrow, setup_borrow, teardown_borrow);
+        tcase_set_timeout(borrow, 60);
+        tcase_add_test(borrow, test_borrow_stops_then_resumes_in_reverse);
+        tcase_add_test(borrow, test_borrow_refused_before_anyone_is_stopped);
+        tcase_add_test(borrow, test_borrow_holder_that_does_not_stop);
+        tcase_add_test(borrow, test_borrow_stop_fails);
+        tcase_add_test(borrow, test_borrow_with_a_peer_waits_for_both);
+        tcase_add_test(borrow, test_borrow_resume_failure_still_answers);
+        tcase_add_test(borrow, test_borrow_daemon_freed_mid_quiesce_resumes);
+        tcase_add_test(borrow, test_borrow_allocation_failures);
+        suite_add_tcase(s, borrow);
         return s;
 }
 

@@ -57,6 +57,7 @@ awk -v n="$n" '
 		dmin = ms("daemon_min_us"); dmed = ms("daemon_median_us")
 	}
 	/^VMTEST INFO bench result daemon-kernel / { kn = field("n"); kmin = field("min_ms"); kmed = field("median_ms") }
+	/^VMTEST INFO bench result holders-scan / { hscan = field("notowned_median_ms"); hkind = field("invalidargs_median_ms"); nproc = field("processes") }
 	END {
 		if (rmed == "" || wmed == "") { print "vm-borrow: results missing from the log" > "/dev/stderr"; exit 1 }
 		print "| path (bus set 04:00.0 + 04:00.1, 2 groups, 2 holders) | n | min / median (ms) | median / raw |"
@@ -70,6 +71,7 @@ awk -v n="$n" '
 		print ""
 		printf "- Daemon / raw, medians: **%.2fx**; the daemon adds %.1f ms per borrowed reset end to end.\n", wmed / rmed, wmed - rmed
 		printf "- The raw reset, medians: %.1f ms to stop both holders, %.1f ms to borrow the group fds and open the device fds, %.1f ms in the ioctl, %.1f ms to read the IDs back and close.\n", stop, borrow, imed, after
+		printf "- Outside `duration_usec`, medians: %.1f ms of the round trip. The daemon looks up the holders (a scan of /proc/*/fd) when the call comes in, before the reset'"'"'s clock starts: a `ResetDevice` refused `NotOwned`, which is one such scan, took %.1f ms here against %.1f ms for one refused `InvalidArgs` before any scan (%d processes).\n", wmed - dmed, hscan, hkind, nproc
 		printf "- Host clock, whole batches: raw %.2f s for %d, daemon %.2f s for %d.\n", host["raw"], n, host["daemon"], n
 	}
 ' "$log" >"$table"

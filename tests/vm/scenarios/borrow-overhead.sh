@@ -8,7 +8,8 @@
 # 2. then ResetDevice with Borrow and Force through vfio-resetd, N times
 #    (bar-peer's requester, each call's round trip timed).
 # Each batch is bracketed by `bench begin/end` lines (the host times them);
-# results are `bench result` lines.
+# results are `bench result` lines; last, what one lookup of the holders
+# costs the daemon.
 set -u
 # shellcheck source=/dev/null
 . /usr/lib/vmtest.sh
@@ -52,6 +53,17 @@ rc=$?
 vmtest_info "bench end daemon $a"
 vmtest_info "bench result daemon $(peer_line R '^reset-summary ')"
 daemon_kernel_times | sed 's/^/VMTEST INFO bench result daemon-kernel /'
+# What looking up the holders costs (the daemon scans /proc/*/fd when a
+# borrowed reset comes in, before its clock starts): ten ResetDevice calls
+# refused NotOwned (no Borrow: a scan each, then the refusal) against ten
+# refused InvalidArgs (a QuiesceTimeoutUSec out of range: no scan), timed by
+# the requester.
+walls() { sed -n "s/^reset-error $2 .* wall_usec=\([0-9]*\)$/\1/p" "/run/peer-$1.log" | sort -n |
+	awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) / 1000 }'; }
+reset_request S1 "$a" --count 10 >/dev/null
+reset_request S2 "$a" --count 10 --timeout-usec 7200000000 >/dev/null
+vmtest_info "bench result holders-scan notowned_median_ms=$(walls S1 org.vfioresetd1.Error.NotOwned)" \
+	"invalidargs_median_ms=$(walls S2 org.freedesktop.DBus.Error.InvalidArgs) processes=$(ls -d /proc/[0-9]* | wc -l)"
 why=""
 [ "$rc" -eq 0 ] || why="$(grep '^reset-error' /run/peer-R.log | head -n 3);"
 [ "$(holder_conts A)" -ge $((ca + n)) ] && [ "$(holder_conts B)" -ge $((cb + n)) ] ||

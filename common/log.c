@@ -22,6 +22,8 @@ int log_internal(int level, int error, const char *fmt, ...) {
 
         if (journal < 0)
                 journal = getenv("JOURNAL_STREAM") != NULL;
+        /* One line at a time: the libvirt adapter's thread logs too. */
+        flockfile(stderr);
         if (journal)
                 fprintf(stderr, "<%d>", level);
         errno = abs(error);
@@ -29,5 +31,6 @@ int log_internal(int level, int error, const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         va_end(ap);
         fputc('\n', stderr);
+        funlockfile(stderr);
         return -abs(error);
 }

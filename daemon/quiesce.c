@@ -9,3 +9,11 @@ struct quiesce_adapter *quiesce_adapter_free(struct quiesce_adapter *a) {
                 a->free(a);
         return NULL;
 }
+
+bool quiesce_identify(struct quiesce_adapter *const *adapters, size_t n_adapters, const struct quiesce_holder *h,
+                      char *buf, size_t size) {
+        for (size_t i = 0; i < n_adapters; i++)
+                if (adapters[i]->identify && adapters[i]->identify(adapters[i], h, buf, size))
+                        return true;
+        return false;
+}

@@ -108,7 +108,7 @@ static struct holder holder_in(const char *unit, pid_t pid) {
 static bool applies_to(const char *unit, bool force) {
         struct holder hd = holder_in(unit, getpid());
         const char *hint = "not set";
-        bool yes = adapter->applies(adapter, &(struct quiesce_holder) { &hd, -1 }, force, &hint);
+        bool yes = adapter->applies(adapter, &(struct quiesce_holder) { .holder = &hd, .pidfd = -1 }, force, &hint);
 
         ck_assert_msg(!hint, "a hint for %s: %s", unit, hint);
         return yes;
@@ -119,7 +119,7 @@ static struct quiesce_target *target_for(const char *unit) {
         struct quiesce_target *t = NULL;
 
         ck_assert(applies_to(unit, false));
-        ck_assert_int_eq(adapter->target_new(adapter, &(struct quiesce_holder) { &hd, -1 }, &t), 0);
+        ck_assert_int_eq(adapter->target_new(adapter, &(struct quiesce_holder) { .holder = &hd, .pidfd = -1 }, &t), 0);
         ck_assert_ptr_eq(t->adapter, adapter);
         return t;
 }
@@ -272,10 +272,10 @@ START_TEST(test_covers) {
         struct holder a = holder_in("vm1.scope", 100), b = holder_in("vm1.scope", 101), c = holder_in("vm2.scope", 102);
         struct quiesce_target *t = NULL;
 
-        ck_assert_int_eq(adapter->target_new(adapter, &(struct quiesce_holder) { &a, -1 }, &t), 0);
-        ck_assert(adapter->covers(t, &(struct quiesce_holder) { &a, -1 }));
-        ck_assert(adapter->covers(t, &(struct quiesce_holder) { &b, -1 }));
-        ck_assert(!adapter->covers(t, &(struct quiesce_holder) { &c, -1 }));
+        ck_assert_int_eq(adapter->target_new(adapter, &(struct quiesce_holder) { .holder = &a, .pidfd = -1 }, &t), 0);
+        ck_assert(adapter->covers(t, &(struct quiesce_holder) { .holder = &a, .pidfd = -1 }));
+        ck_assert(adapter->covers(t, &(struct quiesce_holder) { .holder = &b, .pidfd = -1 }));
+        ck_assert(!adapter->covers(t, &(struct quiesce_holder) { .holder = &c, .pidfd = -1 }));
         adapter->target_free(t);
 }
 END_TEST

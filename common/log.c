@@ -17,7 +17,7 @@ int log_get_max_level(void) {
 }
 
 int log_internal(int level, int error, const char *fmt, ...) {
-        static int journal = -1;
+        static _Atomic int journal = -1;    /* the libvirt adapter's thread logs too */
         va_list ap;
 
         if (journal < 0)

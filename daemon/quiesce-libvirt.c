@@ -592,6 +592,7 @@ static void release(struct shared *s, struct hold *h, struct request *r) {
 
 static void stop(struct shared *s, struct hold *h, struct request *r) {
         struct suspension *x = suspension_find(s, h->uuid);
+        _cleanup_free_ struct suspension *fresh = NULL;
         virDomainPtr dom;
         int state, reason;
 
@@ -599,14 +600,6 @@ static void stop(struct shared *s, struct hold *h, struct request *r) {
         if (h->holding) {
                 r->held = true;
                 outcome(r, LOG_INFO, 0, "%s suspended", h->name);
-                return;
-        }
-        if (x && (x->holds > 0 || x->resume_owed)) {
-                /* suspended by another reset of ours (or still, for want of libvirt) */
-                x->holds++;
-                x->resume_owed = false;
-                h->holding = r->held = true;
-                outcome(r, LOG_INFO, 0, "%s suspended (already, for another reset)", h->name);
                 return;
         }
         dom = lookup(s, h->uuid);
@@ -618,28 +611,35 @@ static void stop(struct shared *s, struct hold *h, struct request *r) {
                         outcome(r, LOG_WARNING, last_errno(), "cannot suspend %s: %s", h->name, last_error());
                 return;
         }
-        /* No suspension of ours is on it (see above): a new one, or none. */
-        x = calloc(1, sizeof(*x));
+        /* Paused by someone else: left so. Paused by another reset of ours (or
+         * still, a resume being owed): one more hold on it. Running, even
+         * where a hold of ours says it should not (virsh resume): suspended. */
         if (!x)
+                fresh = calloc(1, sizeof(*fresh));
+        if (!x && !fresh)
                 outcome(r, LOG_WARNING, -ENOMEM, "cannot suspend %s: out of memory", h->name);
         else if (virDomainGetState(dom, &state, &reason, 0) < 0)
                 outcome(r, LOG_WARNING, last_errno(), "cannot suspend %s: libvirt cannot tell its state: %s",
                         h->name, last_error());
-        else if (state == VIR_DOMAIN_PAUSED) {
+        else if (state == VIR_DOMAIN_PAUSED && !x) {
                 h->found_paused = true;
                 outcome(r, LOG_INFO, 0, "%s was paused already: it stays paused after", h->name);
-        } else if (virDomainSuspend(dom) < 0)
+        } else if (state != VIR_DOMAIN_PAUSED && virDomainSuspend(dom) < 0)
                 outcome(r, LOG_WARNING, last_errno(), "libvirt could not suspend %s: %s", h->name, last_error());
         else {
-                snprintf(x->uuid, sizeof(x->uuid), "%s", h->uuid);
-                snprintf(x->name, sizeof(x->name), "%s", h->name);
-                x->holds = 1;
-                x->next = s->suspensions;
-                s->suspensions = TAKE_PTR(x);
+                outcome(r, LOG_INFO, 0, "%s suspended%s", h->name,
+                        x && state == VIR_DOMAIN_PAUSED ? " (already, for another reset)" : "");
+                if (!x) {
+                        x = TAKE_PTR(fresh);
+                        snprintf(x->uuid, sizeof(x->uuid), "%s", h->uuid);
+                        snprintf(x->name, sizeof(x->name), "%s", h->name);
+                        x->next = s->suspensions;
+                        s->suspensions = x;
+                }
+                x->holds++;
+                x->resume_owed = false;
                 h->holding = r->held = true;
-                outcome(r, LOG_INFO, 0, "%s suspended", h->name);
         }
-        free(x);
         virDomainFree(dom);
 }
 
@@ -655,11 +655,13 @@ static void sleep_usec(uint64_t usec) {
 static void complete(struct shared *s, struct request *r) {
         pthread_mutex_lock(&s->lock);
         while (r->kind == REQUEST_STOP && r->cancelled && r->held) {
+                char what[sizeof(r->message)];
+
                 pthread_mutex_unlock(&s->lock);
                 release(s, r->hold, r);
-                log_full_errno(r->level, 0, "quiesce: undoing a suspend that came too late: %s", r->message);
+                snprintf(what, sizeof(what), "%s", r->message);
+                outcome(r, r->level, r->error, "undid a suspend that came too late: %s", what);
                 r->held = false;
-                r->error = -ECANCELED;
                 pthread_mutex_lock(&s->lock);
         }
         if (s->loop_gone) {
@@ -797,25 +799,14 @@ struct libvirt_quiesce {
         struct cache *cache;            /* what applies() reads: the last the thread posted */
 };
 
-enum operation {
-        OP_NONE,
-        OP_STOP,
-        OP_RESUME,
-};
-
 struct libvirt_target {
         struct quiesce_target base;
         struct libvirt_quiesce *q;
         struct hold *hold;
-        enum operation op;              /* the stop or resume under way, whose done is owed */
+        struct quiesce_owed owed;       /* the done of the stop or resume under way */
         struct request *call;           /* its request, until it is answered or abandoned */
-        quiesce_done_t done;
-        void *userdata;
         uint64_t timeout;               /* what the call was given, for the message */
         sd_event_source *timer;         /* its deadline */
-        sd_event_source *defer;         /* reports an outcome known at once, from the loop */
-        int deferred_error;
-        char deferred_message[512];
         bool maybe_held;                /* a stop went to the thread, and no resume since */
         uint64_t stall_usec;
 };
@@ -921,6 +912,7 @@ static int libvirt_target_new(const struct quiesce_adapter *a, const struct quie
         t->base.adapter = a;
         t->q = q;
         snprintf(t->base.name, sizeof(t->base.name), "%s", t->hold->name);
+        t->owed = (struct quiesce_owed) { .target = &t->base, .event = q->event, .description = "quiesce-libvirt" };
         *ret = &t->base;
         return 0;
 }
@@ -928,47 +920,8 @@ static int libvirt_target_new(const struct quiesce_adapter *a, const struct quie
 /* Owes nothing any more; logs the sentence done is told. done is the last
  * thing that touches t (it may free it). */
 static void finish(struct libvirt_target *t, int level, int error, const char *message) {
-        quiesce_done_t done = t->done;
-        void *userdata = t->userdata;
-
-        log_full_errno(level, 0, "quiesce: %s", message);
         t->timer = sd_event_source_disable_unref(t->timer);
-        t->op = OP_NONE;
-        t->done = NULL;
-        t->userdata = NULL;
-        done(userdata, &t->base, error, message);
-}
-
-static int on_defer(sd_event_source *s, void *userdata) {
-        struct libvirt_target *t = userdata;
-
-        finish(t, LOG_DEBUG, t->deferred_error, t->deferred_message);
-        return 0;
-}
-
-/* The operation begins, and its outcome is known already: done from the loop. */
-_printf_(5, 6)
-static int begin_known(struct libvirt_target *t, quiesce_done_t done, void *userdata, int error, const char *fmt,
-                       ...) {
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        vsnprintf(t->deferred_message, sizeof(t->deferred_message), fmt, ap);
-        va_end(ap);
-        t->deferred_error = error;
-        if (!t->defer) {
-                r = sd_event_add_defer(t->q->event, &t->defer, on_defer, t);
-                if (r < 0)
-                        return r;       /* no done will come: the caller hears it here */
-                (void) sd_event_source_set_description(t->defer, "quiesce-libvirt");
-        }
-        r = sd_event_source_set_enabled(t->defer, SD_EVENT_ONESHOT);
-        if (r < 0)
-                return r;
-        t->done = done;
-        t->userdata = userdata;
-        return 0;
+        quiesce_owed_pay(&t->owed, level, error, message);
 }
 
 static int enqueue(struct libvirt_quiesce *q, struct request *r) {
@@ -1029,23 +982,13 @@ static bool abandon(struct libvirt_target *t) {
         return held;
 }
 
-static void cancel(struct libvirt_target *t) {
-        if (abandon(t))
-                release_detached(t);
-        if (t->defer)
-                (void) sd_event_source_set_enabled(t->defer, SD_EVENT_OFF);
-        t->op = OP_NONE;
-        t->done = NULL;
-        t->userdata = NULL;
-}
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         struct libvirt_target *t = userdata;
-        enum operation op = t->op;
-        char message[sizeof(t->deferred_message) + 128];
+        char message[sizeof(t->owed.known_message) + 128];
         double sec = (double) t->timeout / USEC_PER_SEC;
 
-        if (op == OP_STOP) {
+        if (t->owed.op == QUIESCE_OP_STOP) {
                 /* Whatever the thread does with it now, nothing stays suspended. */
                 if (abandon(t))
                         release_detached(t);
@@ -1061,13 +1004,13 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int begin_call(struct libvirt_target *t, enum operation op, uint64_t deadline, quiesce_done_t done,
+static int begin_call(struct libvirt_target *t, enum quiesce_op op, uint64_t deadline, quiesce_done_t done,
                       void *userdata) {
         uint64_t now = monotonic_usec();
         struct request *r;
         int k;
 
-        r = request_new(t, op == OP_STOP ? REQUEST_STOP : REQUEST_RESUME);
+        r = request_new(t, op == QUIESCE_OP_STOP ? REQUEST_STOP : REQUEST_RESUME);
         if (!r)
                 return -ENOMEM;
         k = sd_event_add_time(t->q->event, &t->timer, CLOCK_MONOTONIC, deadline, USEC_PER_MSEC, on_deadline, t);
@@ -1079,10 +1022,8 @@ static int begin_call(struct libvirt_target *t, enum operation op, uint64_t dead
         t->timeout = deadline > now ? deadline - now : 0;
         r->target = t;
         t->call = r;
-        t->op = op;
-        t->done = done;
-        t->userdata = userdata;
-        log_debug("Asking libvirt to %s %s, within %.3f s", op == OP_STOP ? "suspend" : "resume", t->base.name,
+        quiesce_owed_begin(&t->owed, op, done, userdata);
+        log_debug("Asking libvirt to %s %s, within %.3f s", op == QUIESCE_OP_STOP ? "suspend" : "resume", t->base.name,
                   (double) t->timeout / USEC_PER_SEC);
         return enqueue(t->q, r);
 }
@@ -1092,9 +1033,9 @@ static int libvirt_stop(struct quiesce_target *qt, uint64_t deadline_usec, quies
         int r;
 
         assert(done);
-        if (t->op != OP_NONE)
+        if (t->owed.op != QUIESCE_OP_NONE)
                 return -EBUSY;
-        r = begin_call(t, OP_STOP, deadline_usec, done, userdata);
+        r = begin_call(t, QUIESCE_OP_STOP, deadline_usec, done, userdata);
         if (r < 0)
                 return r;
         t->maybe_held = true;
@@ -1106,23 +1047,22 @@ static int libvirt_resume(struct quiesce_target *qt, uint64_t deadline_usec, qui
         int r;
 
         assert(done);
-        if (t->op == OP_RESUME)
+        if (t->owed.op == QUIESCE_OP_RESUME)
                 return -EBUSY;
         /* A stop under way is dropped unanswered: this resume undoes it (it
          * comes after the stop in the thread's queue). */
         if (abandon(t))
                 t->maybe_held = true;
-        cancel(t);
+        quiesce_owed_cancel(&t->owed);
         t->base.stopped = false;
         if (t->maybe_held)
-                r = begin_call(t, OP_RESUME, deadline_usec, done, userdata);
+                r = begin_call(t, QUIESCE_OP_RESUME, deadline_usec, done, userdata);
         else
-                r = begin_known(t, done, userdata, 0, "%s was not suspended by vfio-resetd: left as it is",
-                                t->base.name);
+                r = quiesce_owed_known(&t->owed, QUIESCE_OP_RESUME, done, userdata, LOG_DEBUG, 0,
+                                       "%s was not suspended by vfio-resetd: left as it is", t->base.name);
         if (r < 0)
                 return r;
         t->maybe_held = false;
-        t->op = OP_RESUME;
         return 0;
 }
 
@@ -1133,11 +1073,11 @@ static void libvirt_target_free(struct quiesce_target *qt) {
                 return;
         if (abandon(t))
                 t->maybe_held = true;
-        cancel(t);
+        quiesce_owed_cancel(&t->owed);
         /* Freed while suspended, or while a suspend may still happen: never leave a domain so. */
         if (t->maybe_held)
                 release_detached(t);
-        sd_event_source_disable_unref(t->defer);
+        quiesce_owed_done(&t->owed);
         hold_unref(t->hold);
         free(t);
 }
@@ -1151,8 +1091,8 @@ static void deliver(struct request *r) {
                 return;
         }
         if (!t) {
-                log_full_errno(r->error < 0 && r->error != -ECANCELED ? r->level : LOG_DEBUG, 0, "quiesce: %s",
-                               r->message);
+                /* nobody waits for it: a stop skipped (debug), undone, or a resume of a target gone */
+                log_full_errno(r->level, 0, "quiesce: %s", r->message);
                 return;
         }
         t->call = NULL;

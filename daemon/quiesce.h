@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "holders.h"
+#include "macro.h"
 #include "pci-address.h"
 
 /* A holder, pinned: pidfd refers to the process seen by the scan even if its
@@ -93,6 +94,42 @@ struct quiesce_adapter {
 
 struct sd_bus;
 struct sd_event;
+struct sd_event_source;
+
+/* For adapters: the done a target owes for the stop or resume under way. An
+ * outcome known at once is paid from the loop (quiesce_owed_known), never
+ * from within the call; any other when it comes (quiesce_owed_pay). */
+enum quiesce_op {
+        QUIESCE_OP_NONE,
+        QUIESCE_OP_STOP,
+        QUIESCE_OP_RESUME,
+};
+
+struct quiesce_owed {
+        struct quiesce_target *target;
+        struct sd_event *event;
+        const char *description;                /* of the defer source: "quiesce-systemd" */
+        enum quiesce_op op;                     /* the one under way, whose done is owed */
+        quiesce_done_t done;
+        void *userdata;
+        struct sd_event_source *defer;          /* pays a known outcome */
+        int known_level, known_error;
+        char known_message[512];
+};
+
+/* op begins; its outcome comes later, through quiesce_owed_pay(). */
+void quiesce_owed_begin(struct quiesce_owed *o, enum quiesce_op op, quiesce_done_t done, void *userdata);
+/* op begins, and its outcome is known: done runs from the loop. A negative
+ * errno when it cannot be arranged (no done will come). */
+int quiesce_owed_known(struct quiesce_owed *o, enum quiesce_op op, quiesce_done_t done, void *userdata, int level,
+                       int error, const char *fmt, ...) _printf_(7, 8);
+/* Owes nothing any more: logs the sentence at level and tells done, the last
+ * thing that touches the target (it may free it). */
+void quiesce_owed_pay(struct quiesce_owed *o, int level, int error, const char *message);
+/* Owes nothing any more, done untold. */
+void quiesce_owed_cancel(struct quiesce_owed *o);
+/* The target goes: frees the defer source. */
+void quiesce_owed_done(struct quiesce_owed *o);
 
 /* virDomainSuspend/virDomainResume through libvirt at uri (qemu:///system).
  * Applies, with or without Force, to a holder whose pid is a running

@@ -10,10 +10,12 @@
  * quiesce_libvirt_test_stall(). */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <libvirt/libvirt.h>
@@ -23,6 +25,7 @@
 #include "log.h"
 #include "macro.h"
 #include "quiesce.h"
+#include "quiesce-harness.h"
 
 #define UUID1 "6c1e2b3a-0000-4000-8000-000000000001"
 #define UUID2 "6c1e2b3a-0000-4000-8000-000000000002"
@@ -53,49 +56,11 @@ static const char *const names[] = { "vm1", "vm2", "vm3" };
 static char dir[64];
 static pid_t qemu[3];           /* what the pid files name */
 static pid_t stranger;          /* a process no pid file names */
-static sd_event *event;
-static struct quiesce_adapter *adapter;
-static bool inside;             /* in a call to stop or resume */
-
-/* What one stop's or resume's done said. */
-struct outcome {
-        unsigned calls;
-        int error;
-        char message[1024];
-        uint64_t at;
-        bool stopped;           /* t->stopped as done saw it */
-        bool from_inside;       /* called from within stop or resume */
-};
-
-static void on_done(void *userdata, struct quiesce_target *t, int error, const char *message) {
-        struct outcome *o = userdata;
-
-        o->calls++;
-        o->error = error;
-        snprintf(o->message, sizeof(o->message), "%s", message ?: "");
-        o->at = monotonic_usec();
-        o->stopped = t->stopped;
-        o->from_inside = o->from_inside || inside;
-}
 
 /* --- the loop ------------------------------------------------------------- */
 
-static void run_for(unsigned ms) {
-        for (uint64_t end = monotonic_usec() + ms * USEC_PER_MSEC; monotonic_usec() < end;)
-                ck_assert_int_ge(sd_event_run(event, 10 * USEC_PER_MSEC), 0);
-}
-
 static bool run_until(const bool *flag, unsigned ms) {
         for (uint64_t end = monotonic_usec() + ms * USEC_PER_MSEC; !*flag;) {
-                if (monotonic_usec() >= end)
-                        return false;
-                ck_assert_int_ge(sd_event_run(event, 10 * USEC_PER_MSEC), 0);
-        }
-        return true;
-}
-
-static bool run_until_done(const struct outcome *o, unsigned want, unsigned ms) {
-        for (uint64_t end = monotonic_usec() + ms * USEC_PER_MSEC; o->calls < want;) {
                 if (monotonic_usec() >= end)
                         return false;
                 ck_assert_int_ge(sd_event_run(event, 10 * USEC_PER_MSEC), 0);
@@ -107,7 +72,8 @@ static bool run_until_done(const struct outcome *o, unsigned want, unsigned ms) 
 
 struct on_thread {
         const char *name;
-        bool suspend;           /* virDomainSuspend it first */
+        int act;                /* 1: virDomainSuspend it first, -1: virDomainResume */
+        int acted;              /* what that returned */
         int state;              /* virDomainGetState, -1 when it failed */
         bool connected;
         bool done;
@@ -122,8 +88,11 @@ static void on_thread_call(void *conn, void *userdata) {
         c->state = -1;
         if (!d)
                 return;
-        if (c->suspend)
-                ck_assert_int_eq(virDomainSuspend(d), 0);
+        /* no ck_assert on this thread: the test's thread checks */
+        if (c->act > 0)
+                c->acted = virDomainSuspend(d);
+        if (c->act < 0)
+                c->acted = virDomainResume(d);
         if (virDomainGetState(d, &c->state, &reason, 0) < 0)
                 c->state = -1;
         virDomainFree(d);
@@ -133,17 +102,19 @@ static void on_thread_done(void *userdata) {
         ((struct on_thread *) userdata)->done = true;
 }
 
-static int on_thread(const char *name, bool suspend) {
-        struct on_thread c = { .name = name, .suspend = suspend };
+/* Behind the adapter's back, on its own connection: act, then its state. */
+static int on_thread(const char *name, int act) {
+        struct on_thread c = { .name = name, .act = act };
 
         ck_assert_int_eq(quiesce_libvirt_test_call(adapter, on_thread_call, on_thread_done, &c), 0);
         ck_assert_msg(run_until(&c.done, 5000), "the libvirt thread did not run the test's call");
         ck_assert(c.connected);
+        ck_assert_int_eq(c.acted, 0);
         return c.state;
 }
 
 static int state_of(const char *name) {
-        return on_thread(name, false);
+        return on_thread(name, 0);
 }
 
 static void assert_state(const char *name, int want) {
@@ -180,38 +151,6 @@ static struct quiesce_target *target_for(pid_t pid) {
         ck_assert_int_eq(adapter->target_new(adapter, &(struct quiesce_holder) { .holder = &hd, .pidfd = -1 }, &t), 0);
         ck_assert_ptr_eq(t->adapter, adapter);
         return t;
-}
-
-typedef int (*operation_t)(struct quiesce_target *t, uint64_t deadline_usec, quiesce_done_t done, void *userdata);
-
-/* Starts adapter->stop or ->resume; returns the deadline it gave. */
-static uint64_t start(operation_t op, struct quiesce_target *t, unsigned ms, struct outcome *o) {
-        uint64_t deadline = monotonic_usec() + ms * USEC_PER_MSEC;
-
-        inside = true;
-        ck_assert_int_eq(op(t, deadline, on_done, o), 0);
-        inside = false;
-        return deadline;
-}
-
-static uint64_t stop(struct quiesce_target *t, unsigned ms, struct outcome *o) {
-        return start(adapter->stop, t, ms, o);
-}
-
-static uint64_t resume(struct quiesce_target *t, unsigned ms, struct outcome *o) {
-        return start(adapter->resume, t, ms, o);
-}
-
-/* Waits for exactly one done, and that no second one follows. */
-static void assert_one_done(const struct outcome *o, unsigned ms) {
-        ck_assert_msg(run_until_done(o, 1, ms), "no done within %u ms", ms);
-        run_for(50);
-        ck_assert_uint_eq(o->calls, 1);
-        ck_assert_msg(!o->from_inside, "done ran from within stop or resume");
-}
-
-static void assert_has(const char *message, const char *needle) {
-        ck_assert_msg(strstr(message, needle), "'%s' lacks '%s'", message, needle);
 }
 
 static void assert_done_ok(const struct outcome *o, const char *name) {
@@ -261,6 +200,13 @@ static char *applies_logged(const struct holder *hd, const struct pci_address *m
         return text;
 }
 
+static int harness_rm_rf(const char *path) {
+        char cmd[160];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+        return system(cmd);
+}
+
 /* --- fixtures ----------------------------------------------------------------------- */
 
 static pid_t spawn(void) {
@@ -286,7 +232,14 @@ static void write_file(const char *name, const char *text) {
 }
 
 static void new_adapter(const char *uri) {
-        ck_assert_int_eq(quiesce_libvirt_new(event, uri, &adapter), 0);
+        int r;
+
+        /* -EBUSY: the thread of the last one is still in a call to a libvirtd
+         * that stopped answering (CK_FORK=no), and goes when that returns */
+        for (uint64_t end = monotonic_usec() + 10 * USEC_PER_SEC;
+             (r = quiesce_libvirt_new(event, uri, &adapter)) == -EBUSY && monotonic_usec() < end;)
+                usleep(20000);
+        ck_assert_int_eq(r, 0);
         ck_assert_str_eq(adapter->name, "libvirt");
 }
 
@@ -427,7 +380,7 @@ START_TEST(test_already_paused) {
         assert_done_ok(&resumed, "libvirt domain vm3");
         assert_state("vm3", VIR_DOMAIN_PAUSED);
 
-        ck_assert_int_eq(on_thread("vm1", true), VIR_DOMAIN_PAUSED);
+        ck_assert_int_eq(on_thread("vm1", 1), VIR_DOMAIN_PAUSED);
         stop(t1, 5000, &stopped1);
         assert_done_ok(&stopped1, "libvirt domain vm1");
         resume(t1, 5000, &resumed1);
@@ -473,6 +426,21 @@ START_TEST(test_two_targets_one_domain) {
         assert_state("vm1", VIR_DOMAIN_PAUSED);
         resume(u, 5000, &ru);
         assert_done_ok(&ru, "vm1");
+        assert_state("vm1", VIR_DOMAIN_RUNNING);
+
+        /* resumed behind our back while one reset holds it: the other's stop suspends it again */
+        st = su = rt = ru = (struct outcome) {};
+        stop(t, 5000, &st);
+        assert_done_ok(&st, "vm1");
+        ck_assert_int_eq(on_thread("vm1", -1), VIR_DOMAIN_RUNNING);
+        stop(u, 5000, &su);
+        assert_done_ok(&su, "vm1");
+        assert_state("vm1", VIR_DOMAIN_PAUSED);
+        resume(u, 5000, &ru);
+        assert_done_ok(&ru, "vm1");
+        assert_state("vm1", VIR_DOMAIN_PAUSED);
+        resume(t, 5000, &rt);
+        assert_done_ok(&rt, "vm1");
         assert_state("vm1", VIR_DOMAIN_RUNNING);
         adapter->target_free(t);
         adapter->target_free(u);
@@ -690,6 +658,155 @@ START_TEST(test_test_call_disconnected) {
 }
 END_TEST
 
+/* --- a real libvirtd, restarted and hung ---------------------------------------- */
+
+/* libvirtd serves the test driver to remote clients as well
+ * (test+unix:///DIR/node.xml?socket=...): run as nobody, in session mode,
+ * its socket in DIR/run. Only with libvirtd installed (libvirt-daemon). */
+#define LIBVIRTD "/usr/sbin/libvirtd"
+
+static pid_t libvirtd;
+
+static void libvirtd_start(void) {
+        char sock[160];
+
+        libvirtd = fork();
+        ck_assert_int_ge(libvirtd, 0);
+        if (libvirtd == 0) {
+                char home[96], run[96], log[96];
+                int fd;
+
+                snprintf(home, sizeof(home), "%s/home", dir);
+                snprintf(run, sizeof(run), "%s/run", dir);
+                snprintf(log, sizeof(log), "%s/libvirtd.log", dir);
+                fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                dup2(fd, STDOUT_FILENO);
+                dup2(fd, STDERR_FILENO);
+                setenv("HOME", home, 1);
+                setenv("XDG_RUNTIME_DIR", run, 1);
+                unsetenv("XDG_CONFIG_HOME");
+                unsetenv("XDG_CACHE_HOME");
+                execl("/usr/bin/setpriv", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", LIBVIRTD,
+                      "--timeout", "0", (char *) NULL);
+                _exit(127);
+        }
+        snprintf(sock, sizeof(sock), "%s/run/libvirt/libvirt-sock", dir);
+        for (uint64_t end = monotonic_usec() + 30 * USEC_PER_SEC; access(sock, F_OK) < 0;) {
+                ck_assert_msg(monotonic_usec() < end, "libvirtd did not make %s; see %s/libvirtd.log", sock, dir);
+                ck_assert_msg(waitpid(libvirtd, NULL, WNOHANG) == 0, "libvirtd exited; see %s/libvirtd.log", dir);
+                usleep(20000);
+        }
+}
+
+static void libvirtd_stop(void) {
+        char sock[160];
+
+        if (libvirtd <= 0)
+                return;
+        kill(libvirtd, SIGCONT);
+        kill(libvirtd, SIGTERM);
+        for (int i = 0; i < 500 && waitpid(libvirtd, NULL, WNOHANG) == 0; i++)
+                usleep(10000);
+        kill(libvirtd, SIGKILL);
+        waitpid(libvirtd, NULL, 0);
+        libvirtd = 0;
+        snprintf(sock, sizeof(sock), "%s/run/libvirt/libvirt-sock", dir);
+        (void) unlink(sock);
+}
+
+static void wait_applies(bool want, unsigned seconds, const char *what) {
+        for (uint64_t end = monotonic_usec() + seconds * USEC_PER_SEC; applies_to(qemu[0], false) != want;) {
+                ck_assert_msg(monotonic_usec() < end, "the adapter did not %s within %u s", what, seconds);
+                run_for(20);
+        }
+}
+
+static void setup_libvirtd(void) {
+        char uri[256];
+
+        setup_files();
+        ck_assert_int_eq(chmod(dir, 0755), 0);
+        for (const char *const *d = (const char *const[]) { "home", "run", NULL }; *d; d++) {
+                char path[96];
+
+                snprintf(path, sizeof(path), "%s/%s", dir, *d);
+                ck_assert_int_eq(mkdir(path, 0777), 0);
+                ck_assert_int_eq(chmod(path, 0777), 0);
+        }
+        libvirtd_start();
+        snprintf(uri, sizeof(uri), "test+unix://%s/node.xml?socket=%s/run/libvirt/libvirt-sock", dir, dir);
+        new_adapter(uri);
+        wait_applies(true, 10, "connect to libvirtd");
+}
+
+static void teardown_libvirtd(void) {
+        adapter = quiesce_adapter_free(adapter);
+        libvirtd_stop();
+        ck_assert_int_eq(harness_rm_rf(dir), 0);
+        teardown();
+}
+
+/* libvirtd goes: nothing applies; it comes back: the adapter connects again. */
+START_TEST(test_libvirtd_restart) {
+        struct quiesce_target *t = target_for(qemu[0]);
+        struct outcome stopped = {}, resumed = {};
+
+        stop(t, 5000, &stopped);
+        assert_done_ok(&stopped, "vm1");
+        assert_state("vm1", VIR_DOMAIN_PAUSED);
+        resume(t, 5000, &resumed);
+        assert_done_ok(&resumed, "vm1");
+        adapter->target_free(t);
+
+        libvirtd_stop();
+        wait_applies(false, 5, "see libvirtd go");
+        libvirtd_start();
+        wait_applies(true, 10, "connect to libvirtd again");
+        t = target_for(qemu[0]);
+        stopped = resumed = (struct outcome) {};
+        stop(t, 5000, &stopped);
+        assert_done_ok(&stopped, "vm1");
+        assert_state("vm1", VIR_DOMAIN_PAUSED);
+        resume(t, 5000, &resumed);
+        assert_done_ok(&resumed, "vm1");
+        assert_state("vm1", VIR_DOMAIN_RUNNING);
+        adapter->target_free(t);
+}
+END_TEST
+
+/* libvirtd stopped (SIGSTOP) in the middle: the suspend reports -ETIMEDOUT at
+ * its deadline while the call hangs; once libvirtd goes on, the suspend it
+ * made is undone. */
+START_TEST(test_libvirtd_hangs) {
+        struct quiesce_target *t = target_for(qemu[0]);
+        struct outcome stopped = {}, resumed = {};
+        uint64_t deadline;
+
+        ck_assert_int_eq(kill(libvirtd, SIGSTOP), 0);
+        deadline = stop(t, 300, &stopped);
+        assert_timed_out(&stopped, deadline, "libvirt domain vm1");
+        ck_assert_int_eq(kill(libvirtd, SIGCONT), 0);
+        assert_state("vm1", VIR_DOMAIN_RUNNING);
+        resume(t, 5000, &resumed);
+        assert_done_ok(&resumed, "vm1");
+        assert_state("vm1", VIR_DOMAIN_RUNNING);
+        adapter->target_free(t);
+
+        /* freed with the thread in a hung call: free does not wait for libvirtd */
+        t = target_for(qemu[0]);
+        stopped = (struct outcome) {};
+        ck_assert_int_eq(kill(libvirtd, SIGSTOP), 0);
+        stop(t, 5000, &stopped);
+        run_for(100);
+        adapter->target_free(t);
+        deadline = monotonic_usec();
+        adapter = quiesce_adapter_free(adapter);
+        ck_assert_msg(monotonic_usec() - deadline < 3 * USEC_PER_SEC, "free waited %.3f s for a hung libvirtd",
+                      (double) (monotonic_usec() - deadline) / USEC_PER_SEC);
+        ck_assert_uint_eq(stopped.calls, 0);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("quiesce-libvirt");
         TCase *tc = tcase_create("test driver"), *bad = tcase_create("no libvirt");
@@ -711,6 +828,17 @@ int main(void) {
         tcase_add_test(tc, test_resume_during_stop);
         tcase_add_test(tc, test_one_per_process);
         suite_add_tcase(s, tc);
+
+        if (access(LIBVIRTD, X_OK) == 0) {
+                TCase *daemon = tcase_create("libvirtd");
+
+                tcase_add_checked_fixture(daemon, setup_libvirtd, teardown_libvirtd);
+                tcase_set_timeout(daemon, 120);
+                tcase_add_test(daemon, test_libvirtd_restart);
+                tcase_add_test(daemon, test_libvirtd_hangs);
+                suite_add_tcase(s, daemon);
+        } else
+                fprintf(stderr, "No %s (libvirt-daemon): not testing a libvirtd that restarts or hangs\n", LIBVIRTD);
 
         tcase_add_checked_fixture(bad, NULL, teardown);
         tcase_set_timeout(bad, 60);

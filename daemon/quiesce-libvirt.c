@@ -18,7 +18,12 @@
  * the calls from it: requests reach it through a queue and an eventfd the
  * loop watches (virEventAddHandle), outcomes and caches come back through a
  * queue and an eventfd that sd-event watches. The daemon's loop only ever
- * takes a mutex held for a few pointer moves. A libvirtd that is down or
+ * takes a mutex held for a few pointer moves. libvirt lets several threads
+ * share a virConnectPtr (its API is thread-safe, "Thread safety" in its
+ * docs), but ours has this one thread alone: a call that libvirtd does not
+ * answer holds nothing else. Its event loop is the process's, so there is
+ * one adapter per process. free() waits JOIN_TIMEOUT_SEC for the thread,
+ * then leaves it, detached, in its call. A libvirtd that is down or
  * restarts: the connection is opened at start and retried every
  * RETRY_MS; a closed one (virConnectRegisterCloseCallback) is dropped and
  * opened again; meanwhile the cache is empty and the adapter applies to
@@ -1250,7 +1255,7 @@ int quiesce_libvirt_new(sd_event *event, const char *uri, struct quiesce_adapter
 
         /* Process-wide, and once: libvirt's error handler (which would print
          * every error to stderr) and its default event loop, which libvirt
-         * wants "registered before a connection to the hypervisor is opened"
+         * wants "registered before a connection to the Hypervisor is opened"
          * (virevent.c) for events to be delivered. libxml2 wants its parser
          * initialised before threads use it (xmlInitParser). */
         virSetErrorFunc(NULL, ignore_error);

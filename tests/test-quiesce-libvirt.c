@@ -159,13 +159,14 @@ static void assert_done_ok(const struct outcome *o, const char *name) {
         assert_has(o->message, name);
 }
 
-/* One done(-ETIMEDOUT) naming the domain, at the deadline give or take 200 ms. */
+/* One done(-ETIMEDOUT) naming the domain, at the deadline (500 ms late at most,
+ * for a loaded machine: the stalls it is tested against are longer). */
 static void assert_timed_out(const struct outcome *o, uint64_t deadline, const char *name) {
         assert_one_done(o, 5000);
         ck_assert_int_eq(o->error, -ETIMEDOUT);
         ck_assert_msg(o->at + 20 * USEC_PER_MSEC >= deadline, "done came %.3f s before the deadline",
                       (double) (deadline - o->at) / USEC_PER_SEC);
-        ck_assert_msg(o->at <= deadline + 200 * USEC_PER_MSEC, "done came %.3f s after the deadline",
+        ck_assert_msg(o->at <= deadline + 500 * USEC_PER_MSEC, "done came %.3f s after the deadline",
                       (double) (o->at - deadline) / USEC_PER_SEC);
         assert_has(o->message, name);
         ck_assert(!o->stopped);
@@ -511,7 +512,7 @@ START_TEST(test_stop_hangs) {
         struct quiesce_target *t = target_for(qemu[0]);
         struct outcome stopped = {}, resumed = {};
 
-        quiesce_libvirt_test_stall(t, 600 * USEC_PER_MSEC);
+        quiesce_libvirt_test_stall(t, 1500 * USEC_PER_MSEC);
         assert_timed_out(&stopped, stop(t, 100, &stopped), "libvirt domain vm1");
         assert_has(stopped.message, "within 0.1");
         assert_has(stopped.message, "undone");
@@ -532,7 +533,7 @@ START_TEST(test_queued_behind_hang) {
         struct quiesce_target *t = target_for(qemu[0]), *u = target_for(qemu[1]);
         struct outcome st = {}, su = {}, ru = {};
 
-        quiesce_libvirt_test_stall(t, 500 * USEC_PER_MSEC);
+        quiesce_libvirt_test_stall(t, 1500 * USEC_PER_MSEC);
         stop(t, 5000, &st);
         assert_timed_out(&su, stop(u, 100, &su), "libvirt domain vm2");
         ck_assert_uint_eq(st.calls, 0);
@@ -554,7 +555,7 @@ START_TEST(test_resume_hangs) {
 
         stop(t, 5000, &stopped);
         assert_done_ok(&stopped, "vm1");
-        quiesce_libvirt_test_stall(t, 400 * USEC_PER_MSEC);
+        quiesce_libvirt_test_stall(t, 1500 * USEC_PER_MSEC);
         assert_timed_out(&resumed, resume(t, 100, &resumed), "libvirt domain vm1");
         assert_has(resumed.message, "resumed once libvirt answers");
         assert_state("vm1", VIR_DOMAIN_RUNNING);

@@ -42,6 +42,7 @@
  * ends a hung call. */
 #include <assert.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -1206,6 +1207,11 @@ int quiesce_libvirt_new(sd_event *event, const char *uri, struct quiesce_adapter
         assert(uri);
         if (atomic_exchange(&thread_running, true))
                 return -EBUSY;
+        /* libvirt's client writes to its socket with write(2): a libvirtd that
+         * went away would kill the process with SIGPIPE. Every writer of this
+         * process copes with EPIPE (sd-bus uses MSG_NOSIGNAL anyway); systemd
+         * units ignore it by default (IgnoreSIGPIPE=yes), so also outside one. */
+        signal(SIGPIPE, SIG_IGN);
         q = calloc(1, sizeof(*q));
         s = calloc(1, sizeof(*s));
         if (!q || !s) {

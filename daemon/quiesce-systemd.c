@@ -32,6 +32,8 @@ struct systemd_quiesce {
         sd_bus_slot *owner_query;       /* GetNameOwner, at start */
         bool systemd_present;
         char *own_unit;                 /* the daemon's unit, NULL outside one */
+        struct systemd_target **targets;        /* every live target: one unit may be two resets' */
+        size_t n_targets;
 };
 
 struct systemd_target {
@@ -149,8 +151,29 @@ static int systemd_target_new(const struct quiesce_adapter *a, const struct quie
         snprintf(t->unit, sizeof(t->unit), "%s", h->holder->unit);
         snprintf(t->base.name, sizeof(t->base.name), "unit %s", t->unit);
         t->owed = (struct quiesce_owed) { .target = &t->base, .event = t->q->event, .description = "quiesce-systemd" };
+        {
+                struct systemd_target **v = realloc(t->q->targets, sizeof(*v) * (t->q->n_targets + 1));
+
+                if (!v) {
+                        free(t);
+                        return -ENOMEM;
+                }
+                t->q->targets = v;
+                v[t->q->n_targets++] = t;
+        }
         *ret = &t->base;
         return 0;
+}
+
+/* Another reset's target keeps the unit frozen: thawing is the last one's job. */
+static bool frozen_for_another(const struct systemd_target *t) {
+        for (size_t i = 0; i < t->q->n_targets; i++) {
+                const struct systemd_target *o = t->q->targets[i];
+
+                if (o != t && o->maybe_frozen && strcmp(o->unit, t->unit) == 0)
+                        return true;
+        }
+        return false;
 }
 
 /* Owes nothing any more; logs the sentence done is told. done is the last
@@ -304,7 +327,11 @@ static int systemd_resume(struct quiesce_target *qt, uint64_t deadline_usec, qui
         /* A freeze under way is dropped unanswered: this thaw undoes it. */
         cancel(t);
         t->base.stopped = false;
-        if (t->maybe_frozen)
+        if (t->maybe_frozen && frozen_for_another(t)) {
+                t->maybe_frozen = false;
+                r = quiesce_owed_known(&t->owed, QUIESCE_OP_RESUME, done, userdata, LOG_DEBUG, 0,
+                                       "%s stays frozen for another reset", t->base.name);
+        } else if (t->maybe_frozen)
                 r = begin_call(t, QUIESCE_OP_RESUME, "ThawUnit", "thaw", deadline_usec, on_thaw_reply, done,
                                userdata);
         else
@@ -320,8 +347,14 @@ static void systemd_target_free(struct quiesce_target *qt) {
         if (!t)
                 return;
         cancel(t);
-        /* Freed while frozen, or while a freeze may still happen: never leave a unit so. */
-        if (t->maybe_frozen) {
+        for (size_t i = 0; i < t->q->n_targets; i++)
+                if (t->q->targets[i] == t) {
+                        t->q->targets[i] = t->q->targets[--t->q->n_targets];
+                        break;
+                }
+        /* Freed while frozen, or while a freeze may still happen: never leave a unit so
+         * (unless another reset still needs it frozen). */
+        if (t->maybe_frozen && !frozen_for_another(t)) {
                 r = send_thaw(t);
                 if (r < 0)
                         log_warning_errno(r, "Cannot thaw %s, which may be frozen: %m", t->base.name);
@@ -338,6 +371,7 @@ static void systemd_free(struct quiesce_adapter *a) {
         sd_bus_unref(q->bus);
         sd_event_unref(q->event);
         free(q->own_unit);
+        free(q->targets);
         free(q);
 }
 

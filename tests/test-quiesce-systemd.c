@@ -197,6 +197,29 @@ START_TEST(test_stop_resume) {
 }
 END_TEST
 
+/* Two resets freeze one unit: the first to end leaves it frozen for the other. */
+START_TEST(test_two_resets_one_unit) {
+        struct quiesce_target *a = target_for("vm1.scope"), *b = target_for("vm1.scope");
+        struct outcome sa = {}, sb = {}, ra = {}, rb = {};
+
+        stop(a, 5000, &sa);
+        assert_done_ok(&sa);
+        stop(b, 5000, &sb);
+        assert_done_ok(&sb);
+        resume(a, 5000, &ra);
+        assert_done_ok(&ra);
+        assert_has(ra.message, "stays frozen for another reset");
+        ck_assert_str_eq(mock_calls(), "FreezeUnit vm1.scope, FreezeUnit vm1.scope");
+        adapter->target_free(a);        /* and freeing the first does not thaw it either */
+        run_for(100);
+        ck_assert_str_eq(mock_calls(), "FreezeUnit vm1.scope, FreezeUnit vm1.scope");
+        resume(b, 5000, &rb);
+        assert_done_ok(&rb);
+        ck_assert_str_eq(mock_calls(), "FreezeUnit vm1.scope, FreezeUnit vm1.scope, ThawUnit vm1.scope");
+        adapter->target_free(b);
+}
+END_TEST
+
 START_TEST(test_covers) {
         struct holder a = holder_in("vm1.scope", 100), b = holder_in("vm1.scope", 101), c = holder_in("vm2.scope", 102);
         struct quiesce_target *t = NULL;
@@ -360,6 +383,7 @@ int main(void) {
         tcase_add_checked_fixture(with, setup_with_systemd, teardown);
         tcase_set_timeout(with, 120);
         tcase_add_test(with, test_stop_resume);
+        tcase_add_test(with, test_two_resets_one_unit);
         tcase_add_test(with, test_freeze_hangs);
         tcase_add_test(with, test_thaw_hangs);
         tcase_add_test(with, test_error_reply);

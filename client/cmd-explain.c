@@ -65,6 +65,7 @@ int cmd_explain(struct ctl *c, int argc, char *argv[]) {
                 json_object_object_add(o, "kind", json_object_new_string(s->kind));
                 json_object_object_add(o, "method", json_object_new_string(v.method));
                 json_object_object_add(o, "resettable", json_object_new_boolean(v.resettable));
+                json_object_object_add(o, "borrowable", json_object_new_boolean(v.borrowable));
                 json_object_object_add(o, "blockers", b);
                 json_object_object_add(o, "summary", json_object_new_string(v.summary));
                 ctl_print_json(o);
@@ -97,6 +98,10 @@ int cmd_explain(struct ctl *c, int argc, char *argv[]) {
         printf("%s\n", v.summary);
         for (size_t i = 0; i < v.n_blockers; i++)
                 printf("  - %s\n", v.blockers[i].message);
+        if (v.borrowable)
+                printf("vfio-resetd can reset it anyway: vfio-resetctl reset --borrow %s stops the holders for the "
+                       "length of the reset (one in a service or scope unit is frozen with its unit; add --force to "
+                       "stop any other with SIGSTOP), and lets them run again.\n", d->address);
         verdict_done(&v);
         return 0;
 }

@@ -156,6 +156,15 @@ int verdict_compute(const struct ctl_model *m, const struct ctl_dev_set *s, stru
         }
 
         v->resettable = v->n_blockers == 0;
+        /* Holders (and processes that may be holders) are what Borrow goes through. */
+        v->borrowable = false;
+        for (size_t i = 0; i < v->n_blockers; i++) {
+                if (v->blockers[i].type != BLOCKER_HOLDER && v->blockers[i].type != BLOCKER_UNINSPECTED) {
+                        v->borrowable = false;
+                        break;
+                }
+                v->borrowable = v->borrowable || v->blockers[i].type == BLOCKER_HOLDER;
+        }
         if (v->resettable)
                 r = asprintf(&v->summary, "Yes: nothing blocks a %s of %s now.",
                              single ? "function reset" : "hot reset", s->id);

@@ -29,6 +29,7 @@ struct blocker {
 struct verdict {
         const char *method;     /* "hot-reset" or "function-reset" */
         bool resettable;
+        bool borrowable;        /* holders block it, and nothing else a reset with Borrow cannot go through */
         struct blocker *blockers;
         size_t n_blockers;
         char *summary;

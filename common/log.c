@@ -17,11 +17,13 @@ int log_get_max_level(void) {
 }
 
 int log_internal(int level, int error, const char *fmt, ...) {
-        static int journal = -1;
+        static _Atomic int journal = -1;    /* the libvirt adapter's thread logs too */
         va_list ap;
 
         if (journal < 0)
                 journal = getenv("JOURNAL_STREAM") != NULL;
+        /* One line at a time: the libvirt adapter's thread logs too. */
+        flockfile(stderr);
         if (journal)
                 fprintf(stderr, "<%d>", level);
         errno = abs(error);
@@ -29,5 +31,6 @@ int log_internal(int level, int error, const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         va_end(ap);
         fputc('\n', stderr);
+        funlockfile(stderr);
         return -abs(error);
 }

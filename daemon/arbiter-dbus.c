@@ -15,6 +15,7 @@
 struct bus_request {
         sd_bus_message *msg;
         bool with_devset;               /* ResetDevice answers (ost), DevSet.Reset (st) */
+        bool answered;                  /* Wait=false: answered when accepted */
 };
 
 static void bus_pause(void *userdata, const char *peer, const char *set_path, uint64_t reset_id, const char *type,
@@ -83,7 +84,9 @@ static void bus_reply(void *userdata, void *request, const struct reset_outcome 
         struct bus_request *q = request;
         int r;
 
-        if (o->result != RESET_DONE)
+        if (q->answered)
+                r = 0;
+        else if (o->result != RESET_DONE)
                 r = sd_bus_reply_method_errorf(q->msg, result_errors[o->result], "%s",
                                                o->message ?: reset_result_to_string(o->result));
         else if (q->with_devset)
@@ -176,7 +179,7 @@ int reset_options_parse(sd_bus_message *msg, uint64_t default_timeout_usec, stru
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Option QuiesceTimeoutUSec must be of type t, not %s", contents);
                         r = sd_bus_message_read(msg, "v", "t", &o.quiesce_timeout_usec);
-                } else if (strcmp(key, "Force") == 0 || strcmp(key, "Borrow") == 0) {
+                } else if (strcmp(key, "Force") == 0 || strcmp(key, "Borrow") == 0 || strcmp(key, "Wait") == 0) {
                         int b;
 
                         if (strcmp(contents, "b") != 0)
@@ -185,12 +188,14 @@ int reset_options_parse(sd_bus_message *msg, uint64_t default_timeout_usec, stru
                         r = sd_bus_message_read(msg, "v", "b", &b);
                         if (key[0] == 'F')
                                 o.force = b;
-                        else
+                        else if (key[0] == 'B')
                                 o.borrow = b;
+                        else
+                                o.no_wait = !b;
                 } else
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Unknown option '%s' (known: QuiesceTimeoutUSec, Force, Borrow)",
-                                                 key);
+                                                 "Unknown option '%s' (known: QuiesceTimeoutUSec, Force, Borrow, "
+                                                 "Wait)", key);
                 if (r < 0)
                         return r;
                 r = sd_bus_message_exit_container(msg);
@@ -222,14 +227,18 @@ static int refuse_unowned(struct manager *m, struct dev_set *s, sd_bus_error *er
 
         if (manager_get_holders(m, &h, &n) >= 0)
                 for (size_t i = 0; i < n; i++) {
-                        char one[PCI_ADDRESS_STRLEN + HOLDER_NAME_MAX + 32], name[HOLDER_NAME_MAX];
+                        char one[PCI_ADDRESS_STRLEN + HOLDER_NAME_MAX + QUIESCE_IDENTITY_MAX + 32],
+                             name[HOLDER_NAME_MAX], what[QUIESCE_IDENTITY_MAX];
+                        const struct quiesce_holder q = { .holder = &h[i].process, .pidfd = -EBADF };
 
                         if (h[i].device->dev_set != s)
                                 continue;
                         n_held++;
-                        snprintf(one, sizeof(one), "%s%s is held by %s", *held ? ", " : "",
+                        if (!quiesce_identify(m->adapters, m->n_adapters, &q, what, sizeof(what)))
+                                what[0] = '\0';
+                        snprintf(one, sizeof(one), "%s%s is held by %s%s%s", *held ? ", " : "",
                                  pci_address_format(&h[i].device->fn.address, address),
-                                 holder_describe(&h[i].process, name));
+                                 holder_describe(&h[i].process, name), what[0] ? ", " : "", what);
                         /* Whole entries only, once one did not fit neither do the next. */
                         if (n_named + 1 < n_held || strlen(held) + strlen(one) + more_max > sizeof(held))
                                 continue;
@@ -304,6 +313,12 @@ static int request_reset(struct manager *m, struct dev_set *s, sd_bus_message *m
                         return sd_bus_error_setf(error, VRD_ERROR_SHUTTING_DOWN,
                                                  "vfio-resetd is stopping; not resetting %s", s->id);
                 return r;
+        }
+        if (o.no_wait) {
+                /* Accepted: the reset goes on, its result in ResetFinished and the journal. */
+                q->answered = true;
+                return with_devset ? sd_bus_reply_method_return(msg, "ost", s->path, "accepted", UINT64_C(0)) :
+                                     sd_bus_reply_method_return(msg, "st", "accepted", UINT64_C(0));
         }
         return 1;
 }

@@ -62,6 +62,7 @@ struct reset_options {
         uint64_t quiesce_timeout_usec;
         bool force;
         bool borrow;            /* also stop outside holders and borrow their groups (borrow.h) */
+        bool no_wait;           /* the caller is answered once the reset is accepted (the bus face's) */
 };
 
 struct reset_outcome {

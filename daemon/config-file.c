@@ -40,7 +40,8 @@ struct parser {
 #define warn_at(p, fmt, ...) log_warning("%s:%u: " fmt, (p)->path, (p)->line, ##__VA_ARGS__)
 
 static bool section_known(const char *s) {
-        return strcmp(s, "Manage") == 0 || strcmp(s, "Reset") == 0 || strcmp(s, "Topology") == 0;
+        return strcmp(s, "Manage") == 0 || strcmp(s, "Reset") == 0 || strcmp(s, "Topology") == 0 ||
+               strcmp(s, "Hook") == 0 || strcmp(s, "Libvirt") == 0;
 }
 
 /* inih's rule: ';' after whitespace starts a comment, also inside "[...]". */
@@ -84,8 +85,8 @@ static const char *classify_line(struct parser *p, const char *line) {
         p->kind = LINE_IGNORED;
         snprintf(name, sizeof(name), "%.*s", (int) (end - s - 1), s + 1);
         if (!section_known(name))
-                warn_at(p, "unknown section [%s], ignoring it and its keys (known: [Manage], [Reset], [Topology])",
-                        name);
+                warn_at(p, "unknown section [%s], ignoring it and its keys (known: [Manage], [Reset], [Topology], "
+                        "[Libvirt], [Hook])", name);
         return line;
 }
 
@@ -240,6 +241,27 @@ static int parse_quiesce_timeout(struct parser *p, const char *value) {
         return 0;
 }
 
+/* A libvirt connection URI, not checked further: libvirt says what is wrong
+ * with it when the adapter opens it. "" or "none" switches the adapter off. */
+static int parse_libvirt_uri(struct parser *p, const char *value) {
+        char *uri;
+
+        if (value[strcspn(value, " \t")]) {
+                warn_at(p, "URI=: '%s' is not a libvirt URI (it has whitespace), ignoring it", value);
+                return 0;
+        }
+        if (!*value || strcmp(value, "none") == 0) {
+                p->config->libvirt_uri = mfree(p->config->libvirt_uri);
+                return 0;
+        }
+        uri = strdup(value);
+        if (!uri)
+                return -ENOMEM;
+        free(p->config->libvirt_uri);
+        p->config->libvirt_uri = uri;
+        return 0;
+}
+
 static int on_key(void *userdata, const char *section, const char *name, const char *value) {
         static const struct {
                 const char *section, *name;
@@ -248,6 +270,7 @@ static int on_key(void *userdata, const char *section, const char *name, const c
                 { "Manage",   "Device",            parse_devices },
                 { "Reset",    "QuiesceTimeoutSec", parse_quiesce_timeout },
                 { "Topology", "VfioDriver",        parse_drivers },
+                { "Libvirt",  "URI",               parse_libvirt_uri },
         };
         struct parser *p = userdata;
         int r;
@@ -264,6 +287,8 @@ static int on_key(void *userdata, const char *section, const char *name, const c
         }
         if (!section_known(section))
                 return 1;       /* said so at the section header */
+        if (strcmp(section, "Hook") == 0)
+                return 1;       /* the libvirt hook's (client/hook-libvirt.c), which reads it itself */
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
                 if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
                         continue;
@@ -279,6 +304,7 @@ static int on_key(void *userdata, const char *section, const char *name, const c
 void config_done(struct vrd_config *c) {
         c->managed = (strv_free(c->managed), NULL);
         c->vfio_drivers = (strv_free(c->vfio_drivers), NULL);
+        c->libvirt_uri = mfree(c->libvirt_uri);
 }
 
 int config_load(const char *path, struct vrd_config *ret) {
@@ -294,7 +320,8 @@ int config_load(const char *path, struct vrd_config *ret) {
 
         c.managed = calloc(1, sizeof(char *));
         c.vfio_drivers = calloc(1, sizeof(char *));
-        if (!c.managed || !c.vfio_drivers)
+        c.libvirt_uri = strdup(CONFIG_LIBVIRT_URI_DEFAULT);
+        if (!c.managed || !c.vfio_drivers || !c.libvirt_uri)
                 return -ENOMEM;
 
         f = fopen(path, "re");
@@ -313,8 +340,9 @@ int config_load(const char *path, struct vrd_config *ret) {
                 p.error = -ENOMEM;
         if (p.error < 0)
                 return p.error;
-        log_debug("Loaded %s: %zu managed devices, %zu extra vfio drivers, quiesce timeout %.3f s", path,
-                  strv_length(c.managed), strv_length(c.vfio_drivers), (double) c.quiesce_timeout_usec / 1e6);
+        log_debug("Loaded %s: %zu managed devices, %zu extra vfio drivers, quiesce timeout %.3f s, libvirt %s", path,
+                  strv_length(c.managed), strv_length(c.vfio_drivers), (double) c.quiesce_timeout_usec / 1e6,
+                  c.libvirt_uri ?: "off");
 done:
         *ret = c;
         c = (struct vrd_config) {};

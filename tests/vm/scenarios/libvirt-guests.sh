@@ -6,7 +6,8 @@
 # set 04:00.0/04:00.1 (two IOMMU groups), `vfio-resetctl explain` naming
 # both QEMUs and their machine scopes, a plain reset refused with NotOwned
 # naming both, and `reset --borrow --force` resetting the set while both
-# domains live: afterwards both are running and both QEMUs alive. A libvirt
+# domains live (the daemon's log names the adapter that stopped each QEMU):
+# afterwards both are running and both QEMUs alive. A libvirt
 # hook, installed before libvirtd starts (the `prepare` step), records the
 # domains' lives; polkitd answers for a caller other than root.
 # vmtest-root: debian
@@ -185,16 +186,28 @@ grep -q '^done in ' /run/reset-borrow.out || why="$why no 'done in';"
 grep -q 'VFIO_DEVICE_PCI_HOT_RESET took' /run/borrow.journal || why="$why the daemon's log has no hot reset;"
 vmtest_result "reset --borrow --force 04:00.0 resets the set while both domains live" "$why"
 
-# The daemon picks the systemd adapter for a holder in a .scope unit when
-# systemd is on its bus: FreezeUnit of each machine scope, ThawUnit after.
+# Which quiesce adapter stopped each QEMU and let it go, by the daemon's
+# log: libvirt (virDomainSuspend/Resume, preferred where the daemon reaches
+# libvirtd), systemd (FreezeUnit/ThawUnit of the machine scope, for a holder
+# in a .scope unit while systemd is on the bus) or process (SIGSTOP/SIGCONT).
+adapter_of() {
+	_j=/run/borrow.journal
+	if grep -qF "quiesce: libvirt domain $1 (" $_j; then
+		grep -F "quiesce: libvirt domain $1 (" $_j | grep -q ' suspended' &&
+			grep -F "quiesce: libvirt domain $1 (" $_j | grep -q ' resumed' && echo libvirt
+	elif grep -qF "quiesce: unit $2 frozen" $_j; then
+		grep -qF "quiesce: unit $2 thawed" $_j &&
+			[ "$(systemctl show -p FreezerState --value "$2")" = running ] && echo systemd
+	elif grep -q "Stopped pid $3 .*with SIGSTOP" $_j; then
+		grep -q "Continued pid $3 .*with SIGCONT" $_j && echo process
+	fi
+}
+a1=$(adapter_of vm1 "$unit1" "$pid1")
+a2=$(adapter_of vm2 "$unit2" "$pid2")
 why=""
-for u in "$unit1" "$unit2"; do
-	grep -qF "quiesce: unit $u frozen" /run/borrow.journal || why="$why $u not frozen;"
-	grep -qF "quiesce: unit $u thawed" /run/borrow.journal || why="$why $u not thawed;"
-	freezer=$(systemctl show -p FreezerState --value "$u")
-	[ "$freezer" = running ] || why="$why $u FreezerState=$freezer;"
-done
-vmtest_result "the systemd adapter froze both machine scopes and thawed them" "$why"
+[ -n "$a1" ] || why="$why no adapter both stopped and let go vm1 (pid $pid1, $unit1);"
+[ -n "$a2" ] || why="$why no adapter both stopped and let go vm2 (pid $pid2, $unit2);"
+vmtest_result "the ${a1:-?} adapter stopped vm1 and let it go, the ${a2:-?} adapter vm2" "$why"
 
 why=""
 for d in vm1:$pid1 vm2:$pid2; do

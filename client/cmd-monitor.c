@@ -158,7 +158,8 @@ static int on_loaded(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
         m->load = sd_bus_slot_unref(m->load);
         if (sd_bus_message_is_method_error(reply, NULL)) {
                 if (!m->said_absent)
-                        emit(m, "daemon-down", NULL, json_object_new_object(), "vfio-resetd is not on the bus; waiting for it");
+                        emit(m, "daemon-down", NULL, json_object_new_object(),
+                             "vfio-resetd is not on the bus; waiting for it");
                 m->said_absent = true;
                 return 0;
         }

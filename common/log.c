@@ -13,7 +13,7 @@
 
 static int max_level = LOG_INFO;
 
-int (*log_journal_sendv)(const struct iovec *iov, int n) = sd_journal_sendv;
+log_sendv_t log_journal_sendv = sd_journal_sendv;
 
 void log_set_max_level(int level) {
         max_level = level;

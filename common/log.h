@@ -51,4 +51,5 @@ int log_struct_internal(int level, int error, const char *format, ...) _sentinel
 bool log_stderr_is_journal(void);
 /* Where structured entries go under journald: sd_journal_sendv. Tests put a
  * fake journal here. */
-extern int (*log_journal_sendv)(const struct iovec *iov, int n);
+typedef int (*log_sendv_t)(const struct iovec *iov, int n);
+extern log_sendv_t log_journal_sendv;

@@ -1199,7 +1199,8 @@ START_TEST(test_journal_peer_left) {
         peer_registry_name_lost(&m->peers, ":1.1");
         arbiter_peer_left(&m->arbiter, ":1.1");
         run_until_said("reply r1 done");
-        assert_journal("Reset 1 of bus_0000_04: peer :1.1 left, not waiting for it", RESET1 " VFIO_PEER=:1.1 PRIORITY=6");
+        assert_journal("Reset 1 of bus_0000_04: peer :1.1 left, not waiting for it",
+                       RESET1 " VFIO_PEER=:1.1 PRIORITY=6");
         assert_journal("Reset 1 of bus_0000_04: done after ", FINISHED RESET1 " VFIO_RESULT=done PRIORITY=6");
 }
 END_TEST

@@ -37,6 +37,8 @@ bool log_stderr_is_journal(void) {
 int log_internal(int level, int error, const char *fmt, ...) {
         va_list ap;
 
+        /* One line at a time: the libvirt adapter's thread logs too. */
+        flockfile(stderr);
         if (log_stderr_is_journal())
                 fprintf(stderr, "<%d>", level);
         errno = abs(error);
@@ -44,6 +46,7 @@ int log_internal(int level, int error, const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         va_end(ap);
         fputc('\n', stderr);
+        funlockfile(stderr);
         return -abs(error);
 }
 
@@ -134,9 +137,11 @@ int log_struct_internal(int level, int error, const char *format, ...) {
                         return -abs(error);
         }
         if (message) {
+                flockfile(stderr);
                 if (journal)
                         fprintf(stderr, "<%d>", level);
                 fprintf(stderr, "%s\n", message);
+                funlockfile(stderr);
         }
         return -abs(error);
 }

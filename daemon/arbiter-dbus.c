@@ -227,14 +227,18 @@ static int refuse_unowned(struct manager *m, struct dev_set *s, sd_bus_error *er
 
         if (manager_get_holders(m, &h, &n) >= 0)
                 for (size_t i = 0; i < n; i++) {
-                        char one[PCI_ADDRESS_STRLEN + HOLDER_NAME_MAX + 32], name[HOLDER_NAME_MAX];
+                        char one[PCI_ADDRESS_STRLEN + HOLDER_NAME_MAX + QUIESCE_IDENTITY_MAX + 32],
+                             name[HOLDER_NAME_MAX], what[QUIESCE_IDENTITY_MAX];
+                        const struct quiesce_holder q = { .holder = &h[i].process, .pidfd = -EBADF };
 
                         if (h[i].device->dev_set != s)
                                 continue;
                         n_held++;
-                        snprintf(one, sizeof(one), "%s%s is held by %s", *held ? ", " : "",
+                        if (!quiesce_identify(m->adapters, m->n_adapters, &q, what, sizeof(what)))
+                                what[0] = '\0';
+                        snprintf(one, sizeof(one), "%s%s is held by %s%s%s", *held ? ", " : "",
                                  pci_address_format(&h[i].device->fn.address, address),
-                                 holder_describe(&h[i].process, name));
+                                 holder_describe(&h[i].process, name), what[0] ? ", " : "", what);
                         /* Whole entries only, once one did not fit neither do the next. */
                         if (n_named + 1 < n_held || strlen(held) + strlen(one) + more_max > sizeof(held))
                                 continue;

@@ -42,8 +42,11 @@ static struct borrow_group *find_group(struct borrow *b, int group) {
 
 static int add_groups(struct borrow *b, const struct dev_set *s, const struct ownership *o, char **ret_message) {
         b->groups = calloc(s->n_members, sizeof(*b->groups));
-        if (!b->groups)
+        b->members = calloc(s->n_members, sizeof(*b->members));
+        if (!b->groups || !b->members)
                 return -ENOMEM;
+        for (size_t i = 0; i < s->n_members; i++)
+                b->members[b->n_members++] = s->members[i]->fn.address;
         for (size_t i = 0; i < s->n_members; i++) {
                 const struct device *d = s->members[i];
                 struct holder_target t;
@@ -133,7 +136,7 @@ int borrow_plan(const struct dev_set *s, const struct ownership *o, const struct
                 struct borrow_group *g;
                 struct borrow_holder *h;
                 const char *hint;
-                char address[PCI_ADDRESS_STRLEN], name[HOLDER_NAME_MAX];
+                char address[PCI_ADDRESS_STRLEN], name[HOLDER_NAME_MAX], what[QUIESCE_IDENTITY_MAX];
                 int pidfd;
 
                 if (dh->device->dev_set != s || !(g = find_group(b, dh->device->fn.iommu_group)) ||
@@ -150,14 +153,19 @@ int borrow_plan(const struct dev_set *s, const struct ownership *o, const struct
                 }
                 h = &b->holders[b->n_holders++];
                 *h = (struct borrow_holder) { .process = dh->process, .group = g->group };
-                h->q = (struct quiesce_holder) { .holder = &h->process, .pidfd = pidfd };
+                h->q = (struct quiesce_holder) {
+                        .holder = &h->process, .pidfd = pidfd, .members = b->members, .n_members = b->n_members,
+                };
                 g->how = BORROW_HELD;
                 k = assign_target(b, h, adapters, n_adapters, force, &hint);
                 if (k == -EPERM) {
                         pci_address_format(&dh->device->fn.address, address);
-                        k = appendf(&refused, "%s%s is held by %s, which vfio-resetd cannot stop%s%s",
+                        if (!quiesce_identify(adapters, n_adapters, &h->q, what, sizeof(what)))
+                                what[0] = '\0';
+                        k = appendf(&refused, "%s%s is held by %s%s%s, which vfio-resetd cannot stop%s%s",
                                     refused ? "; " : "", address, holder_describe(&dh->process, name),
-                                    hint ? " without " : "", hint ?: " (no quiesce adapter applies)");
+                                    what[0] ? ", " : "", what, hint ? " without " : "",
+                                    hint ?: " (no quiesce adapter applies)");
                         if (k >= 0)
                                 k = -EPERM;
                 }
@@ -302,6 +310,7 @@ struct borrow *borrow_free(struct borrow *b) {
         free(b->targets);
         free(b->holders);
         free(b->groups);
+        free(b->members);
         free(b);
         return NULL;
 }

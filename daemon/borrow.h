@@ -47,6 +47,8 @@ struct borrow_holder {
 };
 
 struct borrow {
+        struct pci_address *members;    /* the set's, for the adapters' cross-checks */
+        size_t n_members;
         struct borrow_group *groups;
         size_t n_groups;
         struct borrow_holder *holders;

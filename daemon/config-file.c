@@ -41,7 +41,7 @@ struct parser {
 
 static bool section_known(const char *s) {
         return strcmp(s, "Manage") == 0 || strcmp(s, "Reset") == 0 || strcmp(s, "Topology") == 0 ||
-               strcmp(s, "Hook") == 0;
+               strcmp(s, "Hook") == 0 || strcmp(s, "Libvirt") == 0;
 }
 
 /* inih's rule: ';' after whitespace starts a comment, also inside "[...]". */
@@ -85,8 +85,8 @@ static const char *classify_line(struct parser *p, const char *line) {
         p->kind = LINE_IGNORED;
         snprintf(name, sizeof(name), "%.*s", (int) (end - s - 1), s + 1);
         if (!section_known(name))
-                warn_at(p, "unknown section [%s], ignoring it and its keys (known: [Manage], [Reset], [Topology], [Hook])",
-                        name);
+                warn_at(p, "unknown section [%s], ignoring it and its keys (known: [Manage], [Reset], [Topology], "
+                        "[Libvirt], [Hook])", name);
         return line;
 }
 
@@ -241,6 +241,27 @@ static int parse_quiesce_timeout(struct parser *p, const char *value) {
         return 0;
 }
 
+/* A libvirt connection URI, not checked further: libvirt says what is wrong
+ * with it when the adapter opens it. "" or "none" switches the adapter off. */
+static int parse_libvirt_uri(struct parser *p, const char *value) {
+        char *uri;
+
+        if (value[strcspn(value, " \t")]) {
+                warn_at(p, "URI=: '%s' is not a libvirt URI (it has whitespace), ignoring it", value);
+                return 0;
+        }
+        if (!*value || strcmp(value, "none") == 0) {
+                p->config->libvirt_uri = mfree(p->config->libvirt_uri);
+                return 0;
+        }
+        uri = strdup(value);
+        if (!uri)
+                return -ENOMEM;
+        free(p->config->libvirt_uri);
+        p->config->libvirt_uri = uri;
+        return 0;
+}
+
 static int on_key(void *userdata, const char *section, const char *name, const char *value) {
         static const struct {
                 const char *section, *name;
@@ -249,6 +270,7 @@ static int on_key(void *userdata, const char *section, const char *name, const c
                 { "Manage",   "Device",            parse_devices },
                 { "Reset",    "QuiesceTimeoutSec", parse_quiesce_timeout },
                 { "Topology", "VfioDriver",        parse_drivers },
+                { "Libvirt",  "URI",               parse_libvirt_uri },
         };
         struct parser *p = userdata;
         int r;
@@ -282,6 +304,7 @@ static int on_key(void *userdata, const char *section, const char *name, const c
 void config_done(struct vrd_config *c) {
         c->managed = (strv_free(c->managed), NULL);
         c->vfio_drivers = (strv_free(c->vfio_drivers), NULL);
+        c->libvirt_uri = mfree(c->libvirt_uri);
 }
 
 int config_load(const char *path, struct vrd_config *ret) {
@@ -297,7 +320,8 @@ int config_load(const char *path, struct vrd_config *ret) {
 
         c.managed = calloc(1, sizeof(char *));
         c.vfio_drivers = calloc(1, sizeof(char *));
-        if (!c.managed || !c.vfio_drivers)
+        c.libvirt_uri = strdup(CONFIG_LIBVIRT_URI_DEFAULT);
+        if (!c.managed || !c.vfio_drivers || !c.libvirt_uri)
                 return -ENOMEM;
 
         f = fopen(path, "re");
@@ -316,8 +340,9 @@ int config_load(const char *path, struct vrd_config *ret) {
                 p.error = -ENOMEM;
         if (p.error < 0)
                 return p.error;
-        log_debug("Loaded %s: %zu managed devices, %zu extra vfio drivers, quiesce timeout %.3f s", path,
-                  strv_length(c.managed), strv_length(c.vfio_drivers), (double) c.quiesce_timeout_usec / 1e6);
+        log_debug("Loaded %s: %zu managed devices, %zu extra vfio drivers, quiesce timeout %.3f s, libvirt %s", path,
+                  strv_length(c.managed), strv_length(c.vfio_drivers), (double) c.quiesce_timeout_usec / 1e6,
+                  c.libvirt_uri ?: "off");
 done:
         *ret = c;
         c = (struct vrd_config) {};

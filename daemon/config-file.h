@@ -12,11 +12,13 @@
 
 #define CONFIG_FILE_PATH "/etc/vfio-resetd/vfio-resetd.conf"
 #define CONFIG_QUIESCE_TIMEOUT_USEC_DEFAULT (5 * UINT64_C(1000000))
+#define CONFIG_LIBVIRT_URI_DEFAULT "qemu:///system"
 
 struct vrd_config {
         char **managed;                 /* [Manage] Device=: canonical "DDDD:BB:SS.F", no duplicates */
         char **vfio_drivers;            /* [Topology] VfioDriver=: extra vfio-pci variant drivers */
         uint64_t quiesce_timeout_usec;  /* [Reset] QuiesceTimeoutSec= */
+        char *libvirt_uri;              /* [Libvirt] URI=: NULL when "" or "none" (no libvirt adapter) */
 };
 
 /* Fills *ret (defaults first; a missing file leaves them). Bad lines are

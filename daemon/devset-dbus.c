@@ -100,6 +100,39 @@ static int property_get_holder_details(sd_bus *bus, const char *path, const char
         return append_holders(reply, userdata, true, error);
 }
 
+/* HolderDomains: the holders of Holders that an adapter knows as a virtual
+ * machine (address, pid, domain name, UUID), from the same scan. */
+static int property_get_holder_domains(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct dev_set *s = userdata;
+        struct manager *m = s->manager;
+        const struct device_holder *h;
+        size_t n;
+        int r;
+
+        r = manager_get_holders(m, &h, &n);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot look up the holders of %s: %m", s->id);
+        r = sd_bus_message_open_container(reply, 'a', "(suss)");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const struct quiesce_holder q = { .holder = &h[i].process, .pidfd = -EBADF };
+                char buf[PCI_ADDRESS_STRLEN];
+
+                if (h[i].device->dev_set != s)
+                        continue;
+                for (size_t a = 0; a < m->n_adapters; a++) {
+                        const char *name, *uuid;
+
+                        if (!m->adapters[a]->domain_of || !m->adapters[a]->domain_of(m->adapters[a], &q, &name, &uuid))
+                                continue;
+                        r = sd_bus_message_append(reply, "(suss)", pci_address_format(&h[i].device->fn.address, buf),
+                                                  (uint32_t) h[i].process.pid, name, uuid);
+                        break;
+                }
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
 static int property_get_uninspected(sd_bus *bus, const char *path, const char *interface, const char *property,
                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct dev_set *s = userdata;
@@ -155,6 +188,10 @@ static const sd_bus_vtable dev_set_vtable[] = {
         /* beyond DESIGN.md section 5: Holders with each holder's uid and systemd
          * unit (address, pid, uid, command, unit); the same scan, no change signal */
         SD_BUS_PROPERTY("HolderDetails", "a(suuss)", property_get_holder_details, 0, 0),
+        /* beyond DESIGN.md section 5: the holders that are virtual machines, as
+         * their manager names them (address, pid, domain name, UUID); libvirt's
+         * domains for now; the same scan, no change signal */
+        SD_BUS_PROPERTY("HolderDomains", "a(suss)", property_get_holder_domains, 0, 0),
         SD_BUS_METHOD_WITH_NAMES("Reset", "a{sv}", SD_BUS_PARAM(options), "st", SD_BUS_PARAM(result)
                                  SD_BUS_PARAM(duration_usec), method_dev_set_reset, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END

@@ -366,6 +366,26 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/* A holder that is a libvirt domain is suspended rather than its unit frozen
+ * or its process stopped: the adapter goes first, before the systemd one
+ * that manager_bus_start() added (libvirt, systemd, process). Without it the
+ * domain's QEMU is frozen in its machine scope like any unit. */
+static void start_libvirt(struct manager *m) {
+        struct quiesce_adapter *a;
+        int r;
+
+        if (!m->config.libvirt_uri) {
+                log_debug("[Libvirt] URI= is off: libvirt domains are not suspended through libvirt");
+                return;
+        }
+        r = quiesce_libvirt_new(m->event, m->config.libvirt_uri, &a);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot set up the libvirt quiesce adapter for %s: %m", m->config.libvirt_uri);
+                return;
+        }
+        manager_add_adapter(m, a, true);
+}
+
 int manager_start(struct manager *m) {
         sigset_t mask;
         int r;
@@ -385,6 +405,7 @@ int manager_start(struct manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s: %m", m->config_path ?: CONFIG_FILE_PATH);
         m->quiesce_timeout_usec = m->config.quiesce_timeout_usec;
+        start_libvirt(m);
         for (char **d = m->config.vfio_drivers; d && *d; d++)
                 if (strv_extend(&m->topology_options.extra_vfio_drivers, *d) < 0)
                         return log_oom();

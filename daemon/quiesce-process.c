@@ -21,13 +21,29 @@
 
 #define STOP_POLL_USEC (2 * USEC_PER_MSEC)
 
+/* One process the adapter keeps stopped, for however many resets need it
+ * (a holder of members of two sets, reset at once): continued when the
+ * last one lets go, not when the first does. */
+struct process_hold {
+        pid_t pid;
+        unsigned refs;
+        bool sent_stop;                 /* we stopped it; else it was stopped before we came: left so */
+};
+
+struct process_adapter {
+        struct quiesce_adapter adapter;
+        sd_event *event;
+        struct process_hold **holds;
+        size_t n_holds;
+};
+
 struct process_target {
         struct quiesce_target t;
+        struct process_adapter *pa;
         sd_event *event;
         pid_t pid;
         int pidfd;                      /* the plan's: not closed here */
-        bool sent_stop;                 /* SIGSTOP sent and no SIGCONT yet */
-        bool was_stopped;               /* stopped before we came: left so */
+        struct process_hold *hold;      /* this target's share of it, while it has one */
         uint64_t deadline;
         sd_event_source *poll;          /* waits for every thread to stop */
         sd_event_source *report;        /* reports from the loop */
@@ -58,7 +74,8 @@ static int process_target_new(const struct quiesce_adapter *a, const struct quie
                 return -ENOMEM;
         p->t.adapter = a;
         snprintf(p->t.name, sizeof(p->t.name), "%s", holder_describe(h->holder, name));
-        p->event = a->data;
+        p->pa = a->data;
+        p->event = p->pa->event;
         p->pid = h->holder->pid;
         p->pidfd = h->pidfd;
         *ret = &p->t;
@@ -104,6 +121,55 @@ static bool gone(const struct process_target *p) {
         return pidfd_send_signal(p->pidfd, 0, NULL, 0) < 0 && errno == ESRCH;
 }
 
+static struct process_hold *find_hold(struct process_adapter *pa, pid_t pid) {
+        for (size_t i = 0; i < pa->n_holds; i++)
+                if (pa->holds[i]->pid == pid)
+                        return pa->holds[i];
+        return NULL;
+}
+
+static int take_hold(struct process_target *p, bool sent_stop) {
+        struct process_adapter *pa = p->pa;
+        struct process_hold **v, *hold = find_hold(pa, p->pid);
+
+        if (!hold) {
+                v = realloc(pa->holds, sizeof(*v) * (pa->n_holds + 1));
+                if (!v)
+                        return -ENOMEM;
+                pa->holds = v;
+                hold = calloc(1, sizeof(*hold));
+                if (!hold)
+                        return -ENOMEM;
+                *hold = (struct process_hold) { .pid = p->pid, .sent_stop = sent_stop };
+                pa->holds[pa->n_holds++] = hold;
+        }
+        hold->refs++;
+        p->hold = hold;
+        return 0;
+}
+
+/* This target lets go; the last one continues the process, if we stopped it. */
+static void release_hold(struct process_target *p) {
+        struct process_adapter *pa = p->pa;
+        struct process_hold *hold = p->hold;
+
+        if (!hold)
+                return;
+        p->hold = NULL;
+        if (--hold->refs > 0)
+                return;
+        if (hold->sent_stop) {
+                send_signal(p, SIGCONT);
+                log_info("Continued %s with SIGCONT", p->t.name);
+        }
+        for (size_t i = 0; i < pa->n_holds; i++)
+                if (pa->holds[i] == hold) {
+                        pa->holds[i] = pa->holds[--pa->n_holds];
+                        break;
+                }
+        free(hold);
+}
+
 static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         struct process_target *p = userdata;
         uint64_t now = monotonic_usec();
@@ -117,16 +183,14 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         }
         if (now >= p->deadline) {
                 /* Not stopped in time: let it run as before. */
-                send_signal(p, SIGCONT);
-                p->sent_stop = false;
+                release_hold(p);
                 (void) report(p, -ETIMEDOUT, "%s did not stop within the deadline: thread %d is in state %c",
                               p->t.name, (int) tid, state);
                 return 0;
         }
         if (sd_event_source_set_time(s, now + STOP_POLL_USEC < p->deadline ? now + STOP_POLL_USEC : p->deadline) < 0 ||
             sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) < 0) {
-                send_signal(p, SIGCONT);
-                p->sent_stop = false;
+                release_hold(p);
                 (void) report(p, -ENOMEM, "cannot wait for %s to stop", p->t.name);
         }
         return 0;
@@ -135,14 +199,23 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
 static int process_stop(struct quiesce_target *t, uint64_t deadline_usec, quiesce_done_t done, void *userdata) {
         struct process_target *p = (struct process_target *) t;
 
+        int k;
+
         p->done = done;
         p->userdata = userdata;
         p->deadline = deadline_usec;
+        if (p->hold)
+                return -EBUSY;          /* a second stop without a resume between */
+        if (find_hold(p->pa, p->pid)) {
+                /* Another reset of ours stops it already: share that, wait as it does. */
+                k = take_hold(p, false);
+                return k < 0 ? k : sd_event_add_time(p->event, &p->poll, CLOCK_MONOTONIC, 0, USEC_PER_MSEC, on_poll, p);
+        }
         if (proc_all_threads_stopped(p->pid, NULL, NULL)) {
                 /* Stopped by someone else, or gone: nothing to undo after. */
-                p->was_stopped = !gone(p);
                 t->stopped = true;
-                return report(p, 0, NULL);
+                k = take_hold(p, false);
+                return k < 0 ? k : report(p, 0, NULL);
         }
         if (pidfd_send_signal(p->pidfd, SIGSTOP, NULL, 0) < 0) {
                 if (errno == ESRCH) {   /* it exited: its fds are closed, nothing to stop */
@@ -152,7 +225,11 @@ static int process_stop(struct quiesce_target *t, uint64_t deadline_usec, quiesc
                 return report(p, -errno, "cannot stop %s: pidfd_send_signal(SIGSTOP): %s", t->name,
                               strerror(errno));
         }
-        p->sent_stop = true;
+        k = take_hold(p, true);
+        if (k < 0) {
+                send_signal(p, SIGCONT);
+                return k;
+        }
         log_info("Stopped %s with SIGSTOP", t->name);
         return sd_event_add_time(p->event, &p->poll, CLOCK_MONOTONIC, 0, USEC_PER_MSEC, on_poll, p);
 }
@@ -165,11 +242,7 @@ static int process_resume(struct quiesce_target *t, uint64_t deadline_usec, quie
         p->done = done;
         p->userdata = userdata;
         t->stopped = false;
-        if (p->sent_stop) {
-                send_signal(p, SIGCONT);
-                p->sent_stop = false;
-                log_info("Continued %s with SIGCONT", t->name);
-        }
+        release_hold(p);
         return report(p, 0, NULL);
 }
 
@@ -178,22 +251,29 @@ static void process_target_free(struct quiesce_target *t) {
 
         if (!p)
                 return;
+        release_hold(p);        /* nobody stays stopped for a reset that is gone */
         sd_event_source_disable_unref(p->poll);
         sd_event_source_disable_unref(p->report);
         free(p);
 }
 
 static void process_free(struct quiesce_adapter *a) {
-        sd_event_unref(a->data);
-        free(a);
+        struct process_adapter *pa = a->data;
+
+        for (size_t i = 0; i < pa->n_holds; i++)
+                free(pa->holds[i]);     /* their targets, freed before, continued them */
+        free(pa->holds);
+        sd_event_unref(pa->event);
+        free(pa);
 }
 
 int quiesce_process_new(sd_event *event, struct quiesce_adapter **ret) {
-        struct quiesce_adapter *a = calloc(1, sizeof(*a));
+        struct process_adapter *pa = calloc(1, sizeof(*pa));
 
-        if (!a)
+        if (!pa)
                 return -ENOMEM;
-        *a = (struct quiesce_adapter) {
+        pa->event = sd_event_ref(event);
+        pa->adapter = (struct quiesce_adapter) {
                 .name = "process",
                 .applies = process_applies,
                 .covers = process_covers,
@@ -202,8 +282,8 @@ int quiesce_process_new(sd_event *event, struct quiesce_adapter **ret) {
                 .resume = process_resume,
                 .target_free = process_target_free,
                 .free = process_free,
-                .data = sd_event_ref(event),
+                .data = pa,
         };
-        *ret = a;
+        *ret = &pa->adapter;
         return 0;
 }

@@ -32,28 +32,19 @@ struct systemd_quiesce {
         sd_bus_slot *owner_query;       /* GetNameOwner, at start */
         bool systemd_present;
         char *own_unit;                 /* the daemon's unit, NULL outside one */
-};
-
-enum operation {
-        OP_NONE,
-        OP_STOP,
-        OP_RESUME,
+        struct systemd_target **targets;        /* every live target: one unit may be two resets' */
+        size_t n_targets;
 };
 
 struct systemd_target {
         struct quiesce_target base;
         struct systemd_quiesce *q;
         char unit[HOLDER_UNIT_MAX];
-        enum operation op;              /* the stop or resume under way, whose done is owed */
-        quiesce_done_t done;
-        void *userdata;
+        struct quiesce_owed owed;       /* the done of the stop or resume under way */
         uint64_t deadline;
         uint64_t timeout;               /* what the call was given, for the message */
         sd_bus_slot *call;              /* its FreezeUnit or ThawUnit */
         bool maybe_frozen;              /* a FreezeUnit went out, and no ThawUnit succeeded since */
-        sd_event_source *defer;         /* reports an outcome known at once, from the loop */
-        int deferred_level, deferred_error;
-        char deferred_message[512];
 };
 
 static bool endswith(const char *s, const char *suffix) {
@@ -159,67 +150,50 @@ static int systemd_target_new(const struct quiesce_adapter *a, const struct quie
         t->q = quiesce_of(a);
         snprintf(t->unit, sizeof(t->unit), "%s", h->holder->unit);
         snprintf(t->base.name, sizeof(t->base.name), "unit %s", t->unit);
+        t->owed = (struct quiesce_owed) { .target = &t->base, .event = t->q->event, .description = "quiesce-systemd" };
+        {
+                struct systemd_target **v = realloc(t->q->targets, sizeof(*v) * (t->q->n_targets + 1));
+
+                if (!v) {
+                        free(t);
+                        return -ENOMEM;
+                }
+                t->q->targets = v;
+                v[t->q->n_targets++] = t;
+        }
         *ret = &t->base;
         return 0;
+}
+
+/* Another reset's target keeps the unit frozen: thawing is the last one's job. */
+static bool frozen_for_another(const struct systemd_target *t) {
+        for (size_t i = 0; i < t->q->n_targets; i++) {
+                const struct systemd_target *o = t->q->targets[i];
+
+                if (o != t && o->maybe_frozen && strcmp(o->unit, t->unit) == 0)
+                        return true;
+        }
+        return false;
 }
 
 /* Owes nothing any more; logs the sentence done is told. done is the last
  * thing that touches t (it may free it). */
 _printf_(4, 5)
 static void finish(struct systemd_target *t, int level, int error, const char *fmt, ...) {
-        quiesce_done_t done = t->done;
-        void *userdata = t->userdata;
-        char message[sizeof(t->deferred_message) + 64];
+        char message[sizeof(t->owed.known_message) + 64];
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(message, sizeof(message), fmt, ap);
         va_end(ap);
-        log_full_errno(level, 0, "quiesce: %s", message);
-        t->op = OP_NONE;
-        t->done = NULL;
-        t->userdata = NULL;
-        done(userdata, &t->base, error, message);
-}
-
-static int on_defer(sd_event_source *s, void *userdata) {
-        struct systemd_target *t = userdata;
-
-        finish(t, t->deferred_level, t->deferred_error, "%s", t->deferred_message);
-        return 0;
-}
-
-/* The operation begins, and its outcome is known already: done from the loop. */
-_printf_(6, 7)
-static int begin_known(struct systemd_target *t, quiesce_done_t done, void *userdata, int level, int error,
-                       const char *fmt, ...) {
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        vsnprintf(t->deferred_message, sizeof(t->deferred_message), fmt, ap);
-        va_end(ap);
-        t->deferred_level = level;
-        t->deferred_error = error;
-        if (!t->defer) {
-                r = sd_event_add_defer(t->q->event, &t->defer, on_defer, t);
-                if (r < 0)
-                        return r;       /* no done will come: the caller hears it here */
-                (void) sd_event_source_set_description(t->defer, "quiesce-systemd");
-        }
-        r = sd_event_source_set_enabled(t->defer, SD_EVENT_ONESHOT);
-        if (r < 0)
-                return r;
-        t->done = done;
-        t->userdata = userdata;
-        return 0;
+        quiesce_owed_pay(&t->owed, level, error, message);
 }
 
 /* FreezeUnit or ThawUnit, which the call's own timeout ends at the deadline
  * with a NoReply that sd-bus makes up. The outcome goes to callback, or to
  * done from the loop if it cannot even be sent. */
-static int begin_call(struct systemd_target *t, const char *method, const char *verb, uint64_t deadline,
-                      sd_bus_message_handler_t callback, quiesce_done_t done, void *userdata) {
+static int begin_call(struct systemd_target *t, enum quiesce_op op, const char *method, const char *verb,
+                      uint64_t deadline, sd_bus_message_handler_t callback, quiesce_done_t done, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         uint64_t now = monotonic_usec();
         int r;
@@ -232,11 +206,10 @@ static int begin_call(struct systemd_target *t, const char *method, const char *
         if (r >= 0)
                 r = sd_bus_call_async(t->q->bus, &t->call, m, callback, t, t->timeout);
         if (r < 0)
-                return begin_known(t, done, userdata, LOG_WARNING, r, "cannot ask systemd to %s %s: %s", verb,
-                                   t->base.name, strerror(-r));
+                return quiesce_owed_known(&t->owed, op, done, userdata, LOG_WARNING, r,
+                                          "cannot ask systemd to %s %s: %s", verb, t->base.name, strerror(-r));
         log_debug("Asking systemd to %s %s, within %.3f s", verb, t->base.name, (double) t->timeout / USEC_PER_SEC);
-        t->done = done;
-        t->userdata = userdata;
+        quiesce_owed_begin(&t->owed, op, done, userdata);
         return 0;
 }
 
@@ -327,11 +300,7 @@ static int on_thaw_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 /* Ends the operation under way without its done. */
 static void cancel(struct systemd_target *t) {
         t->call = sd_bus_slot_unref(t->call);
-        if (t->defer)
-                (void) sd_event_source_set_enabled(t->defer, SD_EVENT_OFF);
-        t->op = OP_NONE;
-        t->done = NULL;
-        t->userdata = NULL;
+        quiesce_owed_cancel(&t->owed);
 }
 
 static int systemd_stop(struct quiesce_target *qt, uint64_t deadline_usec, quiesce_done_t done, void *userdata) {
@@ -339,12 +308,11 @@ static int systemd_stop(struct quiesce_target *qt, uint64_t deadline_usec, quies
         int r;
 
         assert(done);
-        if (t->op != OP_NONE)
+        if (t->owed.op != QUIESCE_OP_NONE)
                 return -EBUSY;
-        r = begin_call(t, "FreezeUnit", "freeze", deadline_usec, on_freeze_reply, done, userdata);
+        r = begin_call(t, QUIESCE_OP_STOP, "FreezeUnit", "freeze", deadline_usec, on_freeze_reply, done, userdata);
         if (r < 0)
                 return r;
-        t->op = OP_STOP;
         t->maybe_frozen = t->maybe_frozen || t->call;
         return 0;
 }
@@ -354,19 +322,22 @@ static int systemd_resume(struct quiesce_target *qt, uint64_t deadline_usec, qui
         int r;
 
         assert(done);
-        if (t->op == OP_RESUME)
+        if (t->owed.op == QUIESCE_OP_RESUME)
                 return -EBUSY;
         /* A freeze under way is dropped unanswered: this thaw undoes it. */
         cancel(t);
         t->base.stopped = false;
-        if (t->maybe_frozen)
-                r = begin_call(t, "ThawUnit", "thaw", deadline_usec, on_thaw_reply, done, userdata);
+        if (t->maybe_frozen && frozen_for_another(t)) {
+                t->maybe_frozen = false;
+                r = quiesce_owed_known(&t->owed, QUIESCE_OP_RESUME, done, userdata, LOG_DEBUG, 0,
+                                       "%s stays frozen for another reset", t->base.name);
+        } else if (t->maybe_frozen)
+                r = begin_call(t, QUIESCE_OP_RESUME, "ThawUnit", "thaw", deadline_usec, on_thaw_reply, done,
+                               userdata);
         else
-                r = begin_known(t, done, userdata, LOG_DEBUG, 0, "%s was never frozen", t->base.name);
-        if (r < 0)
-                return r;
-        t->op = OP_RESUME;
-        return 0;
+                r = quiesce_owed_known(&t->owed, QUIESCE_OP_RESUME, done, userdata, LOG_DEBUG, 0,
+                                       "%s was never frozen", t->base.name);
+        return r < 0 ? r : 0;
 }
 
 static void systemd_target_free(struct quiesce_target *qt) {
@@ -376,13 +347,19 @@ static void systemd_target_free(struct quiesce_target *qt) {
         if (!t)
                 return;
         cancel(t);
-        /* Freed while frozen, or while a freeze may still happen: never leave a unit so. */
-        if (t->maybe_frozen) {
+        for (size_t i = 0; i < t->q->n_targets; i++)
+                if (t->q->targets[i] == t) {
+                        t->q->targets[i] = t->q->targets[--t->q->n_targets];
+                        break;
+                }
+        /* Freed while frozen, or while a freeze may still happen: never leave a unit so
+         * (unless another reset still needs it frozen). */
+        if (t->maybe_frozen && !frozen_for_another(t)) {
                 r = send_thaw(t);
                 if (r < 0)
                         log_warning_errno(r, "Cannot thaw %s, which may be frozen: %m", t->base.name);
         }
-        sd_event_source_disable_unref(t->defer);
+        quiesce_owed_done(&t->owed);
         free(t);
 }
 
@@ -394,6 +371,7 @@ static void systemd_free(struct quiesce_adapter *a) {
         sd_bus_unref(q->bus);
         sd_event_unref(q->event);
         free(q->own_unit);
+        free(q->targets);
         free(q);
 }
 

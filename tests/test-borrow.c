@@ -304,6 +304,40 @@ START_TEST(test_borrow_of_a_managed_set_is_a_plain_reset) {
 }
 END_TEST
 
+/* One holder of two sets, both reset at once: it runs again only when the
+ * second reset is over, not when the first one is. */
+START_TEST(test_holder_of_two_sets_stays_stopped_for_both) {
+        pid_t holder = fork();
+        struct call a, b;
+        bool stopped_between = true;
+
+        ck_assert_int_ge(holder, 0);
+        if (holder == 0) {
+                execl("/bin/sh", "sh", "-c", "exec sleep 120 3</dev/vfio/8 4</dev/vfio/19", (char *) NULL);
+                _exit(127);
+        }
+        usleep(300000);
+        set_kernel("delay_ms=800");
+        reset_async(&a, "0000:03:00.0", "Borrow=b1,Force=b1");
+        for (int i = 0; i < 200 && count_resets("0000:03:00.0") == 0 && state_of(holder) != 'T'; i++)
+                (void) harness_wait(&h, &a.done, 10);
+        usleep(300000);         /* the first reset is in the kernel */
+        reset_async(&b, "0000:07:10.0", "Borrow=b1,Force=b1");
+        ck_assert(harness_wait(&h, &a.done, 30000));
+        ck_assert_msg(!*a.error, "%s: %s", a.error, a.message);
+        /* the first is over, the second is not: the holder stays stopped */
+        while (!b.done) {
+                stopped_between = stopped_between && state_of(holder) == 'T';
+                (void) harness_wait(&h, &b.done, 10);
+        }
+        ck_assert_msg(!*b.error, "%s: %s", b.error, b.message);
+        ck_assert_msg(stopped_between, "the holder ran between the two resets");
+        ck_assert_int_eq(count_resets("function-reset 0000:07:10.0 result=0"), 1);
+        assert_running(holder);
+        unhold(holder);
+}
+END_TEST
+
 /* Wait=false: answered once accepted; the reset goes on after the reply. */
 START_TEST(test_no_wait) {
         struct call c;
@@ -320,6 +354,27 @@ START_TEST(test_no_wait) {
         reset_sync(&c, "0000:03:00.0", "Wait=b0");
         ck_assert_str_eq(c.error, VRD_ERROR_NOT_MANAGED);
         ck_assert(harness_daemon_alive(&h));
+}
+END_TEST
+
+/* vfio-resetctl reset --borrow [--force], as an operator types it. */
+START_TEST(test_resetctl_borrow) {
+        pid_t v[2] = { hold_group(8), hold_group(9) };
+        char *out = NULL;
+        int status;
+
+        status = harness_run(&out, "%s reset --borrow 03:00.0", getenv("VRD_CTL"));
+        ck_assert_msg(status == 1 && strstr(out, "without Force (it would be stopped with SIGSTOP)"), "%d: %s", status,
+                      out);
+        free(out);
+        status = harness_run(&out, "%s reset --borrow --force 03:00.0", getenv("VRD_CTL"));
+        ck_assert_msg(status == 0 && strstr(out, "done in"), "%d: %s", status, out);
+        free(out);
+        ck_assert_int_eq(count_resets("hot-reset 0000:03:00.0 groups=2 group_ids=8+9 result=0"), 1);
+        assert_running(v[0]);
+        assert_running(v[1]);
+        unhold(v[0]);
+        unhold(v[1]);
 }
 END_TEST
 
@@ -386,6 +441,8 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_borrow_of_a_managed_set_is_a_plain_reset);
         tcase_add_test(tc, test_bad_borrow_option);
         tcase_add_test(tc, test_no_wait);
+        tcase_add_test(tc, test_resetctl_borrow);
+        tcase_add_test(tc, test_holder_of_two_sets_stays_stopped_for_both);
         suite_add_tcase(s, tc);
 
         tcase_add_checked_fixture(mixed, setup_mixed, teardown);

@@ -27,6 +27,8 @@ static const struct config_case {
         const char *managed[8];
         const char *drivers[4];
         uint64_t timeout_usec;
+        const char *libvirt_uri;        /* NULL: the default, qemu:///system */
+        bool libvirt_off;               /* "" or "none": no adapter */
         struct warning warnings[16];
 } cases[] = {
         {
@@ -40,10 +42,32 @@ static const struct config_case {
                         "[Reset]\n"
                         "QuiesceTimeoutSec=2.5\n"
                         "[Topology]\n"
-                        "VfioDriver=my_vfio_variant\n",
+                        "VfioDriver=my_vfio_variant\n"
+                        "[Libvirt]\n"
+                        "URI=qemu+ssh://root@host/system\n",
                 .managed = { "0000:04:00.0", "0000:04:00.1", "0000:05:00.0" },
                 .drivers = { "my_vfio_variant" },
                 .timeout_usec = 2500000,
+                .libvirt_uri = "qemu+ssh://root@host/system",
+        },
+        {
+                .name = "libvirt off, with none",
+                .text = "[Libvirt]\nURI=test:///default\nURI=none\n",
+                .timeout_usec = 5 * SEC,
+                .libvirt_off = true,
+        },
+        {
+                .name = "libvirt off, empty, and a bad URI",
+                .text = "[Libvirt]\n"                                           /* 1 */
+                        "URI=\n"                                                /* 2 */
+                        "URI=qemu:///system with words\n"                       /* 3 */
+                        "Uri=qemu:///session\n",                                /* 4 */
+                .timeout_usec = 5 * SEC,
+                .libvirt_off = true,
+                .warnings = {
+                        { 3, "URI=: 'qemu:///system with words' is not a libvirt URI" },
+                        { 4, "unknown key 'Uri' in [Libvirt]" },
+                },
         },
         {
                 .name = "bad lines among good ones",
@@ -235,6 +259,12 @@ START_TEST(test_table) {
         assert_strv(c.vfio_drivers, t->drivers, ELEMENTSOF(t->drivers), "vfio drivers", t->name);
         ck_assert_msg(c.quiesce_timeout_usec == t->timeout_usec, "%s: quiesce timeout %llu, want %llu", t->name,
                       (unsigned long long) c.quiesce_timeout_usec, (unsigned long long) t->timeout_usec);
+        if (t->libvirt_off)
+                ck_assert_msg(!c.libvirt_uri, "%s: libvirt URI %s, want none", t->name, c.libvirt_uri);
+        else
+                ck_assert_msg(streq_ptr(c.libvirt_uri, t->libvirt_uri ?: CONFIG_LIBVIRT_URI_DEFAULT),
+                              "%s: libvirt URI %s, want %s", t->name, c.libvirt_uri ?: "none",
+                              t->libvirt_uri ?: CONFIG_LIBVIRT_URI_DEFAULT);
 
         for (const struct warning *w = t->warnings; w->needle; w++, n_warnings++)
                 ck_assert_msg(has_warning(log, path, w->line, w->needle), "%s: no warning '%s:%u: ...%s...' in:\n%s",
@@ -245,6 +275,7 @@ START_TEST(test_table) {
         ck_assert_msg(strlen(log) == 0 || n_warnings > 0, "%s: unexpected output:\n%s", t->name, log);
         config_done(&c);
         ck_assert_ptr_null(c.managed);
+        ck_assert_ptr_null(c.libvirt_uri);
         free(log);
 }
 END_TEST
@@ -283,7 +314,7 @@ END_TEST
 
 /* The shipped example loads silently, with each commented key switched on too. */
 START_TEST(test_example) {
-        static const char *keys[] = { "Device=", "QuiesceTimeoutSec=", "VfioDriver=" };
+        static const char *keys[] = { "Device=", "QuiesceTimeoutSec=", "VfioDriver=", "URI=" };
         const char *dir = getenv("TESTS_DIR");
         char file[512], path[128], *text, *on, *log = NULL;
         struct vrd_config c = {};
@@ -304,6 +335,7 @@ START_TEST(test_example) {
         ck_assert_int_eq(load(text, path, &c, &log), 0);
         ck_assert_msg(!*log, "the example as shipped warns:\n%s", log);
         ck_assert_int_eq(strv_length(c.managed), 0);
+        ck_assert_str_eq(c.libvirt_uri, CONFIG_LIBVIRT_URI_DEFAULT);
         config_done(&c);
         free(log);
 
@@ -320,6 +352,7 @@ START_TEST(test_example) {
         ck_assert_msg(!*log, "the example's keys, switched on, warn:\n%s", log);
         ck_assert_int_ge(strv_length(c.managed), 2);
         ck_assert_int_ge(strv_length(c.vfio_drivers), 1);
+        ck_assert_ptr_nonnull(c.libvirt_uri);
         config_done(&c);
         free(log);
         free(on);

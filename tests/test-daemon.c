@@ -700,6 +700,89 @@ START_TEST(test_old_daemon_holders) {
 }
 END_TEST
 
+/* --- a holder that is a libvirt domain's QEMU --------------------------- */
+
+/* libvirt's test driver (test:///FILE, in libvirt itself) runs domain vm1 with
+ * a hostdev of 0000:04:00.0, and its pid file (which the test driver does
+ * not write: the daemon reads it from $VRD_LIBVIRT_PID_DIR) names a holder of
+ * group 10: the daemon's libvirt adapter knows it as vm1. */
+#define VM1_UUID "6c1e2b3a-0000-4000-8000-000000000001"
+
+static pid_t vm1_qemu;
+
+static void write_in_dir(const char *name, const char *text) {
+        char path[128];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/%s", h.dir, name);
+        f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs(text, f);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+static void setup_libvirt(void) {
+        char config[128], text[256];
+
+        tb = testbed_new("lab");
+        harness_start_bus(&h);
+        vm1_qemu = hold_group_as_nobody("10");
+        write_in_dir("node.xml",
+                     "<node>\n"
+                     "  <domain type='test'>\n"
+                     "    <name>vm1</name>\n"
+                     "    <uuid>" VM1_UUID "</uuid>\n"
+                     "    <memory>65536</memory>\n"
+                     "    <os><type>hvm</type></os>\n"
+                     "    <devices>\n"
+                     "      <hostdev mode='subsystem' type='pci' managed='no'>\n"
+                     "        <source><address domain='0x0000' bus='0x04' slot='0x00' function='0x0'/></source>\n"
+                     "      </hostdev>\n"
+                     "    </devices>\n"
+                     "  </domain>\n"
+                     "</node>\n");
+        snprintf(text, sizeof(text), "%d\n", (int) vm1_qemu);
+        write_in_dir("vm1.pid", text);
+        snprintf(text, sizeof(text), "[Libvirt]\nURI=test://%s/node.xml\n", h.dir);
+        write_in_dir("libvirt.conf", text);
+        snprintf(config, sizeof(config), "--config=%s/libvirt.conf", h.dir);
+        ck_assert_int_eq(setenv("VRD_LIBVIRT_PID_DIR", h.dir, 1), 0);
+        harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", config, NULL });
+}
+
+static void teardown_libvirt(void) {
+        kill(vm1_qemu, SIGKILL);
+        waitpid(vm1_qemu, NULL, 0);
+        teardown();
+}
+
+START_TEST(test_holder_domains) {
+        const char *want = cmdf("a(suss) 1 \"0000:04:00.0\" %d \"vm1\" \"" VM1_UUID "\"\n", (int) vm1_qemu);
+        char *out = NULL;
+
+        /* the adapter connects on its own thread: the domain shows once it did */
+        for (int i = 0; i < 250; i++, usleep(20000)) {
+                free(out);
+                out = NULL;
+                ck_assert_int_eq(harness_run(&out, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_04") " "
+                                             VRD_DEVSET_IFACE " HolderDomains"), 0);
+                if (strcmp(out, want) == 0)
+                        break;
+        }
+        ck_assert_msg(strcmp(out, want) == 0, "HolderDomains: %s, want %s", out, want);
+        free(out);
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("slot_0000_03_3") " " VRD_DEVSET_IFACE
+                        " HolderDomains", "a(suss) 0"));
+        /* HolderDetails as before */
+        free(assert_run(0, BUSCTL "get-property " VRD_BUS_NAME " " DEVSET("bus_0000_04") " " VRD_DEVSET_IFACE
+                        " HolderDetails", cmdf("a(suuss) 1 \"0000:04:00.0\" %d 65534 \"sleep\" \"\"\n",
+                                               (int) vm1_qemu)));
+        assert_reset_error("0000:04:00.0", VRD_ERROR_NOT_OWNED,
+                           cmdf("0000:04:00.0 is held by pid %d (sleep, uid 65534), libvirt domain vm1 (" VM1_UUID
+                                "); a reset needs every group", (int) vm1_qemu));
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("daemon");
         TCase *tc = tcase_create("lab");
@@ -724,6 +807,12 @@ int main(void) {
         tcase_add_checked_fixture(tc, setup_no_ptrace, teardown);
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_uninspected);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("libvirt");
+        tcase_add_checked_fixture(tc, setup_libvirt, teardown_libvirt);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_holder_domains);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("old-daemon");

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "macro.h"
 #include "quiesce.h"
+#include "quiesce-harness.h"
 
 #define NO_SUCH_UNIT "org.freedesktop.systemd1.NoSuchUnit"
 
@@ -28,48 +29,7 @@
 
 static struct harness h;
 static struct harness_child mock = { .fd = -1 };
-static sd_event *event;
 static sd_bus *bus;             /* the adapter's connection; h.bus drives the mock */
-static struct quiesce_adapter *adapter;
-static bool inside;             /* in a call to stop or resume */
-
-/* What one stop's or resume's done said. */
-struct outcome {
-        unsigned calls;
-        int error;
-        char message[1024];
-        uint64_t at;
-        bool stopped;           /* t->stopped as done saw it */
-        bool from_inside;       /* called from within stop or resume */
-};
-
-static void on_done(void *userdata, struct quiesce_target *t, int error, const char *message) {
-        struct outcome *o = userdata;
-
-        o->calls++;
-        o->error = error;
-        snprintf(o->message, sizeof(o->message), "%s", message ?: "");
-        o->at = monotonic_usec();
-        o->stopped = t->stopped;
-        o->from_inside = o->from_inside || inside;
-}
-
-/* --- the loop ------------------------------------------------------------- */
-
-static void run_for(unsigned ms) {
-        for (uint64_t end = monotonic_usec() + ms * USEC_PER_MSEC; monotonic_usec() < end;)
-                ck_assert_int_ge(sd_event_run(event, 10 * USEC_PER_MSEC), 0);
-}
-
-/* Runs the loop until *calls reaches want; false on timeout. */
-static bool run_until_done(const struct outcome *o, unsigned want, unsigned ms) {
-        for (uint64_t end = monotonic_usec() + ms * USEC_PER_MSEC; o->calls < want;) {
-                if (monotonic_usec() >= end)
-                        return false;
-                ck_assert_int_ge(sd_event_run(event, 10 * USEC_PER_MSEC), 0);
-        }
-        return true;
-}
 
 /* --- the fake systemd -------------------------------------------------------- */
 
@@ -108,7 +68,7 @@ static struct holder holder_in(const char *unit, pid_t pid) {
 static bool applies_to(const char *unit, bool force) {
         struct holder hd = holder_in(unit, getpid());
         const char *hint = "not set";
-        bool yes = adapter->applies(adapter, &(struct quiesce_holder) { &hd, -1 }, force, &hint);
+        bool yes = adapter->applies(adapter, &(struct quiesce_holder) { .holder = &hd, .pidfd = -1 }, force, &hint);
 
         ck_assert_msg(!hint, "a hint for %s: %s", unit, hint);
         return yes;
@@ -119,46 +79,15 @@ static struct quiesce_target *target_for(const char *unit) {
         struct quiesce_target *t = NULL;
 
         ck_assert(applies_to(unit, false));
-        ck_assert_int_eq(adapter->target_new(adapter, &(struct quiesce_holder) { &hd, -1 }, &t), 0);
+        ck_assert_int_eq(adapter->target_new(adapter, &(struct quiesce_holder) { .holder = &hd, .pidfd = -1 }, &t), 0);
         ck_assert_ptr_eq(t->adapter, adapter);
         return t;
-}
-
-typedef int (*operation_t)(struct quiesce_target *t, uint64_t deadline_usec, quiesce_done_t done, void *userdata);
-
-/* Starts adapter->stop or ->resume; returns the deadline it gave. */
-static uint64_t start(operation_t op, struct quiesce_target *t, unsigned ms, struct outcome *o) {
-        uint64_t deadline = monotonic_usec() + ms * USEC_PER_MSEC;
-
-        inside = true;
-        ck_assert_int_eq(op(t, deadline, on_done, o), 0);
-        inside = false;
-        return deadline;
-}
-static uint64_t stop(struct quiesce_target *t, unsigned ms, struct outcome *o) {
-        return start(adapter->stop, t, ms, o);
-}
-
-static uint64_t resume(struct quiesce_target *t, unsigned ms, struct outcome *o) {
-        return start(adapter->resume, t, ms, o);
-}
-
-/* Waits for exactly one done, and that no second one follows. */
-static void assert_one_done(const struct outcome *o, unsigned ms) {
-        ck_assert_msg(run_until_done(o, 1, ms), "no done within %u ms", ms);
-        run_for(50);
-        ck_assert_uint_eq(o->calls, 1);
-        ck_assert_msg(!o->from_inside, "done ran from within stop or resume");
 }
 
 /* One done(0). */
 static void assert_done_ok(const struct outcome *o) {
         assert_one_done(o, 5000);
         ck_assert_msg(o->error == 0, "done(%d, %s)", o->error, o->message);
-}
-
-static void assert_has(const char *message, const char *needle) {
-        ck_assert_msg(strstr(message, needle), "'%s' lacks '%s'", message, needle);
 }
 
 /* One done(-ETIMEDOUT) that names the unit, at about the deadline (being early is no failure here). */
@@ -268,14 +197,37 @@ START_TEST(test_stop_resume) {
 }
 END_TEST
 
+/* Two resets freeze one unit: the first to end leaves it frozen for the other. */
+START_TEST(test_two_resets_one_unit) {
+        struct quiesce_target *a = target_for("vm1.scope"), *b = target_for("vm1.scope");
+        struct outcome sa = {}, sb = {}, ra = {}, rb = {};
+
+        stop(a, 5000, &sa);
+        assert_done_ok(&sa);
+        stop(b, 5000, &sb);
+        assert_done_ok(&sb);
+        resume(a, 5000, &ra);
+        assert_done_ok(&ra);
+        assert_has(ra.message, "stays frozen for another reset");
+        ck_assert_str_eq(mock_calls(), "FreezeUnit vm1.scope, FreezeUnit vm1.scope");
+        adapter->target_free(a);        /* and freeing the first does not thaw it either */
+        run_for(100);
+        ck_assert_str_eq(mock_calls(), "FreezeUnit vm1.scope, FreezeUnit vm1.scope");
+        resume(b, 5000, &rb);
+        assert_done_ok(&rb);
+        ck_assert_str_eq(mock_calls(), "FreezeUnit vm1.scope, FreezeUnit vm1.scope, ThawUnit vm1.scope");
+        adapter->target_free(b);
+}
+END_TEST
+
 START_TEST(test_covers) {
         struct holder a = holder_in("vm1.scope", 100), b = holder_in("vm1.scope", 101), c = holder_in("vm2.scope", 102);
         struct quiesce_target *t = NULL;
 
-        ck_assert_int_eq(adapter->target_new(adapter, &(struct quiesce_holder) { &a, -1 }, &t), 0);
-        ck_assert(adapter->covers(t, &(struct quiesce_holder) { &a, -1 }));
-        ck_assert(adapter->covers(t, &(struct quiesce_holder) { &b, -1 }));
-        ck_assert(!adapter->covers(t, &(struct quiesce_holder) { &c, -1 }));
+        ck_assert_int_eq(adapter->target_new(adapter, &(struct quiesce_holder) { .holder = &a, .pidfd = -1 }, &t), 0);
+        ck_assert(adapter->covers(t, &(struct quiesce_holder) { .holder = &a, .pidfd = -1 }));
+        ck_assert(adapter->covers(t, &(struct quiesce_holder) { .holder = &b, .pidfd = -1 }));
+        ck_assert(!adapter->covers(t, &(struct quiesce_holder) { .holder = &c, .pidfd = -1 }));
         adapter->target_free(t);
 }
 END_TEST
@@ -431,6 +383,7 @@ int main(void) {
         tcase_add_checked_fixture(with, setup_with_systemd, teardown);
         tcase_set_timeout(with, 120);
         tcase_add_test(with, test_stop_resume);
+        tcase_add_test(with, test_two_resets_one_unit);
         tcase_add_test(with, test_freeze_hangs);
         tcase_add_test(with, test_thaw_hangs);
         tcase_add_test(with, test_error_reply);

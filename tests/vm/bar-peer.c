@@ -52,8 +52,9 @@
  *
  * It is also the scenarios' requester, because busctl prints a failed call's
  * message but not its error name:
- *   bar-peer --reset ADDR [--timeout-usec N] [--force] [--count N] [--log FILE] [--prefix TEXT]
- * calls ResetDevice N times (default 1) and prints, for each,
+ *   bar-peer --reset ADDR [--timeout-usec N] [--force] [--borrow] [--count N] [--log FILE] [--prefix TEXT]
+ * calls ResetDevice N times (default 1), with the options Force and Borrow when
+ * asked, and prints, for each,
  *   reset-call ADDR                   (as it sends the call)
  *   reset-reply DEVSET RESULT duration_usec=N wall_usec=N
  *   reset-error NAME MESSAGE wall_usec=N
@@ -82,6 +83,8 @@
 #include <unistd.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
+
+#include "vfio-test.h"
 
 #define BUS_NAME "org.vfioresetd1"
 #define ROOT_PATH "/org/vfioresetd1"
@@ -150,53 +153,19 @@ static struct dev *find_dev(const char *address)
 	return NULL;
 }
 
-/* Make sure the device decodes memory (as any user does before touching a BAR). */
-static int enable_memory(struct dev *d)
-{
-	struct vfio_region_info cfg = { .argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX };
-	uint16_t cmd;
-
-	if (ioctl(d->device_fd, VFIO_DEVICE_GET_REGION_INFO, &cfg) < 0)
-		return -errno;
-	if (pread(d->device_fd, &cmd, sizeof(cmd), (off_t)cfg.offset + PCI_COMMAND) != sizeof(cmd))
-		return -EIO;
-	if (cmd & PCI_COMMAND_MEMORY)
-		return 0;
-	cmd |= PCI_COMMAND_MEMORY;
-	if (pwrite(d->device_fd, &cmd, sizeof(cmd), (off_t)cfg.offset + PCI_COMMAND) != sizeof(cmd))
-		return -EIO;
-	return 0;
-}
-
 static int map_bar0(struct dev *d)
 {
-	struct vfio_region_info info = { .argsz = sizeof(info), .index = VFIO_PCI_BAR0_REGION_INDEX };
-	void *p;
-	int r;
+	struct vt_bar bar;
+	char why[256];
 
-	if (ioctl(d->device_fd, VFIO_DEVICE_GET_REGION_INFO, &info) < 0) {
-		say("error bar0 %s VFIO_DEVICE_GET_REGION_INFO: %m", d->address);
+	if (vt_map_bar0(d->device_fd, reg + 4, &bar, why, sizeof(why)) < 0) {
+		say("error bar0 %s %s", d->address, why);
 		return -1;
 	}
-	if (!(info.flags & VFIO_REGION_INFO_FLAG_MMAP) || info.size < reg + 4) {
-		say("error bar0 %s size=%llu flags=%#x: cannot map register %#x", d->address,
-		    (unsigned long long)info.size, info.flags, reg);
-		return -1;
-	}
-	r = enable_memory(d);
-	if (r < 0) {
-		say("error bar0 %s cannot enable memory decoding: %s", d->address, strerror(-r));
-		return -1;
-	}
-	p = mmap(NULL, info.size, PROT_READ | PROT_WRITE, MAP_SHARED, d->device_fd, (off_t)info.offset);
-	if (p == MAP_FAILED) {
-		say("error bar0 %s mmap: %m", d->address);
-		return -1;
-	}
-	d->bar = p;
-	d->bar_size = info.size;
-	d->bar_offset = (off_t)info.offset;
-	say("bar0 %s size=%llu mmap=yes", d->address, (unsigned long long)info.size);
+	d->bar = bar.p;
+	d->bar_size = bar.size;
+	d->bar_offset = bar.offset;
+	say("bar0 %s size=%zu mmap=yes", d->address, bar.size);
 	return 0;
 }
 
@@ -474,7 +443,7 @@ static uint64_t median(uint64_t *v, size_t n)
 }
 
 /* ResetDevice(s address, a{sv} options) -> (o devset, s result, t duration_usec), COUNT times. */
-static int request_resets(const char *address, uint64_t timeout_usec, bool force, unsigned count)
+static int request_resets(const char *address, uint64_t timeout_usec, bool force, bool borrow, unsigned count)
 {
 	uint64_t *wall = calloc(count, sizeof(uint64_t)), *daemon_us = calloc(count, sizeof(uint64_t));
 	unsigned ok = 0;
@@ -497,6 +466,8 @@ static int request_resets(const char *address, uint64_t timeout_usec, bool force
 			r = sd_bus_message_append(call, "{sv}", "QuiesceTimeoutUSec", "t", timeout_usec);
 		if (r >= 0 && force)
 			r = sd_bus_message_append(call, "{sv}", "Force", "b", 1);
+		if (r >= 0 && borrow)
+			r = sd_bus_message_append(call, "{sv}", "Borrow", "b", 1);
 		if (r >= 0)
 			r = sd_bus_message_close_container(call);
 		if (r < 0) {
@@ -546,13 +517,14 @@ static void usage(void)
 	fprintf(stderr, "usage: bar-peer --take ADDR... [--ack|--silent|--ack-after MS] [--reg OFF] [--value V]\n"
 			"       [--busy MS] [--release-on-resume] [--exit-on-resume] [--log FILE] [--times FILE]\n"
 			"       [--prefix TEXT] [--no-broadcasts]\n"
-			"       bar-peer --reset ADDR [--timeout-usec N] [--force] [--count N] [--log FILE] [--prefix TEXT]\n");
+			"       bar-peer --reset ADDR [--timeout-usec N] [--force] [--borrow] [--count N] [--log FILE]\n"
+			"                [--prefix TEXT]\n");
 }
 
 int main(int argc, char **argv)
 {
 	enum { O_ACK = 0x100, O_SILENT, O_ACK_AFTER, O_REG, O_VALUE, O_BUSY, O_RELEASE, O_EXIT, O_LOG, O_PREFIX,
-	       O_RESET, O_TIMEOUT, O_FORCE, O_COUNT, O_TIMES, O_NO_BROADCASTS };
+	       O_RESET, O_TIMEOUT, O_FORCE, O_COUNT, O_TIMES, O_NO_BROADCASTS, O_BORROW };
 	static const struct option options[] = {
 		{ "take", required_argument, NULL, 't' },
 		{ "ack", no_argument, NULL, O_ACK },
@@ -568,6 +540,7 @@ int main(int argc, char **argv)
 		{ "reset", required_argument, NULL, O_RESET },
 		{ "timeout-usec", required_argument, NULL, O_TIMEOUT },
 		{ "force", no_argument, NULL, O_FORCE },
+		{ "borrow", no_argument, NULL, O_BORROW },
 		{ "count", required_argument, NULL, O_COUNT },
 		{ "times", required_argument, NULL, O_TIMES },
 		{ "no-broadcasts", no_argument, NULL, O_NO_BROADCASTS },
@@ -577,7 +550,7 @@ int main(int argc, char **argv)
 	size_t n_takes = 0, taken = 0;
 	uint64_t timeout_usec = 0;
 	unsigned count = 1;
-	bool force = false;
+	bool force = false, borrow = false;
 	int c, r;
 
 	for (size_t i = 0; i < MAX_DEVICES; i++)
@@ -645,6 +618,9 @@ int main(int argc, char **argv)
 		case O_FORCE:
 			force = true;
 			break;
+		case O_BORROW:
+			borrow = true;
+			break;
 		case O_COUNT:
 			count = (unsigned)strtoul(optarg, NULL, 0);
 			if (count < 1) {
@@ -665,7 +641,7 @@ int main(int argc, char **argv)
 			say("reset-error local cannot connect to the system bus");
 			return 1;
 		}
-		r = request_resets(reset_address, timeout_usec, force, count);
+		r = request_resets(reset_address, timeout_usec, force, borrow, count);
 		sd_bus_flush_close_unref(bus);
 		return r;
 	}

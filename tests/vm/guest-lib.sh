@@ -159,11 +159,13 @@ name_on_bus() { busctl --system list 2>/dev/null | grep -q "^$VMTEST_NAME "; }
 
 # daemon_start [ARGS...]: vfio-resetd on the private bus, logging to
 # /run/vfio-resetd.log; waits until it owns its name (TCG is slow).
-# Without ARGS it takes VMTEST_DAEMON_ARGS (run.sh --env).
+# Without ARGS it takes VMTEST_DAEMON_ARGS (run.sh --env). VMTEST_DAEMON_WRAP
+# (a setpriv command line) runs before it, and must exec it.
 daemon_start() {
 	# shellcheck disable=SC2086 # options, one a word
 	[ $# -gt 0 ] || set -- ${VMTEST_DAEMON_ARGS:-}
-	vfio-resetd "$@" >/run/vfio-resetd.log 2>&1 &
+	# shellcheck disable=SC2086 # a command line, one word an argument
+	${VMTEST_DAEMON_WRAP:-} vfio-resetd "$@" >/run/vfio-resetd.log 2>&1 &
 	VMTEST_DAEMON_PID=$!
 	if ! wait_for "${VMTEST_DAEMON_WAIT:-60}" name_on_bus; then
 		vmtest_dump vfio-resetd /run/vfio-resetd.log
@@ -247,10 +249,11 @@ peer_count() { grep -Ec -- "$2" "/run/peer-$1.log"; }
 # peer_unique NAME: its unique bus name (from its ready line).
 peer_unique() { sed -n 's/^ready \([^ ]*\) .*/\1/p' "/run/peer-$1.log" | head -n 1; }
 # peer_stop NAME: SIGTERM and reap it (it may be gone already).
-peer_stop() {
-	_pst_pid=$(peer_pid "$1")
-	kill "$_pst_pid" 2>/dev/null
-	wait "$_pst_pid" 2>/dev/null
+peer_stop() { proc_stop "$(peer_pid "$1")"; }
+# proc_stop PID: SIGTERM a child of the scenario and reap it.
+proc_stop() {
+	kill "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
 	return 0
 }
 
@@ -290,6 +293,13 @@ daemon_stop() {
 # daemon_has ERE: the daemon's log has a line matching ERE.
 daemon_has() { grep -Eq -- "$1" /run/vfio-resetd.log; }
 daemon_line() { grep -E -- "$1" /run/vfio-resetd.log | tail -n 1; }
+# daemon_kernel_times: "n=N min_ms=X median_ms=Y" of the kernel resets the
+# daemon logged ("VFIO_DEVICE_PCI_HOT_RESET took X ms"); nothing without any.
+daemon_kernel_times() {
+	grep -o 'VFIO_DEVICE_PCI_HOT_RESET took [0-9.]* ms' /run/vfio-resetd.log | awk '{ print $3 }' | sort -n |
+		awk '{ v[NR] = $1 } END { if (NR) printf "n=%d min_ms=%.1f median_ms=%.1f\n",
+			NR, v[1], NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 # daemon_alive: the process runs and answers a bus call.
 daemon_alive() {
 	kill -0 "$VMTEST_DAEMON_PID" 2>/dev/null &&
@@ -314,3 +324,147 @@ managed_daemon_start() {
 }
 # Does the daemon own every member of the set at $set_path?
 managed() { [ "$(prop "${set_path:?}" org.vfioresetd1.DevSet Managed)" = true ]; }
+
+# --- the borrow scenarios: holders that never heard of the daemon -------------
+
+# igb_bus_set: the set they work on, the igb pair 04:00.0/04:00.1 (a bus set
+# in IOMMU groups 10 and 11, root port with hotplug=off), as $a, $b and
+# $set_path, and the TDBAL value the holders and peers write, $written.
+igb_bus_set() {
+	a=0000:04:00.0 b=0000:04:00.1 written=0x5a5a5a00
+	set_path=/org/vfioresetd1/devset/bus_0000_04
+}
+# kernel_log_why: prints nothing when the kernel logged nothing alarming since
+# the scenario began (vmtest_dmesg); else the first such lines.
+kernel_log_why() {
+	_klw='BUG:|Oops|general protection|segfault|Call Trace|hung_task|WARNING:'
+	vmtest_dmesg | grep -Eq "$_klw" && printf ' dmesg: %s;' "$(vmtest_dmesg | grep -E "$_klw" | head -n 3 | tr '\n' ' ')"
+	return 0
+}
+
+# holder_start NAME ADDR [holder options]: tests/vm/holder.c in the background,
+# its lines in /run/holder-NAME.log, its pid in /run/holder-NAME.pid; waits
+# until it holds the function and wrote TDBAL. VMTEST_HOLDER_WRAP (e.g. a
+# setpriv command line) runs before it, and must exec it.
+holder_start() {
+	_hs_name=$1
+	shift
+	: >"/run/holder-$_hs_name.log"
+	# shellcheck disable=SC2086 # a command line, one word an argument
+	${VMTEST_HOLDER_WRAP:-} holder "$@" >"/run/holder-$_hs_name.log" 2>&1 &
+	echo $! >"/run/holder-$_hs_name.pid"
+	wait_for 20 holder_has "$_hs_name" ' (wrote|error) ' && ! holder_has "$_hs_name" ' error '
+}
+holder_pid() { cat "/run/holder-$1.pid"; }
+# holder_has NAME ERE: the holder printed a line matching ERE.
+holder_has() { grep -Eq -- "$2" "/run/holder-$1.log"; }
+holder_count() { grep -Ec -- "$2" "/run/holder-$1.log"; }
+holder_line() { grep -E -- "$2" "/run/holder-$1.log" | tail -n 1; }
+# holder_state NAME: its state letter in /proc/PID/stat (T: stopped), or
+# "gone".
+# "gone". No fork: the sampler below calls it often.
+holder_state() {
+	_hst=""
+	read -r _hst_pid <"/run/holder-$1.pid" && read -r _hst <"/proc/$_hst_pid/stat" 2>/dev/null
+	_hst=${_hst##*) }
+	_hst=${_hst%% *}
+	echo "${_hst:-gone}"
+}
+# proc_running PID: it exists and is not a zombie (kill -0 says yes to an
+# unreaped child that ended).
+proc_running() {
+	_pr=""
+	read -r _pr <"/proc/$1/stat" 2>/dev/null
+	_pr=${_pr##*) }
+	case $_pr in "" | Z* | X*) return 1 ;; esac
+}
+# holders_sample PID NAME...: while process PID runs, the holders' states
+# every 20 ms or so, "NAME:STATE" words (T: stopped).
+holders_sample() {
+	_hsa_pid=$1
+	shift
+	while proc_running "$_hsa_pid"; do
+		for _hsa in "$@"; do printf '%s:%s ' "$_hsa" "$(holder_state "$_hsa")"; done
+		sleep 0.02
+	done
+	echo
+}
+# holder_ask NAME SIGNAL WORD: send the signal (USR1: status, USR2: rewrite
+# TDBAL) and print the line with WORD it answers with (fails without one).
+holder_ask() {
+	_ha_n=$(holder_count "$1" " $3 ")
+	kill -s "$2" "$(holder_pid "$1")" 2>/dev/null || return 1
+	wait_for 10 sh -c "[ \$(grep -Ec -- ' $3 ' /run/holder-$1.log) -gt $_ha_n ]" || return 1
+	holder_line "$1" " $3 "
+}
+# holder_field NAME KEY: KEY's value in the holder's status line now.
+holder_field() { holder_ask "$1" USR1 status | sed -n "s/.* $2=\([^ ]*\).*/\1/p"; }
+holder_stop() { proc_stop "$(holder_pid "$1")"; }
+# holders_dump NAME...: their lines on the console.
+holders_dump() {
+	for _hd in "$@"; do vmtest_dump "holder $_hd" "/run/holder-$_hd.log"; done
+}
+# states_seen SAMPLES: how often each NAME:STATE was sampled ("6 A:S 2 A:T").
+states_seen() { echo "$1" | tr -s ' ' '\n' | grep . | sort | uniq -c | tr -s ' \n' ' '; }
+# holder_resets NAME: how often it saw TDBAL drop to 0; holder_conts NAME:
+# how many SIGCONTs it got (each one ended a stop).
+holder_resets() { holder_count "$1" ' TDBAL 0x[0-9a-f]* -> 0x00000000$'; }
+holder_conts() { holder_count "$1" ' continued '; }
+# holder_saw_reset NAME RESETS CONTS: prints nothing when, within 5 s, it
+# saw more resets than RESETS and more SIGCONTs than CONTS; else why not.
+holder_saw_reset() {
+	wait_for 5 sh -c "[ \$(grep -c ' TDBAL 0x[0-9a-f]* -> 0x00000000\$' /run/holder-$1.log) -gt $2 ]" ||
+		printf ' holder %s did not see TDBAL go to 0: %s;' "$1" "$(holder_line "$1" ' TDBAL ')"
+	wait_for 5 sh -c "[ \$(grep -c ' continued ' /run/holder-$1.log) -gt $3 ]" ||
+		printf ' holder %s was never continued (not stopped?);' "$1"
+}
+# holder_runs NAME [VALUE]: prints nothing when it is alive, not stopped, and
+# answers SIGUSR1 (reading TDBAL = VALUE, if given); else why not.
+holder_runs() {
+	case $(holder_state "$1") in
+	T | t | gone | Z)
+		printf ' holder %s is %s;' "$1" "$(holder_state "$1")"
+		return 0
+		;;
+	esac
+	_hru=$(holder_ask "$1" USR1 status) || { printf ' holder %s does not answer SIGUSR1;' "$1"; return 0; }
+	case $_hru in *" status alive value=${2:-0x}"*) ;; *) printf ' holder %s: %s;' "$1" "$_hru" ;; esac
+}
+# holder_rewrites NAME: prints nothing when SIGUSR2 makes it write TDBAL and
+# read back what it wrote (its mapping still works); else why not.
+holder_rewrites() {
+	_hrw=$(holder_ask "$1" USR2 rewrote)
+	echo "$_hrw" | grep -q ' rewrote TDBAL \(0x[0-9a-f]*\) readback=\1$' ||
+		printf ' holder %s cannot write TDBAL: %s;' "$1" "$_hrw"
+}
+# reset_sampled HOLDERS NAME ADDR [bar-peer options]: reset_request in the
+# background while sampling the states of HOLDERS ("A B"); sets reset_status
+# (bar-peer's) and reset_samples (holders_sample's words).
+reset_sampled() {
+	_rsd_holders=$1
+	shift
+	reset_request_bg "$@"
+	# shellcheck disable=SC2086 # names, one a word
+	reset_samples=$(holders_sample "$(peer_pid "$1")" $_rsd_holders)
+	wait "$(peer_pid "$1")"
+	reset_status=$?
+}
+# reset_done_why NAME SET_PATH: prints nothing when requester NAME's last
+# call answered "done" for SET_PATH; else its reply.
+reset_done_why() {
+	case $(peer_line "$1" '^reset-') in
+	"reset-reply $2 done "*) ;;
+	*) printf ' reply: %s;' "$(peer_line "$1" '^reset-')" ;;
+	esac
+}
+# daemon_fds: how many fds the daemon holds now.
+daemon_fds() { ls "/proc/$VMTEST_DAEMON_PID/fd" | wc -l; }
+# expect_daemon_fds N TEST: PASS when it holds N again within 5 s.
+expect_daemon_fds() {
+	if wait_for 5 sh -c "[ \$(ls /proc/$VMTEST_DAEMON_PID/fd | wc -l) -eq $1 ]"; then
+		vmtest_pass "$2"
+	else
+		vmtest_fail "$2" "$(daemon_fds) fds, not $1: $(ls -l "/proc/$VMTEST_DAEMON_PID/fd" | sed 's/.* -> //' |
+			sort | uniq -c | tr -s ' \n' ' ')"
+	fi
+}

@@ -22,8 +22,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
-#include <limits.h>
 #include <linux/vfio.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,6 +30,8 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "vfio-test.h"
 
 #define MAX_GROUPS 64
 #define MAX_DEVICES 64
@@ -52,42 +52,6 @@ static struct group groups[MAX_GROUPS];
 static size_t n_groups;
 static struct device devices[MAX_DEVICES];
 static size_t n_devices;
-
-static const char *errname(int e)
-{
-	const char *n = strerrorname_np(e);
-	return n ? n : "E?";
-}
-
-static bool valid_bdf(const char *s)
-{
-	unsigned d, b, sl, f;
-	char end;
-
-	return strlen(s) == 12 &&
-	       sscanf(s, "%4x:%2x:%2x.%1x%c", &d, &b, &sl, &f, &end) == 4 &&
-	       sl < 32 && f < 8;
-}
-
-/* The IOMMU group number of a PCI device, from its sysfs link; -errno. */
-static int group_of(const char *bdf)
-{
-	char path[PATH_MAX], link[PATH_MAX];
-	ssize_t n;
-	char *end;
-	long id;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		return -errno;
-	link[n] = '\0';
-	errno = 0;
-	id = strtol(basename(link), &end, 10);
-	if (errno || *end || id < 0 || id > INT_MAX)
-		return -EINVAL;
-	return (int)id;
-}
 
 /* Open group ID (once per process: a group opens only once) and put it in
  * the shared container. Returns the fd or -errno, *what says which step. */
@@ -158,7 +122,7 @@ static int open_device(const char *bdf, int *group, const char **what)
 	for (size_t i = 0; i < n_devices; i++)
 		if (!strcmp(devices[i].bdf, bdf))
 			return devices[i].fd;
-	gfd = group_of(bdf);
+	gfd = vt_group_of(bdf);
 	if (gfd < 0) {
 		*what = "no-iommu-group";
 		return gfd;
@@ -181,53 +145,6 @@ static int open_device(const char *bdf, int *group, const char **what)
 	return fd;
 }
 
-/* The devices a hot reset through FD affects; -errno (-ENODEV: no hot reset). */
-static int hot_reset_info(int fd, struct vfio_pci_hot_reset_info **out)
-{
-	struct vfio_pci_hot_reset_info hdr = { .argsz = sizeof(hdr) };
-	struct vfio_pci_hot_reset_info *info;
-	size_t size;
-
-	/* vfio.h: -ENOSPC = insufficient buffer, and the kernel fills in count;
-	 * -ENODEV = unsupported for device (no slot or bus reset: root bus). */
-	if (ioctl(fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, &hdr) == 0)
-		hdr.count = 0;
-	else if (errno != ENOSPC)
-		return -errno;
-	size = sizeof(hdr) + hdr.count * sizeof(info->devices[0]);
-	info = calloc(1, size);
-	if (!info)
-		return -ENOMEM;
-	info->argsz = size;
-	if (ioctl(fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info) < 0) {
-		int e = errno;
-		free(info);
-		return -e;
-	}
-	*out = info;
-	return 0;
-}
-
-static void format_dep(const struct vfio_pci_dependent_device *d, char *buf, size_t len)
-{
-	snprintf(buf, len, "%04x:%02x:%02x.%x", d->segment, d->bus, d->devfn >> 3, d->devfn & 7);
-}
-
-/* The distinct groups of a set, in the order the kernel lists the devices. */
-static size_t set_groups(const struct vfio_pci_hot_reset_info *info, int *ids)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < info->count; i++) {
-		size_t j = 0;
-		while (j < n && ids[j] != (int)info->devices[i].group_id)
-			j++;
-		if (j == n && n < MAX_GROUPS)
-			ids[n++] = (int)info->devices[i].group_id;
-	}
-	return n;
-}
-
 static int show(const char *bdf)
 {
 	struct vfio_pci_hot_reset_info *info = NULL;
@@ -238,25 +155,25 @@ static int show(const char *bdf)
 
 	fd = open_device(bdf, &group, &what);
 	if (fd < 0) {
-		printf("%s group=%d error=%s errno=%s\n", bdf, group, what, errname(-fd));
+		printf("%s group=%d error=%s errno=%s\n", bdf, group, what, vt_errname(-fd));
 		return -1;
 	}
-	r = hot_reset_info(fd, &info);
+	r = vt_hot_reset_info(fd, &info);
 	if (r == -ENODEV) {
 		printf("%s group=%d set=single errno=ENODEV\n", bdf, group);
 		return 0;
 	}
 	if (r < 0) {
-		printf("%s group=%d error=hot-reset-info errno=%s\n", bdf, group, errname(-r));
+		printf("%s group=%d error=hot-reset-info errno=%s\n", bdf, group, vt_errname(-r));
 		return -1;
 	}
 	printf("%s group=%d set=", bdf, group);
 	for (size_t i = 0; i < info->count; i++) {
 		char dep[16];
-		format_dep(&info->devices[i], dep, sizeof(dep));
+		vt_format_dep(&info->devices[i], dep, sizeof(dep));
 		printf("%s%s", i ? "," : "", dep);
 	}
-	n = set_groups(info, ids);
+	n = vt_set_groups(info, ids, MAX_GROUPS);
 	printf(" groups=");
 	for (size_t i = 0; i < n; i++)
 		printf("%s%d", i ? "," : "", ids[i]);
@@ -265,32 +182,17 @@ static int show(const char *bdf)
 	return 0;
 }
 
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* Print min/median/max of the successful runs, and the first failure. */
 static int report(const char *op, const char *bdf, const char *extra, double *us,
 		  int ok, int n, int first_errno)
 {
 	printf("%s %s%s n=%d ok=%d", op, bdf, extra, n, ok);
 	if (ok > 0) {
-		qsort(us, ok, sizeof(*us), cmp_double);
-		double median = ok % 2 ? us[ok / 2] : (us[ok / 2 - 1] + us[ok / 2]) / 2;
+		double median = vt_median(us, ok);
 		printf(" min_us=%.0f median_us=%.0f max_us=%.0f", us[0], median, us[ok - 1]);
 	}
 	if (first_errno)
-		printf(" errno=%s", errname(first_errno));
+		printf(" errno=%s", vt_errname(first_errno));
 	printf("\n");
 	fflush(stdout);
 	return ok == n ? 0 : -1;
@@ -308,15 +210,15 @@ static int time_hot_reset(const char *bdf, int n)
 
 	fd = open_device(bdf, &group, &what);
 	if (fd < 0) {
-		printf("hot-reset %s error=%s errno=%s\n", bdf, what, errname(-fd));
+		printf("hot-reset %s error=%s errno=%s\n", bdf, what, vt_errname(-fd));
 		return -1;
 	}
-	r = hot_reset_info(fd, &info);
+	r = vt_hot_reset_info(fd, &info);
 	if (r < 0) {
-		printf("hot-reset %s error=hot-reset-info errno=%s\n", bdf, errname(-r));
+		printf("hot-reset %s error=hot-reset-info errno=%s\n", bdf, vt_errname(-r));
 		return -1;
 	}
-	n_ids = set_groups(info, ids);
+	n_ids = vt_set_groups(info, ids, MAX_GROUPS);
 	free(info);
 	reset = calloc(1, sizeof(*reset) + n_ids * sizeof(reset->group_fds[0]));
 	us = calloc(n, sizeof(*us));
@@ -330,7 +232,7 @@ static int time_hot_reset(const char *bdf, int n)
 		int gfd = open_group(ids[i], &what);
 		if (gfd < 0) {
 			printf("hot-reset %s group=%d error=%s errno=%s\n", bdf, ids[i], what,
-			       errname(-gfd));
+			       vt_errname(-gfd));
 			free(reset);
 			free(us);
 			return -1;
@@ -340,9 +242,9 @@ static int time_hot_reset(const char *bdf, int n)
 			 i ? "," : "", ids[i]);
 	}
 	for (int i = 0; i < n; i++) {
-		double t0 = now_us();
+		double t0 = vt_now_us();
 		if (ioctl(fd, VFIO_DEVICE_PCI_HOT_RESET, reset) == 0)
-			us[ok++] = now_us() - t0;
+			us[ok++] = vt_now_us() - t0;
 		else if (!first_errno)
 			first_errno = errno;
 	}
@@ -361,7 +263,7 @@ static int time_function_reset(const char *bdf, int n)
 
 	fd = open_device(bdf, &group, &what);
 	if (fd < 0) {
-		printf("function-reset %s error=%s errno=%s\n", bdf, what, errname(-fd));
+		printf("function-reset %s error=%s errno=%s\n", bdf, what, vt_errname(-fd));
 		return -1;
 	}
 	if (ioctl(fd, VFIO_DEVICE_GET_INFO, &dinfo) == 0 && !(dinfo.flags & VFIO_DEVICE_FLAGS_RESET))
@@ -370,9 +272,9 @@ static int time_function_reset(const char *bdf, int n)
 	if (!us)
 		abort();
 	for (int i = 0; i < n; i++) {
-		double t0 = now_us();
+		double t0 = vt_now_us();
 		if (ioctl(fd, VFIO_DEVICE_RESET) == 0)
-			us[ok++] = now_us() - t0;
+			us[ok++] = vt_now_us() - t0;
 		else if (!first_errno)
 			first_errno = errno;
 	}
@@ -407,7 +309,7 @@ int main(int argc, char **argv)
 			n = atoi(argv[++i]);
 			if (n < 1)
 				return usage();
-		} else if (valid_bdf(argv[i]) && n_bdfs < MAX_DEVICES) {
+		} else if (vt_valid_bdf(argv[i]) && n_bdfs < MAX_DEVICES) {
 			bdfs[n_bdfs++] = argv[i];
 		} else {
 			fprintf(stderr, "hot-reset-info: bad argument '%s'\n", argv[i]);

@@ -121,6 +121,8 @@ copy_bin() {
 		# Absolute, so that ldd names absolute paths for a relative --bin too.
 		libpath=$(find "$(cd "$(dirname "$bin")/.." && pwd)" -maxdepth 3 -type d -name .libs -printf '%p:')
 	fi
+	# Not through a busybox applet's link (setpriv): that would overwrite busybox.
+	rm -f "$root/usr/bin/$(basename "$bin")"
 	cp -L "$real" "$root/usr/bin/$(basename "$bin")"
 	chmod 755 "$root/usr/bin/$(basename "$bin")"
 	while IFS= read -r line; do

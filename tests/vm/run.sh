@@ -7,7 +7,8 @@
 #   --cache    downloads, the initrd and logs, kept between runs (default
 #              $VMTEST_CACHE, else /var/tmp/vfio-resetd-vm)
 #   --bin      a host program to put in the guest (vfio-resetd, vfio-resetctl);
-#              dbus-daemon, busctl, hot-reset-info and bar-peer are always there
+#              dbus-daemon, busctl, hot-reset-info, bar-peer, holder and
+#              borrow-reset are always there (and util-linux's setpriv, if the host has it)
 #   --native   leave this endpoint on its native driver (also read from the
 #              scenario's `# vmtest-native: BDF...` lines)
 # A scenario's `# vmtest-qemu-args: ARG...` lines add QEMU arguments (extra
@@ -85,6 +86,17 @@ peer="$cache/build/bar-peer"
 ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -pthread -o "$peer.$$" "$here/bar-peer.c" \
 	$(pkg-config --cflags --libs libsystemd)
 mv -f "$peer.$$" "$peer"
+# A program that holds a function without the daemon, and the raw borrowed
+# reset (the borrow scenarios).
+holder="$cache/build/holder" borrower="$cache/build/borrow-reset"
+${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$holder.$$" "$here/holder.c"
+mv -f "$holder.$$" "$holder"
+${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$borrower.$$" "$here/borrow-reset.c"
+mv -f "$borrower.$$" "$borrower"
+# util-linux's setpriv (busybox's cannot change the bounding set), when the
+# host has it: it runs a program without a capability.
+setpriv=""
+[ -x /usr/bin/setpriv ] && /usr/bin/setpriv --help 2>&1 | grep -q -- --bounding-set && setpriv=/usr/bin/setpriv
 
 # shellcheck disable=SC2207 # BDFs have no spaces
 natives+=($(sed -n 's/^# vmtest-native://p' "$scenario"))
@@ -94,7 +106,9 @@ natives+=($(sed -n 's/^# vmtest-native://p' "$scenario"))
 extra_qemu=($(sed -n 's/^# vmtest-qemu-args://p' "$scenario"))
 initrd="$cache/build/initrd-$name-$$.cpio.gz"
 mk=(--kernel "$cache/kernel" --scenario "$scenario" --out "$initrd"
-	--bin "$(command -v dbus-daemon)" --bin "$(command -v busctl)" --bin "$checker" --bin "$peer")
+	--bin "$(command -v dbus-daemon)" --bin "$(command -v busctl)" --bin "$checker" --bin "$peer"
+	--bin "$holder" --bin "$borrower")
+[ -z "$setpriv" ] || mk+=(--bin "$setpriv")
 for b in "${bins[@]}"; do mk+=(--bin "$b"); done
 for n in "${natives[@]}"; do mk+=(--native "$n"); done
 for e in "${envs[@]}"; do mk+=(--env "$e"); done

@@ -58,9 +58,7 @@ rc=$?
 vmtest_info "bench end daemon $a"
 vmtest_info "bench result daemon $(peer_line R '^reset-summary ')"
 # The kernel's share, as the daemon timed it.
-grep -o 'VFIO_DEVICE_PCI_HOT_RESET took [0-9.]* ms' /run/vfio-resetd.log | awk '{ print $3 }' | sort -n |
-	awk '{ v[NR] = $1 } END { if (NR) printf "VMTEST INFO bench result daemon-kernel n=%d min_ms=%.1f median_ms=%.1f\n",
-		NR, v[1], NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+daemon_kernel_times | sed 's/^/VMTEST INFO bench result daemon-kernel /'
 
 # Phases of each reset, from the event times (guest CLOCK_MONOTONIC):
 # the call -> the last Pause received -> the last ack sent -> the reply.

@@ -20,7 +20,8 @@
  *   ADDR rewrote TDBAL 0x5a5a5a00 readback=0xR   (on SIGUSR2: the mapping still writes)
  *   ADDR error WHAT: WHY                         (and exit status 1)
  * max_gap_ms is the longest time between two of its reads: a stopped holder
- * shows its stop there.
+ * shows its stop there. A stop sent before it ran the handler of the last
+ * SIGCONT discards that SIGCONT: back-to-back stops may count once.
  *
  * Usage: holder [--pattern V] [--reg OFFSET] [--interval-ms N] [--quiet] ADDR
  */

@@ -66,8 +66,8 @@ vmtest_info "bench result holders-scan notowned_median_ms=$(walls S1 org.vfiores
 	"invalidargs_median_ms=$(walls S2 org.freedesktop.DBus.Error.InvalidArgs) processes=$(ls -d /proc/[0-9]* | wc -l)"
 why=""
 [ "$rc" -eq 0 ] || why="$(grep '^reset-error' /run/peer-R.log | head -n 3);"
-[ "$(holder_conts A)" -ge $((ca + n)) ] && [ "$(holder_conts B)" -ge $((cb + n)) ] ||
-	why="$why the holders were continued $(($(holder_conts A) - ca)) and $(($(holder_conts B) - cb)) times, not $n;"
+# At least once each (back-to-back stops may discard a pending SIGCONT).
+[ "$(holder_conts A)" -gt "$ca" ] && [ "$(holder_conts B)" -gt "$cb" ] || why="$why a holder was never continued;"
 sleep 0.3
 why="$why$(holder_runs A 0x00000000)$(holder_runs B 0x00000000)"
 vmtest_result "daemon borrowed reset $a x$n, the holders run on" "$why"

@@ -107,12 +107,14 @@ sed 's/^/VMTEST INFO bench result raw-borrow /' /run/borrow-n.txt | grep -E 'sum
 why=""
 [ "$rc" -eq 0 ] || why="status $rc: $(grep -E 'failed|error' /run/borrow-n.txt | head -n 3);"
 grep -q "^summary n=$n ok=$n " /run/borrow-n.txt || why="$why $(grep '^summary' /run/borrow-n.txt);"
+# Continued at least once, and running now: not one SIGCONT handler run a
+# reset, since a SIGSTOP sent before the holder ran discards the SIGCONT
+# still pending (kernel/signal.c, prepare_signal()).
 why="$why$(holder_saw_reset A "$ra" "$ca")$(holder_saw_reset B "$rb" "$cb")"
-wait_for 5 sh -c "[ \$(grep -c ' continued ' /run/holder-A.log) -ge $((ca + n)) ] && [ \$(grep -c ' continued ' /run/holder-B.log) -ge $((cb + n)) ]" ||
-	why="$why not continued $n times (A $(($(holder_conts A) - ca)), B $(($(holder_conts B) - cb)));"
 sleep 0.3
 why="$why$(holder_runs A 0x00000000)$(holder_runs B 0x00000000)"
-vmtest_result "$n borrowed resets in a row, the holders continued after each" "$why"
+vmtest_result "$n borrowed resets in a row, the holders run on" "$why"
+vmtest_info "SIGCONT handled over the $n: A $(($(holder_conts A) - ca)), B $(($(holder_conts B) - cb))"
 
 why=""
 kill -0 "$pa" 2>/dev/null || why="holder A died;"

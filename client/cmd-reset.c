@@ -21,12 +21,6 @@ struct shown {
         char line[80];
 };
 
-static const char *devset_id(const char *path) {
-        const char *slash = path ? strrchr(path, '/') : NULL;
-
-        return slash ? slash + 1 : path ?: "";
-}
-
 static void on_progress(vrd_peer *p, const struct vrd_reset_progress *progress, void *userdata) {
         size_t n_peers = strv_length((char *const *) progress->peers);
         size_t n_paused = strv_length((char *const *) progress->paused_peers);
@@ -34,7 +28,7 @@ static void on_progress(vrd_peer *p, const struct vrd_reset_progress *progress, 
         char line[sizeof(shown->line)] = "";
 
         if (!shown->header) {
-                printf("Resetting dev_set %s (%zu peer%s)\n", devset_id(progress->devset), n_peers,
+                printf("Resetting dev_set %s (%zu peer%s)\n", ctl_devset_id(progress->devset), n_peers,
                        n_peers == 1 ? "" : "s");
                 shown->header = true;
         }
@@ -51,17 +45,6 @@ static void on_progress(vrd_peer *p, const struct vrd_reset_progress *progress, 
                 puts(line);
         snprintf(shown->line, sizeof(shown->line), "%s", line);
         fflush(stdout);
-}
-
-/* "183 ms", "950 us", "12.4 s" */
-static const char *format_duration(uint64_t usec, char buf[static 32]) {
-        if (usec < 1000)
-                snprintf(buf, 32, "%" PRIu64 " us", usec);
-        else if (usec < 10 * 1000000)
-                snprintf(buf, 32, "%" PRIu64 " ms", (usec + 500) / 1000);
-        else
-                snprintf(buf, 32, "%.1f s", (double) usec / 1e6);
-        return buf;
 }
 
 static int parse_timeout(const char *s, uint64_t *ret) {
@@ -84,7 +67,7 @@ static void print_json(const char *address, const char *devset, vrd_peer *p, uin
 
         json_object_object_add(o, "address", json_object_new_string(address));
         if (devset) {
-                json_object_object_add(o, "devset", json_object_new_string(devset_id(devset)));
+                json_object_object_add(o, "devset", json_object_new_string(ctl_devset_id(devset)));
                 json_object_object_add(o, "result", json_object_new_string("done"));
                 json_object_object_add(o, "duration_usec", json_object_new_int64((int64_t) duration));
         } else {
@@ -154,6 +137,6 @@ int cmd_reset(struct ctl *c, int argc, char *argv[]) {
                 return CTL_EXIT_FAILURE;
         }
         if (!c->json)
-                printf("done in %s\n", format_duration(duration, duration_text));
+                printf("done in %s\n", ctl_format_duration(duration, duration_text));
         return 0;
 }

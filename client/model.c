@@ -52,7 +52,7 @@ static int leave_array(sd_bus_message *m, int r) {
         return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
-static void free_holders(struct ctl_dev_set *s) {
+void ctl_dev_set_clear_holders(struct ctl_dev_set *s) {
         for (size_t j = 0; j < s->n_holders; j++) {
                 free(s->holders[j].address);
                 free(s->holders[j].command);
@@ -63,7 +63,8 @@ static void free_holders(struct ctl_dev_set *s) {
 }
 
 /* HolderDetails (a(suuss)) when the daemon has it, whichever of the two comes
- * first; else Holders (a(sus)), without uid and unit. */
+ * first; else Holders (a(sus)), without uid and unit. Either replaces what
+ * was read before. */
 static int read_holders(sd_bus_message *m, struct ctl_dev_set *s, bool details) {
         const char *type = details ? "(suuss)" : "(sus)", *a, *c, *u = NULL;
         uint32_t pid, uid = HOLDER_UID_UNKNOWN;
@@ -71,10 +72,8 @@ static int read_holders(sd_bus_message *m, struct ctl_dev_set *s, bool details) 
 
         if (s->holder_details && !details)
                 return sd_bus_message_skip(m, "v");
-        if (details) {
-                free_holders(s);
-                s->holder_details = true;
-        }
+        ctl_dev_set_clear_holders(s);
+        s->holder_details = details;
         r = enter_array(m, type);
         while (r >= 0 && (r = details ? sd_bus_message_read(m, type, &a, &pid, &uid, &c, &u)
                                       : sd_bus_message_read(m, type, &a, &pid, &c)) > 0) {
@@ -92,11 +91,28 @@ static int read_holders(sd_bus_message *m, struct ctl_dev_set *s, bool details) 
         return leave_array(m, r);
 }
 
+static void clear_uninspected(struct ctl_dev_set *s) {
+        for (size_t j = 0; j < s->n_uninspected; j++)
+                free(s->uninspected[j].command);
+        s->uninspected = mfree(s->uninspected);
+        s->n_uninspected = 0;
+}
+
+static void clear_foreign(struct ctl_dev_set *s) {
+        for (size_t j = 0; j < s->n_foreign; j++) {
+                free(s->foreign[j].address);
+                free(s->foreign[j].driver);
+        }
+        s->foreign = mfree(s->foreign);
+        s->n_foreign = 0;
+}
+
 static int read_uninspected(sd_bus_message *m, struct ctl_dev_set *s) {
         const char *c;
         uint32_t pid;
         int r;
 
+        clear_uninspected(s);
         r = enter_array(m, "(us)");
         while (r >= 0 && (r = sd_bus_message_read(m, "(us)", &pid, &c)) > 0) {
                 struct ctl_process *n = realloc(s->uninspected, sizeof(*n) * (s->n_uninspected + 1));
@@ -113,6 +129,7 @@ static int read_foreign(sd_bus_message *m, struct ctl_dev_set *s) {
         const char *a, *d;
         int r;
 
+        clear_foreign(s);
         r = enter_array(m, "(ss)");
         while (r >= 0 && (r = sd_bus_message_read(m, "(ss)", &a, &d)) > 0) {
                 struct ctl_foreign *n = realloc(s->foreign, sizeof(*n) * (s->n_foreign + 1));
@@ -171,6 +188,8 @@ static int read_dev_set_property(sd_bus_message *m, const char *name, struct ctl
                 return read_strv(m, "ao", &s->devices);
         if (strcmp(name, "Peers") == 0)
                 return read_strv(m, "as", &s->peers);
+        if (strcmp(name, "PausedPeers") == 0)
+                return read_strv(m, "as", &s->paused_peers);
         if (strcmp(name, "ResetCount") == 0)
                 return sd_bus_message_read(m, "v", "t", &s->reset_count);
         if (strcmp(name, "LastResetUSec") == 0)
@@ -191,20 +210,63 @@ static int read_dev_set_property(sd_bus_message *m, const char *name, struct ctl
         return sd_bus_message_skip(m, "v");
 }
 
-/* One object's a{sa{sv}}: keep the Device or DevSet interface, skip the rest. */
-static int read_object(sd_bus_message *reply, const char *path, struct ctl_model *model) {
+/* One interface's a{sv} into d or s. */
+static int read_properties(sd_bus_message *m, struct ctl_device *d, struct ctl_dev_set *s) {
+        const char *name;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(m, "s", &name);
+                if (r >= 0)
+                        r = d ? read_device_property(m, name, d) : read_dev_set_property(m, name, s);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+static void device_done(struct ctl_device *d) {
+        free(d->path);
+        free(d->address);
+        free(d->driver);
+        free(d->dev_set);
+        free(d->physfn);
+        strv_free(d->reset_methods);
+        strv_free(d->peers);
+}
+
+static void dev_set_done(struct ctl_dev_set *s) {
+        free(s->path);
+        free(s->id);
+        free(s->kind);
+        free(s->state);
+        free(s->last_result);
+        strv_free(s->devices);
+        strv_free(s->peers);
+        strv_free(s->paused_peers);
+        ctl_dev_set_clear_holders(s);
+        clear_foreign(s);
+        clear_uninspected(s);
+}
+
+int ctl_model_add(struct ctl_model *model, const char *path, sd_bus_message *m) {
         const char *iface;
         int r;
 
-        r = sd_bus_message_enter_container(reply, 'a', "{sa{sv}}");
+        ctl_model_remove(model, path);
+        r = sd_bus_message_enter_container(m, 'a', "{sa{sv}}");
         if (r < 0)
                 return r;
-        while ((r = sd_bus_message_enter_container(reply, 'e', "sa{sv}")) > 0) {
+        while ((r = sd_bus_message_enter_container(m, 'e', "sa{sv}")) > 0) {
                 struct ctl_device *d = NULL;
                 struct ctl_dev_set *s = NULL;
-                const char *name;
 
-                r = sd_bus_message_read(reply, "s", &iface);
+                r = sd_bus_message_read(m, "s", &iface);
                 if (r < 0)
                         return r;
                 if (strcmp(iface, VRD_DEVICE_IFACE) == 0) {
@@ -214,6 +276,8 @@ static int read_object(sd_bus_message *reply, const char *path, struct ctl_model
                         model->devices = d;
                         d = &d[model->n_devices++];
                         *d = (struct ctl_device) { .path = strdup(path), .iommu_group = -1 };
+                        if (!d->path)
+                                return -ENOMEM;
                 } else if (strcmp(iface, VRD_DEVSET_IFACE) == 0) {
                         s = realloc(model->dev_sets, sizeof(*s) * (model->n_dev_sets + 1));
                         if (!s)
@@ -221,71 +285,73 @@ static int read_object(sd_bus_message *reply, const char *path, struct ctl_model
                         model->dev_sets = s;
                         s = &s[model->n_dev_sets++];
                         *s = (struct ctl_dev_set) { .path = strdup(path) };
+                        if (!s->path)
+                                return -ENOMEM;
                 }
-                if (!d && !s) {
-                        r = sd_bus_message_skip(reply, "a{sv}");
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_exit_container(reply);
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-                if (r < 0)
-                        return r;
-                while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                        r = sd_bus_message_read(reply, "s", &name);
-                        if (r < 0)
-                                return r;
-                        r = d ? read_device_property(reply, name, d) : read_dev_set_property(reply, name, s);
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_exit_container(reply);
-                        if (r < 0)
-                                return r;
-                }
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(reply);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(reply);
+                r = d || s ? read_properties(m, d, s) : sd_bus_message_skip(m, "a{sv}");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
                 if (r < 0)
                         return r;
         }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(reply);
+        return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
-int ctl_model_load(sd_bus *bus, struct ctl_model **ret) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+int ctl_model_update(struct ctl_model *model, const char *path, const char *iface, sd_bus_message *m) {
+        struct ctl_device *d = strcmp(iface, VRD_DEVICE_IFACE) == 0 ? ctl_model_find_device(model, path) : NULL;
+        struct ctl_dev_set *s = strcmp(iface, VRD_DEVSET_IFACE) == 0 ? ctl_model_find_dev_set(model, path) : NULL;
+        int r;
+
+        if (!d && !s)
+                return sd_bus_message_skip(m, "a{sv}");
+        r = read_properties(m, d, s);
+        return r < 0 ? r : 1;
+}
+
+int ctl_model_update_property(struct ctl_model *model, const char *path, const char *name, sd_bus_message *m) {
+        struct ctl_device *d = ctl_model_find_device(model, path);
+        struct ctl_dev_set *s = ctl_model_find_dev_set(model, path);
+        int r;
+
+        if (!d && !s)
+                return sd_bus_message_skip(m, "v");
+        r = d ? read_device_property(m, name, d) : read_dev_set_property(m, name, s);
+        return r < 0 ? r : 1;
+}
+
+void ctl_model_remove(struct ctl_model *model, const char *path) {
+        for (size_t i = 0; i < model->n_devices; i++)
+                if (streq_ptr(model->devices[i].path, path)) {
+                        device_done(&model->devices[i]);
+                        memmove(&model->devices[i], &model->devices[i + 1],
+                                sizeof(*model->devices) * (--model->n_devices - i));
+                        break;
+                }
+        for (size_t i = 0; i < model->n_dev_sets; i++)
+                if (streq_ptr(model->dev_sets[i].path, path)) {
+                        dev_set_done(&model->dev_sets[i]);
+                        memmove(&model->dev_sets[i], &model->dev_sets[i + 1],
+                                sizeof(*model->dev_sets) * (--model->n_dev_sets - i));
+                        break;
+                }
+}
+
+int ctl_model_from_reply(sd_bus_message *reply, struct ctl_model **ret) {
         _cleanup_(ctl_model_freep) struct ctl_model *model = calloc(1, sizeof(*model));
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *path;
         int r;
 
         if (!model)
                 return -ENOMEM;
-        r = sd_bus_call_method(bus, VRD_BUS_NAME, VRD_ROOT_PATH, "org.freedesktop.DBus.ObjectManager",
-                               "GetManagedObjects", &error, &reply, "");
-        if (r < 0) {
-                fprintf(stderr, "Failed to read the daemon's objects: %s\n", error.message ?: strerror(-r));
-                sd_bus_error_free(&error);
-                return r;
-        }
         r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
         if (r < 0)
                 return r;
         while ((r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
                 r = sd_bus_message_read(reply, "o", &path);
-                if (r < 0)
-                        return r;
-                r = read_object(reply, path, model);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(reply);
+                if (r >= 0)
+                        r = ctl_model_add(model, path, reply);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
                 if (r < 0)
                         return r;
         }
@@ -295,56 +361,52 @@ int ctl_model_load(sd_bus *bus, struct ctl_model **ret) {
         return 0;
 }
 
+int ctl_model_load(sd_bus *bus, struct ctl_model **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, VRD_BUS_NAME, VRD_ROOT_PATH, "org.freedesktop.DBus.ObjectManager",
+                               "GetManagedObjects", &error, &reply, "");
+        if (r < 0) {
+                fprintf(stderr, "Failed to read the daemon's objects: %s\n", error.message ?: strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        return ctl_model_from_reply(reply, ret);
+}
+
 struct ctl_model *ctl_model_free(struct ctl_model *m) {
         if (!m)
                 return NULL;
-        for (size_t i = 0; i < m->n_devices; i++) {
-                struct ctl_device *d = &m->devices[i];
-
-                free(d->path);
-                free(d->address);
-                free(d->driver);
-                free(d->dev_set);
-                free(d->physfn);
-                strv_free(d->reset_methods);
-                strv_free(d->peers);
-        }
-        for (size_t i = 0; i < m->n_dev_sets; i++) {
-                struct ctl_dev_set *s = &m->dev_sets[i];
-
-                free(s->path);
-                free(s->id);
-                free(s->kind);
-                free(s->state);
-                free(s->last_result);
-                strv_free(s->devices);
-                strv_free(s->peers);
-                free_holders(s);
-                for (size_t j = 0; j < s->n_foreign; j++) {
-                        free(s->foreign[j].address);
-                        free(s->foreign[j].driver);
-                }
-                free(s->foreign);
-                for (size_t j = 0; j < s->n_uninspected; j++)
-                        free(s->uninspected[j].command);
-                free(s->uninspected);
-        }
+        for (size_t i = 0; i < m->n_devices; i++)
+                device_done(&m->devices[i]);
+        for (size_t i = 0; i < m->n_dev_sets; i++)
+                dev_set_done(&m->dev_sets[i]);
         free(m->devices);
         free(m->dev_sets);
         free(m);
         return NULL;
 }
 
-const struct ctl_device *ctl_model_device(const struct ctl_model *m, const char *path) {
+struct ctl_device *ctl_model_find_device(struct ctl_model *m, const char *path) {
         for (size_t i = 0; i < m->n_devices; i++)
                 if (streq_ptr(m->devices[i].path, path))
                         return &m->devices[i];
         return NULL;
 }
 
-const struct ctl_dev_set *ctl_model_dev_set(const struct ctl_model *m, const char *path) {
+struct ctl_dev_set *ctl_model_find_dev_set(struct ctl_model *m, const char *path) {
         for (size_t i = 0; i < m->n_dev_sets; i++)
                 if (streq_ptr(m->dev_sets[i].path, path))
                         return &m->dev_sets[i];
         return NULL;
+}
+
+const struct ctl_device *ctl_model_device(const struct ctl_model *m, const char *path) {
+        return ctl_model_find_device((struct ctl_model *) m, path);
+}
+
+const struct ctl_dev_set *ctl_model_dev_set(const struct ctl_model *m, const char *path) {
+        return ctl_model_find_dev_set((struct ctl_model *) m, path);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Everything the daemon exports, read with one GetManagedObjects call. */
+/* Everything the daemon exports, read with one GetManagedObjects call, and
+ * kept current from its signals (vfio-resetctl monitor). */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -52,6 +53,7 @@ struct ctl_dev_set {
         char **devices;         /* object paths */
         bool managed;
         char **peers;
+        char **paused_peers;
         uint64_t reset_count;
         uint64_t last_reset_usec;
         struct ctl_holder *holders;     /* HolderDetails, or Holders from a daemon without it */
@@ -71,8 +73,21 @@ struct ctl_model {
 };
 
 int ctl_model_load(sd_bus *bus, struct ctl_model **ret);
+/* From a GetManagedObjects reply (a{oa{sa{sv}}}). */
+int ctl_model_from_reply(sd_bus_message *reply, struct ctl_model **ret);
 struct ctl_model *ctl_model_free(struct ctl_model *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ctl_model *, ctl_model_free)
 
+/* The object at path from InterfacesAdded's a{sa{sv}}, in place of one there was. */
+int ctl_model_add(struct ctl_model *m, const char *path, sd_bus_message *msg);
+/* PropertiesChanged's a{sv} of iface into the object at path: 1, or 0 when there is none. */
+int ctl_model_update(struct ctl_model *m, const char *path, const char *iface, sd_bus_message *msg);
+/* One property's value (the "v" of a Get reply) into the object at path: 1, or 0 when there is none. */
+int ctl_model_update_property(struct ctl_model *m, const char *path, const char *name, sd_bus_message *msg);
+void ctl_model_remove(struct ctl_model *m, const char *path);
+
 const struct ctl_device *ctl_model_device(const struct ctl_model *m, const char *path);
 const struct ctl_dev_set *ctl_model_dev_set(const struct ctl_model *m, const char *path);
+struct ctl_device *ctl_model_find_device(struct ctl_model *m, const char *path);
+struct ctl_dev_set *ctl_model_find_dev_set(struct ctl_model *m, const char *path);
+void ctl_dev_set_clear_holders(struct ctl_dev_set *s);

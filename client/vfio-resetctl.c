@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,9 @@ static const struct verb {
                                     "    [--timeout=SEC]    how long peers get to pause (default: the daemon's)\n"
                                     "    [--force]          reset even when peers miss the deadline\n"
                                     "    [--borrow]         reset even though processes outside the daemon hold members" },
+        { "monitor", cmd_monitor, false, "monitor [ADDRESS]    Show what happens to the dev_sets (of ADDRESS only) as it happens, until\n"
+                                         "                       interrupted: resets, states, pauses, peers, devices, and holders\n"
+                                         "                       (read once a second: they have no change signal)" },
         { "hold", cmd_hold, true, "hold ADDRESS... -- COMMAND [ARGS...]\n"
                                   "                       Take the devices and run COMMAND with their fds, stopping it\n"
                                   "                       while their dev_sets are reset" },
@@ -40,7 +44,7 @@ static void help(void) {
         printf("\nOptions:\n"
                "  -h --help     Show this help\n"
                "     --version  Show the version\n"
-               "     --json     Print JSON\n\n"
+               "     --json     Print JSON (monitor: one object a line)\n\n"
                "ADDRESS is a PCI address, DDDD:BB:SS.F or BB:SS.F.\n");
 }
 
@@ -122,6 +126,22 @@ int ctl_load(struct ctl *c, struct ctl_model **ret) {
         if (r < 0)
                 return r;
         return ctl_model_load(c->bus, ret) < 0 ? -CTL_EXIT_FAILURE : 0;
+}
+
+const char *ctl_devset_id(const char *path) {
+        const char *slash = path ? strrchr(path, '/') : NULL;
+
+        return slash ? slash + 1 : path ?: "";
+}
+
+const char *ctl_format_duration(uint64_t usec, char buf[static 32]) {
+        if (usec < 1000)
+                snprintf(buf, 32, "%" PRIu64 " us", usec);
+        else if (usec < 10 * 1000000)
+                snprintf(buf, 32, "%" PRIu64 " ms", (usec + 500) / 1000);
+        else
+                snprintf(buf, 32, "%.1f s", (double) usec / 1e6);
+        return buf;
 }
 
 void ctl_print_json(json_object *o) {

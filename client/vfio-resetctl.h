@@ -32,6 +32,10 @@ int ctl_parse_address(const char *arg, char canonical[static PCI_ADDRESS_STRLEN]
 int ctl_resolve(struct ctl *c, const char *arg, char **ret_device_path, char **ret_dev_set_path);
 int ctl_load(struct ctl *c, struct ctl_model **ret);
 void ctl_print_json(json_object *o);
+/* "bus_0000_04" from "/org/vfioresetd1/devset/bus_0000_04" */
+const char *ctl_devset_id(const char *path);
+/* "183 ms", "950 us", "12.4 s" */
+const char *ctl_format_duration(uint64_t usec, char buf[static 32]);
 
 /* "0000:04:00.0,0000:04:00.1" from a set's device paths */
 char *ctl_join_addresses(const struct ctl_model *m, char **paths, const char *sep);
@@ -41,6 +45,7 @@ int cmd_status(struct ctl *c, int argc, char *argv[]);
 int cmd_explain(struct ctl *c, int argc, char *argv[]);
 int cmd_reset(struct ctl *c, int argc, char *argv[]);
 int cmd_hold(struct ctl *c, int argc, char *argv[]);
+int cmd_monitor(struct ctl *c, int argc, char *argv[]);
 
 json_object *ctl_dev_set_to_json(const struct ctl_model *m, const struct ctl_dev_set *s);
 json_object *ctl_device_to_json(const struct ctl_device *d);

@@ -45,6 +45,9 @@ static const char *const result_names[_RESET_RESULT_MAX] = {
         [RESET_BORROW_FAILED] = "borrow-failed",
 };
 
+/* The journal fields of every line about reset r (log_struct's "FIELD=format", arguments). */
+#define RESET_FIELDS(r) "VFIO_DEVSET=%s", (r)->set_id, "VFIO_RESET_ID=%" PRIu64, (r)->id
+
 /* How long letting a holder run again may take (ThawUnit; SIGCONT is at once). */
 #define RESUME_TIMEOUT_USEC (10 * USEC_PER_SEC)
 
@@ -126,13 +129,15 @@ static void changed(struct reset *r, const char *const *properties) {
 static int reset_enter(struct reset *r, enum dev_set_state to) {
         if (!dev_set_transition_allowed(r->state, to)) {
                 r->arbiter->bugs++;
-                log_error("BUG: reset %" PRIu64 " of %s: no transition %s -> %s, refused", r->id, r->set_id,
-                          dev_set_state_to_string(r->state), dev_set_state_to_string(to));
+                log_struct(LOG_ERR, RESET_FIELDS(r),
+                           "MESSAGE=BUG: reset %" PRIu64 " of %s: no transition %s -> %s, refused", r->id, r->set_id,
+                           dev_set_state_to_string(r->state), dev_set_state_to_string(to), NULL);
                 if (getenv("VFIO_RESETD_ABORT_ON_BUG"))
                         abort();
                 return -EPROTO;
         }
-        log_debug("dev_set %s: %s -> %s", r->set_id, dev_set_state_to_string(r->state), dev_set_state_to_string(to));
+        log_struct(LOG_DEBUG, RESET_FIELDS(r), "MESSAGE=dev_set %s: %s -> %s", r->set_id,
+                   dev_set_state_to_string(r->state), dev_set_state_to_string(to), NULL);
         r->state = to;
         changed(r, (const char *[]) { "State", NULL });
         return 0;
@@ -214,7 +219,9 @@ static void reset_free(struct reset *r) {
         free(r->targets);
         if (r->job && !r->job_done)
                 /* The kernel never returned: the thread still owns the job. */
-                log_warning("Reset %" PRIu64 " of %s: leaving the kernel reset running", r->id, r->set_id);
+                log_struct(LOG_WARNING, RESET_FIELDS(r),
+                           "MESSAGE=Reset %" PRIu64 " of %s: leaving the kernel reset running", r->id, r->set_id,
+                           NULL);
         else
                 reset_job_free(r->job);
         free(r->devices);
@@ -346,7 +353,8 @@ static void on_target_resumed(void *userdata, struct quiesce_target *t, int erro
         if (i == SIZE_MAX || r->targets[i] != TARGET_RESUMING)
                 return;
         if (error < 0)
-                log_error("Reset %" PRIu64 " of %s: %s", r->id, r->set_id, message ?: strerror(-error));
+                log_struct(LOG_ERR, RESET_FIELDS(r), "MESSAGE=Reset %" PRIu64 " of %s: %s", r->id, r->set_id,
+                           message ?: strerror(-error), NULL);
         r->targets[i] = TARGET_RESUMED;
         r->n_resumed++;
         resume_next(r);
@@ -366,14 +374,16 @@ static void resume_next(struct reset *r) {
                 k = t->adapter->resume(t, monotonic_usec() + RESUME_TIMEOUT_USEC, on_target_resumed, r);
                 if (k >= 0)
                         return;         /* goes on in on_target_resumed */
-                log_error_errno(k, "Reset %" PRIu64 " of %s: cannot let %s run again: %m", r->id, r->set_id,
-                                t->name);
+                log_struct_errno(LOG_ERR, k, RESET_FIELDS(r),
+                                 "MESSAGE=Reset %" PRIu64 " of %s: cannot let %s run again: %m", r->id, r->set_id,
+                                 t->name, NULL);
                 r->targets[i] = TARGET_RESUMED;
                 r->n_resumed++;
         }
         k = sd_event_add_defer(a->event, &r->resumed, on_resumed, r);
         if (k < 0) {
-                log_error_errno(k, "Cannot schedule the end of reset %" PRIu64 ": %m", r->id);
+                log_struct_errno(LOG_ERR, k, RESET_FIELDS(r),
+                                 "MESSAGE=Cannot schedule the end of reset %" PRIu64 ": %m", r->id, NULL);
                 on_resumed(NULL, r);
         }
 }
@@ -395,8 +405,11 @@ static void reset_end(struct reset *r, enum reset_result result, const char *mes
                 if (peer_find(a->peers, r->peers[i]->name))
                         a->ops->resume(a->userdata, r->peers[i]->name, r->set_path, r->id,
                                        reset_result_to_string(result));
-        log_info("Reset %" PRIu64 " of %s: %s after %.1f ms%s%s", r->id, r->set_id, reset_result_to_string(result),
-                 r->duration_usec / 1000.0, message ? ": " : "", message ?: "");
+        log_struct(LOG_INFO, "MESSAGE_ID=" RESET_FINISHED_MESSAGE_ID, RESET_FIELDS(r),
+                   "VFIO_RESULT=%s", reset_result_to_string(result),
+                   "MESSAGE=Reset %" PRIu64 " of %s: %s after %.1f ms%s%s", r->id, r->set_id,
+                   reset_result_to_string(result), r->duration_usec / 1000.0, message ? ": " : "", message ?: "",
+                   NULL);
         resume_next(r);
 }
 
@@ -502,8 +515,9 @@ static char *job_outcome(const struct reset *r, enum reset_result *ret) {
                 k = asprintf(&msg, "%s of %s failed%s%s: %s (%s)", j->step, r->set_id, j->address ? " on " : "",
                              j->address ?: "", strerror(-j->error), strerrorname_np(-j->error) ?: "?");
         else {
-                log_info("Reset %" PRIu64 " of %s: %s took %.1f ms in the kernel", r->id, r->set_id,
-                         j->hot ? "VFIO_DEVICE_PCI_HOT_RESET" : "VFIO_DEVICE_RESET", j->kernel_usec / 1000.0);
+                log_struct(LOG_INFO, RESET_FIELDS(r), "MESSAGE=Reset %" PRIu64 " of %s: %s took %.1f ms in the kernel",
+                           r->id, r->set_id, j->hot ? "VFIO_DEVICE_PCI_HOT_RESET" : "VFIO_DEVICE_RESET",
+                           j->kernel_usec / 1000.0, NULL);
                 *ret = RESET_DONE;
         }
         if (k < 0)
@@ -598,8 +612,9 @@ static void reset_quiesced(struct reset *r) {
         for (struct reset *x = a->active; x; x = x->next)
                 if (x != r && x->state == DEV_SET_RESETTING && shares_device(r, x)) {
                         /* The set was rebuilt while the kernel reset its devices under the old one. */
-                        log_info("Reset %" PRIu64 " of %s: waiting for reset %" PRIu64 " of %s to leave the kernel",
-                                 r->id, r->set_id, x->id, x->set_id);
+                        log_struct(LOG_INFO, RESET_FIELDS(r),
+                                   "MESSAGE=Reset %" PRIu64 " of %s: waiting for reset %" PRIu64 " of %s to leave "
+                                   "the kernel", r->id, r->set_id, x->id, x->set_id, NULL);
                         r->waits_for_overlap = true;
                         return;
                 }
@@ -614,8 +629,9 @@ static void reset_ack(struct reset *r, struct reset_peer *p, const char *why) {
                 return;
         p->acked = true;
         r->n_pending--;
-        log_debug("Reset %" PRIu64 " of %s: %s %s (%zu of %zu)", r->id, r->set_id, p->name, why,
-                  r->n_peers - r->n_pending, r->n_peers);
+        log_struct(LOG_DEBUG, RESET_FIELDS(r), "VFIO_PEER=%s", p->name,
+                   "MESSAGE=Reset %" PRIu64 " of %s: %s %s (%zu of %zu)", r->id, r->set_id, p->name, why,
+                   r->n_peers - r->n_pending, r->n_peers, NULL);
         changed(r, (const char *[]) { "PausedPeers", NULL });
         if (quiesce_complete(r))
                 reset_quiesced(r);
@@ -635,7 +651,8 @@ static void on_target_stopped(void *userdata, struct quiesce_target *t, int erro
                 return;
         }
         r->targets[i] = TARGET_STOPPED;
-        log_debug("Reset %" PRIu64 " of %s: %s stopped", r->id, r->set_id, t->name);
+        log_struct(LOG_DEBUG, RESET_FIELDS(r), "MESSAGE=Reset %" PRIu64 " of %s: %s stopped", r->id, r->set_id,
+                   t->name, NULL);
         if (quiesce_complete(r))
                 reset_quiesced(r);
 }
@@ -671,6 +688,11 @@ static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
                         continue;
                 describe_peer(r->arbiter, p->name, who, sizeof(who));
                 list_name(silent, sizeof(silent), &n_silent, who);
+                if (n_silent <= 16)     /* as many as the list names */
+                        log_struct(LOG_WARNING, RESET_FIELDS(r), "VFIO_PEER=%s", p->name,
+                                   "MESSAGE=Reset %" PRIu64 " of %s: peer %s did not acknowledge the pause within "
+                                   "%.3f s%s", r->id, r->set_id, who, r->options.quiesce_timeout_usec / 1e6,
+                                   r->options.force ? ", forcing past it" : "", NULL);
                 if (r->options.force)
                         send_pause(r, p->name, "force", usec);
         }
@@ -692,7 +714,8 @@ static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
                            r->set_id, r->options.quiesce_timeout_usec / 1e6, silent);
                 return 0;
         }
-        log_warning("Reset %" PRIu64 " of %s: forcing past silent peers %s", r->id, r->set_id, silent);
+        log_struct(LOG_WARNING, RESET_FIELDS(r), "MESSAGE=Reset %" PRIu64 " of %s: forcing past silent peers %s",
+                   r->id, r->set_id, silent, NULL);
         r->peers_forced = true;
         reset_quiesced(r);
         return 0;
@@ -742,6 +765,7 @@ static void reset_begin(struct reset *r) {
         struct dev_set *s = r->set;
         _cleanup_free_ char *refused = NULL;
         uint64_t deadline;
+        size_t n_peers = 0;
         int k = 0;
 
         active_add(a, r);
@@ -757,6 +781,11 @@ static void reset_begin(struct reset *r) {
         for (size_t i = 0; i < s->n_members; i++)
                 r->devices[r->n_devices++] = s->members[i]->fn.address;
         a->ops->started(a->userdata, r->set_path, r->id);
+        for (size_t i = 0; i < a->peers->n_peers; i++)
+                n_peers += peer_in_dev_set(a->peers->peers[i], s);
+        log_struct(LOG_INFO, "MESSAGE_ID=" RESET_STARTED_MESSAGE_ID, RESET_FIELDS(r),
+                   "MESSAGE=Reset %" PRIu64 " of %s: quiescing %zu peers%s", r->id, r->set_id, n_peers,
+                   r->options.borrow ? " and the holders" : "", NULL);
 
         /* Who holds the set is decided before anyone hears of the reset. */
         if (r->options.borrow) {
@@ -784,8 +813,6 @@ static void reset_begin(struct reset *r) {
         }
         /* Peers hear first; property watchers after. */
         (void) reset_enter(r, DEV_SET_QUIESCING);
-        log_info("Reset %" PRIu64 " of %s: quiescing %zu peers%s", r->id, r->set_id, r->n_peers,
-                 r->borrow ? " and the holders" : "");
         changed(r, (const char *[]) { "PausedPeers", NULL });
         if (!stop_targets(r, deadline))
                 return;
@@ -883,7 +910,9 @@ void arbiter_peer_left(struct arbiter *a, const char *name) {
                         continue;
                 rp = reset_find_peer(r, name);
                 if (rp && !rp->acked) {
-                        log_info("Reset %" PRIu64 " of %s: peer %s left, not waiting for it", r->id, r->set_id, name);
+                        log_struct(LOG_INFO, RESET_FIELDS(r), "VFIO_PEER=%s", name,
+                                   "MESSAGE=Reset %" PRIu64 " of %s: peer %s left, not waiting for it", r->id,
+                                   r->set_id, name, NULL);
                         reset_ack(r, rp, "left");
                 }
         }

@@ -58,6 +58,12 @@ enum reset_result {
         _RESET_RESULT_MAX,
 };
 
+/* MESSAGE_ID= of the journal entries that begin and end a reset, with
+ * VFIO_DEVSET=, VFIO_RESET_ID= and (at the end) VFIO_RESULT= (vfio-resetd(8),
+ * JOURNAL). Fixed for good: journalctl MESSAGE_ID=... finds them. */
+#define RESET_STARTED_MESSAGE_ID  "452da3bd6b0a40a4b30022478afea2b0"
+#define RESET_FINISHED_MESSAGE_ID "5dc1080f7e454114a4cfd92d5bcac311"
+
 struct reset_options {
         uint64_t quiesce_timeout_usec;
         bool force;

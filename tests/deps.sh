@@ -7,6 +7,6 @@ apt_get update
 apt_get install -y --no-install-recommends \
 	autoconf automake libtool autoconf-archive pkg-config build-essential \
 	libsystemd-dev libudev-dev libjson-c-dev libxml2-dev \
-	check umockdev libumockdev-dev dbus-daemon systemd udev libinih-dev python3-dbusmock \
+	check umockdev libumockdev-dev dbus-daemon systemd udev libinih-dev python3-dbusmock bash-completion \
 	libvirt-dev libvirt-daemon \
 	qemu-system-x86 busybox-static cpio kmod mmdebstrap e2fsprogs

@@ -4,7 +4,8 @@
  * driven in every state; the next state and what goes out are asserted. Any
  * impossible transition aborts (VFIO_RESETD_ABORT_ON_BUG). Allocations made
  * by the daemon's code can be failed on purpose (the --wrap'ed allocators
- * below), to prove that failures leave nothing half done. */
+ * below), to prove that failures leave nothing half done. The journal
+ * fields of its log lines are checked against a fake journal ("journal"). */
 #include <check.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -15,9 +16,11 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <signal.h>
+#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include "kernel-fake.h"
+#include "log.h"
 #include "macro.h"
 #include "strv.h"
 #include "manager.h"
@@ -1121,9 +1124,139 @@ START_TEST(test_borrow_allocation_failures) {
 }
 END_TEST
 
+/* --- the journal: the fields of each reset line ----------------------------------------- */
+
+/* A fake journal in place of sd_journal_sendv: each entry is recorded as
+ * "journal FIELD=value ... | MESSAGE", its fields in the order sent, without
+ * SYSLOG_IDENTIFIER (checked here: the program's name). */
+static int fake_journal_sendv(const struct iovec *iov, int n) {
+        char line[LOG_STRUCT_SIZE + 256] = "journal", message[LOG_STRUCT_SIZE] = "";
+        bool identified = false;
+
+        for (int i = 0; i < n; i++) {
+                char field[LOG_STRUCT_SIZE];
+
+                snprintf(field, sizeof(field), "%.*s", (int) iov[i].iov_len, (const char *) iov[i].iov_base);
+                if (strncmp(field, "MESSAGE=", 8) == 0)
+                        snprintf(message, sizeof(message), "%s", field + 8);
+                else if (strncmp(field, "SYSLOG_IDENTIFIER=", 18) == 0)
+                        identified = strcmp(field + 18, program_invocation_short_name) == 0;
+                else
+                        snprintf(line + strlen(line), sizeof(line) - strlen(line), " %s", field);
+        }
+        if (!identified)
+                abort();        /* not ck_assert: this runs inside the daemon's code */
+        record("%s | %s", line, message);
+        return 0;
+}
+
+/* The journal sees what the daemon logs: stderr is "its" stream. */
+static void setup_journal(void) {
+        struct stat st;
+        char stream[64];
+
+        ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
+        snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long) st.st_dev,
+                 (unsigned long long) st.st_ino);
+        setenv("JOURNAL_STREAM", stream, 1);
+        log_journal_sendv = fake_journal_sendv;
+        setup();
+}
+
+static void teardown_journal(void) {
+        teardown();
+        unsetenv("JOURNAL_STREAM");
+        log_journal_sendv = sd_journal_sendv;
+}
+
+/* The entry whose MESSAGE starts with message has exactly these fields (besides MESSAGE). */
+static void assert_journal(const char *message, const char *fields) {
+        char want[512];
+
+        snprintf(want, sizeof(want), "journal %s | %s", fields, message);
+        for (char **l = rec.lines; l && *l; l++)
+                if (strncmp(*l, "journal ", 8) == 0 && strstr(*l, " | ") &&
+                    strncmp(strstr(*l, " | ") + 3, message, strlen(message)) == 0) {
+                        ck_assert_msg(strncmp(*l, want, strlen(want)) == 0, "'%s', not '%s...'", *l, want);
+                        return;
+                }
+        ck_abort_msg("no journal entry '%s...'", message);
+}
+
+#define STARTED "MESSAGE_ID=" RESET_STARTED_MESSAGE_ID " "
+#define FINISHED "MESSAGE_ID=" RESET_FINISHED_MESSAGE_ID " "
+#define RESET1 "VFIO_DEVSET=" SET04 " VFIO_RESET_ID=1"
+#define RESET2 "VFIO_DEVSET=" SET04 " VFIO_RESET_ID=2"
+
+START_TEST(test_journal_reset_done) {
+        const char *last = "";
+
+        peer(":1.1", "0000:04:00.0", true);
+        request(set04(), "r1", 10000, false);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);
+        run_until_said("reply r1 done");
+        assert_journal("Reset 1 of bus_0000_04: quiescing 1 peers", STARTED RESET1 " PRIORITY=6");
+        assert_journal("Reset 1 of bus_0000_04: VFIO_DEVICE_PCI_HOT_RESET took ", RESET1 " PRIORITY=6");
+        assert_journal("Reset 1 of bus_0000_04: done after ", FINISHED RESET1 " VFIO_RESULT=done PRIORITY=6");
+        ck_assert_uint_eq(count("journal "), 3);
+        /* started first, finished last */
+        ck_assert_ptr_nonnull(strstr(said("journal "), "MESSAGE_ID=" RESET_STARTED_MESSAGE_ID));
+        for (char **l = rec.lines; l && *l; l++)
+                if (strncmp(*l, "journal ", 8) == 0)
+                        last = *l;
+        ck_assert_ptr_nonnull(strstr(last, "MESSAGE_ID=" RESET_FINISHED_MESSAGE_ID));
+}
+END_TEST
+
+/* A silent peer is named in a line of its own, before the reset ends; with Force too. */
+START_TEST(test_journal_silent_peer) {
+        peer(":1.1", "0000:04:00.0", true);
+        peer(":1.2", "0000:04:00.1", true);
+        request(set04(), "r1", 100, false);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 1), 0);
+        run_until_said("reply r1 quiesce-timeout");
+        assert_journal("Reset 1 of bus_0000_04: quiescing 2 peers", STARTED RESET1 " PRIORITY=6");
+        assert_journal("Reset 1 of bus_0000_04: peer :1.2 (pid ", RESET1 " VFIO_PEER=:1.2 PRIORITY=4");
+        assert_journal("Reset 1 of bus_0000_04: quiesce-timeout after ",
+                       FINISHED RESET1 " VFIO_RESULT=quiesce-timeout PRIORITY=6");
+        ck_assert_ptr_null(strstr(said("journal " RESET1 " VFIO_PEER"), "forcing"));
+
+        forget();
+        request(set04(), "r2", 100, true);
+        ck_assert_int_eq(arbiter_pause_complete(&m->arbiter, ":1.1", 2), 0);
+        run_until_said("reply r2 done");
+        assert_journal("Reset 2 of bus_0000_04: quiescing 2 peers", STARTED RESET2 " PRIORITY=6");
+        assert_journal("Reset 2 of bus_0000_04: peer :1.2 (pid ", RESET2 " VFIO_PEER=:1.2 PRIORITY=4");
+        ck_assert_ptr_nonnull(strstr(said("journal " RESET2 " VFIO_PEER=:1.2"), ", forcing past it"));
+        assert_journal("Reset 2 of bus_0000_04: forcing past silent peers :1.2 (pid ", RESET2 " PRIORITY=4");
+        assert_journal("Reset 2 of bus_0000_04: done after ", FINISHED RESET2 " VFIO_RESULT=done PRIORITY=6");
+}
+END_TEST
+
+START_TEST(test_journal_peer_left) {
+        peer(":1.1", "0000:04:00.0", true);
+        request(set04(), "r1", 10000, false);
+        peer_registry_name_lost(&m->peers, ":1.1");
+        arbiter_peer_left(&m->arbiter, ":1.1");
+        run_until_said("reply r1 done");
+        assert_journal("Reset 1 of bus_0000_04: peer :1.1 left, not waiting for it",
+                       RESET1 " VFIO_PEER=:1.1 PRIORITY=6");
+        assert_journal("Reset 1 of bus_0000_04: done after ", FINISHED RESET1 " VFIO_RESULT=done PRIORITY=6");
+}
+END_TEST
+
+/* Away from journald (stderr is not the stream JOURNAL_STREAM names) nothing reaches the journal. */
+START_TEST(test_journal_only_under_journald) {
+        setenv("JOURNAL_STREAM", "1:1", 1);
+        request(set04(), "r1", 10000, false);
+        run_until_said("reply r1 done");
+        ck_assert_uint_eq(count("journal "), 0);
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("state-machine");
-        TCase *tc = tcase_create("arbiter"), *borrow;
+        TCase *tc = tcase_create("arbiter"), *borrow, *journal;
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 30);
@@ -1161,6 +1294,15 @@ static Suite *suite(void) {
         tcase_add_test(borrow, test_borrow_daemon_freed_mid_quiesce_resumes);
         tcase_add_test(borrow, test_borrow_allocation_failures);
         suite_add_tcase(s, borrow);
+
+        journal = tcase_create("journal");
+        tcase_add_checked_fixture(journal, setup_journal, teardown_journal);
+        tcase_set_timeout(journal, 30);
+        tcase_add_test(journal, test_journal_reset_done);
+        tcase_add_test(journal, test_journal_silent_peer);
+        tcase_add_test(journal, test_journal_peer_left);
+        tcase_add_test(journal, test_journal_only_under_journald);
+        suite_add_tcase(s, journal);
         return s;
 }
 

@@ -51,8 +51,15 @@ int cmd_explain(struct ctl *c, int argc, char *argv[]) {
                         json_object_object_add(e, "type", json_object_new_string(blocker_type_to_string(x->type)));
                         if (x->address)
                                 json_object_object_add(e, "address", json_object_new_string(x->address));
-                        if (x->type == BLOCKER_HOLDER)
+                        if (x->type == BLOCKER_HOLDER) {
+                                const struct ctl_domain *dom = ctl_dev_set_domain(s, x->holder);
+
                                 ctl_holder_add_json(e, x->holder);
+                                if (dom) {
+                                        json_object_object_add(e, "domain", json_object_new_string(dom->name));
+                                        json_object_object_add(e, "uuid", json_object_new_string(dom->uuid));
+                                }
+                        }
                         if (x->type == BLOCKER_FOREIGN)
                                 json_object_object_add(e, "driver", json_object_new_string(x->driver));
                         if (x->type == BLOCKER_UNINSPECTED)

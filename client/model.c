@@ -91,6 +91,45 @@ static int read_holders(sd_bus_message *m, struct ctl_dev_set *s, bool details) 
         return leave_array(m, r);
 }
 
+static void clear_domains(struct ctl_dev_set *s) {
+        for (size_t j = 0; j < s->n_domains; j++) {
+                free(s->domains[j].address);
+                free(s->domains[j].name);
+                free(s->domains[j].uuid);
+        }
+        s->domains = mfree(s->domains);
+        s->n_domains = 0;
+}
+
+static int read_domains(sd_bus_message *m, struct ctl_dev_set *s) {
+        const char *a, *name, *uuid;
+        uint32_t pid;
+        int r;
+
+        clear_domains(s);
+        r = enter_array(m, "(suss)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(suss)", &a, &pid, &name, &uuid)) > 0) {
+                struct ctl_domain *n = realloc(s->domains, sizeof(*n) * (s->n_domains + 1));
+
+                if (!n)
+                        return -ENOMEM;
+                s->domains = n;
+                n = &n[s->n_domains++];
+                *n = (struct ctl_domain) { .address = strdup(a), .pid = pid, .name = strdup(name),
+                                           .uuid = strdup(uuid) };
+                if (!n->address || !n->name || !n->uuid)
+                        return -ENOMEM;
+        }
+        return leave_array(m, r);
+}
+
+const struct ctl_domain *ctl_dev_set_domain(const struct ctl_dev_set *s, const struct ctl_holder *h) {
+        for (size_t i = 0; i < s->n_domains; i++)
+                if (s->domains[i].pid == h->pid && streq_ptr(s->domains[i].address, h->address))
+                        return &s->domains[i];
+        return NULL;
+}
+
 static void clear_uninspected(struct ctl_dev_set *s) {
         for (size_t j = 0; j < s->n_uninspected; j++)
                 free(s->uninspected[j].command);
@@ -198,6 +237,8 @@ static int read_dev_set_property(sd_bus_message *m, const char *name, struct ctl
                 return read_holders(m, s, false);
         if (strcmp(name, "HolderDetails") == 0)
                 return read_holders(m, s, true);
+        if (strcmp(name, "HolderDomains") == 0)
+                return read_domains(m, s);
         if (strcmp(name, "ForeignDevices") == 0)
                 return read_foreign(m, s);
         if (strcmp(name, "UninspectedProcesses") == 0)
@@ -250,6 +291,7 @@ static void dev_set_done(struct ctl_dev_set *s) {
         strv_free(s->peers);
         strv_free(s->paused_peers);
         ctl_dev_set_clear_holders(s);
+        clear_domains(s);
         clear_foreign(s);
         clear_uninspected(s);
 }

@@ -39,6 +39,14 @@ struct ctl_process {
         char *command;
 };
 
+/* A holder that is a libvirt domain's QEMU (HolderDomains). */
+struct ctl_domain {
+        char *address;
+        uint32_t pid;
+        char *name;
+        char *uuid;
+};
+
 struct ctl_foreign {
         char *address;
         char *driver;           /* "" when unbound */
@@ -59,6 +67,8 @@ struct ctl_dev_set {
         struct ctl_holder *holders;     /* HolderDetails, or Holders from a daemon without it */
         size_t n_holders;
         bool holder_details;
+        struct ctl_domain *domains;     /* HolderDomains; none from a daemon without it */
+        size_t n_domains;
         struct ctl_foreign *foreign;
         size_t n_foreign;
         struct ctl_process *uninspected;
@@ -91,3 +101,6 @@ const struct ctl_dev_set *ctl_model_dev_set(const struct ctl_model *m, const cha
 struct ctl_device *ctl_model_find_device(struct ctl_model *m, const char *path);
 struct ctl_dev_set *ctl_model_find_dev_set(struct ctl_model *m, const char *path);
 void ctl_dev_set_clear_holders(struct ctl_dev_set *s);
+
+/* The libvirt domain that holder h of s is, or NULL. */
+const struct ctl_domain *ctl_dev_set_domain(const struct ctl_dev_set *s, const struct ctl_holder *h);

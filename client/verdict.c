@@ -115,11 +115,14 @@ int verdict_compute(const struct ctl_model *m, const struct ctl_dev_set *s, stru
 
         for (size_t i = 0; i < s->n_holders; i++) {
                 const struct ctl_holder *h = &s->holders[i];
+                const struct ctl_domain *dom = ctl_dev_set_domain(s, h);
                 char name[HOLDER_NAME_MAX];
 
                 r = add(v, &(struct blocker) { .type = BLOCKER_HOLDER, .address = h->address, .holder = h },
-                        "%s (IOMMU group %d) is held open by %s", h->address, group_of(m, h->address),
-                        holder_name(name, sizeof(name), h->pid, h->command, h->uid, h->unit));
+                        "%s (IOMMU group %d) is held open by %s%s%s%s%s", h->address, group_of(m, h->address),
+                        holder_name(name, sizeof(name), h->pid, h->command, h->uid, h->unit),
+                        dom ? ": libvirt domain " : "", dom ? dom->name : "", dom ? " " : "",
+                        dom ? dom->uuid : "");
                 if (r < 0)
                         return r;
         }

@@ -780,6 +780,12 @@ START_TEST(test_holder_domains) {
         assert_reset_error("0000:04:00.0", VRD_ERROR_NOT_OWNED,
                            cmdf("0000:04:00.0 is held by pid %d (sleep, uid 65534), libvirt domain vm1 (" VM1_UUID
                                 "); a reset needs every group", (int) vm1_qemu));
+        /* vfio-resetctl explain says which domain, in words and in JSON */
+        free(assert_run(0, cmdf("%s explain 04:00.0", ctl()),
+                        cmdf("0000:04:00.0 (IOMMU group 10) is held open by pid %d (sleep, uid 65534): libvirt "
+                             "domain vm1 " VM1_UUID, (int) vm1_qemu)));
+        free(assert_run(0, cmdf("%s --json explain 04:00.0", ctl()), "\"domain\":\"vm1\"",
+                        "\"uuid\":\"" VM1_UUID "\""));
 }
 END_TEST
 

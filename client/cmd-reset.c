@@ -27,6 +27,9 @@ static void on_progress(vrd_peer *p, const struct vrd_reset_progress *progress, 
         struct shown *shown = userdata;
         char line[sizeof(shown->line)] = "";
 
+        /* Nothing has begun (a refusal is coming, or the first signals): say nothing yet. */
+        if (progress->reset_id == 0 && strcmp(progress->state, "idle") == 0)
+                return;
         if (!shown->header) {
                 printf("Resetting dev_set %s (%zu peer%s)\n", ctl_devset_id(progress->devset), n_peers,
                        n_peers == 1 ? "" : "s");

@@ -376,6 +376,7 @@ START_TEST(test_resetctl_borrow) {
         status = harness_run(&out, "%s reset --borrow 03:00.0", getenv("VRD_CTL"));
         ck_assert_msg(status == 1 && strstr(out, "without Force (it would be stopped with SIGSTOP)"), "%d: %s", status,
                       out);
+        ck_assert_msg(!strstr(out, "Resetting dev_set"), "a refused reset was announced: %s", out);
         free(out);
         status = harness_run(&out, "%s reset --borrow --force 03:00.0", getenv("VRD_CTL"));
         ck_assert_msg(status == 0 && strstr(out, "done in"), "%d: %s", status, out);

@@ -67,7 +67,7 @@ static void say(int priority, const char *address, const char *fmt, ...) {
         if (r < 0)
                 return;
         if (sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", priority, "SYSLOG_IDENTIFIER=vfio-resetd-hook",
-                            "VFIO_RESETD_DOMAIN=%s", domain_name, address ? "VFIO_RESETD_DEVICE=%s" : NULL,
+                            "VFIO_DOMAIN=%s", domain_name, address ? "VFIO_DEVICE=%s" : NULL,
                             address, NULL) < 0 || getenv("VFIO_RESETD_HOOK_STDERR"))
                 fprintf(stderr, "vfio-resetd-hook: %s\n", msg);
 }

@@ -24,6 +24,7 @@ static struct {
         char lose[PCI_ADDRESS_STRLEN];
         char busy[128];
         char log[256];
+        char begin_log[256];            /* a line per reset as it begins */
 } fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_ms = 20 };
 
 static int errno_from_name(const char *n) {
@@ -46,6 +47,7 @@ int kernel_fake_configure(const char *spec) {
                 return -ENOMEM;
         pthread_mutex_lock(&fake.lock);
         fake.delay_ms = 20, fake.fail = 0, fake.stall_ms = 0, fake.lose[0] = '\0', fake.busy[0] = '\0';
+        fake.begin_log[0] = '\0';
         for (char *kv = strtok_r(copy, ",\n", &save); kv; kv = strtok_r(NULL, ",\n", &save)) {
                 char *v = strchr(kv, '=');
 
@@ -64,6 +66,8 @@ int kernel_fake_configure(const char *spec) {
                         snprintf(fake.busy, sizeof(fake.busy), "+%s+", v);
                 else if (strcmp(kv, "log") == 0)
                         snprintf(fake.log, sizeof(fake.log), "%s", v);
+                else if (strcmp(kv, "begin_log") == 0)
+                        snprintf(fake.begin_log, sizeof(fake.begin_log), "%s", v);
         }
         pthread_mutex_unlock(&fake.lock);
         return 0;
@@ -275,6 +279,18 @@ static int fake_reset(int device_fd, const int *group_fds, size_t n_group_fds, b
                 snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids), "%s%d", i ? "+" : "", g);
         }
         start = monotonic_usec();
+        {
+                char path[256];
+                FILE *f;
+
+                pthread_mutex_lock(&fake.lock);
+                snprintf(path, sizeof(path), "%s", fake.begin_log);
+                pthread_mutex_unlock(&fake.lock);
+                if (*path && (f = fopen(path, "ae"))) {
+                        fprintf(f, "%s %s\n", hot ? "hot-reset" : "function-reset", a);
+                        fclose(f);
+                }
+        }
         r = reset_outcome();
         end = monotonic_usec();
         if (hot)

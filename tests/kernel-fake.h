@@ -13,7 +13,8 @@
  *
  * Configured by a spec "key=value,key=value": delay_ms=20, fail=EIO,
  * stall_ms=3000, lose=0000:04:00.1, busy=10+11 (groups that answer EBUSY),
- * log=/path. The spec comes from $VRD_FAKE_KERNEL, and is read again from the
+ * log=/path, begin_log=/path (a line "hot-reset ADDR" as each reset begins,
+ * with the spec it runs with already read). The spec comes from $VRD_FAKE_KERNEL, and is read again from the
  * file $VRD_FAKE_KERNEL_FILE (if set) before every reset and group open. */
 
 #include "kernel.h"

@@ -304,6 +304,18 @@ START_TEST(test_borrow_of_a_managed_set_is_a_plain_reset) {
 }
 END_TEST
 
+static bool file_has(const char *path, const char *text) {
+        char line[256];
+        bool found = false;
+        FILE *f = fopen(path, "re");
+
+        while (f && !found && fgets(line, sizeof(line), f))
+                found = strstr(line, text) != NULL;
+        if (f)
+                fclose(f);
+        return found;
+}
+
 /* One holder of two sets, both reset at once: it runs again only when the
  * second reset is over, not when the first one is. */
 START_TEST(test_holder_of_two_sets_stays_stopped_for_both) {
@@ -318,10 +330,12 @@ START_TEST(test_holder_of_two_sets_stays_stopped_for_both) {
                 _exit(127);
         }
         usleep(300000);
-        set_kernel("delay_ms=1500");
+        set_kernel(cmdf("delay_ms=1500,begin_log=%s/begin.log", h.dir));
         reset_async(&a, "0000:03:00.0", "Borrow=b1,Force=b1");
-        for (int i = 0; i < 500 && count_resets("hot-reset 0000:03:00.0") == 0 && state_of(holder) != 'T'; i++)
+        /* until the first is in the kernel, with its 1.5 s */
+        for (int i = 0; i < 3000 && !file_has(cmdf("%s/begin.log", h.dir), "hot-reset 0000:03:00.0"); i++)
                 (void) harness_wait(&h, &a.done, 10);
+        ck_assert_msg(!a.done, "%s: %s", a.error, a.message);
         set_kernel("delay_ms=3000");    /* the second outlasts the first by 1.5 s */
         reset_async(&b, "0000:07:10.0", "Borrow=b1,Force=b1");
         ck_assert(harness_wait(&h, &a.done, 30000));

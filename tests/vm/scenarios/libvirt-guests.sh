@@ -146,6 +146,12 @@ for w in "pid $pid1" "pid $pid2" "$unit1" "$unit2"; do
 done
 case $unit1$unit2 in machine-qemu*machine-qemu*) ;; *) why="$why the QEMUs are not in machine scopes ('$unit1', '$unit2');" ;; esac
 vmtest_result "explain names both QEMUs (pids $pid1, $pid2) and their units" "$why"
+# ... and, through the libvirt adapter, which domain each one is (HolderDomains)
+why=""
+for d in vm1 vm2; do
+	grep -qF "libvirt domain $d " /run/explain.out || why="$why no 'libvirt domain $d';"
+done
+vmtest_result "explain names both libvirt domains" "$why"
 
 # 4. A plain reset: NotOwned, naming both.
 vfio-resetctl reset 04:00.0 >/run/reset-plain.out 2>&1

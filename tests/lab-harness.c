@@ -253,3 +253,61 @@ void assert_idle(const char *path) {
         ck_assert_str_eq(state, "idle");
         free(state);
 }
+
+/* /proc/PID/stat's state: R, S, T (stopped), ...; 0 when gone. */
+char lab_state_of(pid_t pid) {
+        char path[64], buf[512], *p, state = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return 0;
+        if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+                state = p[2];
+        fclose(f);
+        return state;
+}
+
+/* A process that knows nothing of the daemon and holds group N open. */
+pid_t hold_group(int group) {
+        pid_t pid = fork();
+        char cmd[64];
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                snprintf(cmd, sizeof(cmd), "exec sleep 120 3</dev/vfio/%d", group);
+                execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);
+                _exit(127);
+        }
+        /* until the exec'd sleep holds it */
+        for (int i = 0; i < 200; i++) {
+                char path[64], target[256] = "";
+
+                snprintf(path, sizeof(path), "/proc/%d/fd/3", (int) pid);
+                if (readlink(path, target, sizeof(target) - 1) > 0) {    /* umockdev's /dev/vfio/N is a pty */
+                        char comm[32] = "";
+                        FILE *f;
+
+                        snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+                        f = fopen(path, "re");
+                        if (f && fgets(comm, sizeof(comm), f) && strncmp(comm, "sleep", 5) == 0) {
+                                fclose(f);
+                                return pid;
+                        }
+                        if (f)
+                                fclose(f);
+                }
+                usleep(10000);
+        }
+        {
+                char path[64], target[256] = "";
+
+                snprintf(path, sizeof(path), "/proc/%d/fd/3", (int) pid);
+                (void) !readlink(path, target, sizeof(target) - 1);
+                ck_abort_msg("holder of group %d did not start: fd 3 is '%s', state %c", group, target,
+                             lab_state_of(pid) ?: '-');
+        }
+        return -1;
+}
+

@@ -64,3 +64,8 @@ void reset_sync(struct call *c, const char *address, const char *options);
 char *get_string(const char *path, const char *iface, const char *prop);
 uint64_t get_u64(const char *path, const char *prop);
 void assert_idle(const char *path);
+
+/* A process that knows nothing of the daemon (sleep) and holds /dev/vfio/GROUP open, once exec'd. */
+pid_t hold_group(int group);
+/* /proc/PID/stat's state: R, S, T (stopped), ...; 0 when gone. */
+char lab_state_of(pid_t pid);

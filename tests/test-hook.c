@@ -105,20 +105,6 @@ static bool wait_resets(const char *text, int n, unsigned ms) {
         return count_resets(text) >= n;
 }
 
-static pid_t hold_group(int group) {
-        pid_t pid = fork();
-        char cmd[64];
-
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                snprintf(cmd, sizeof(cmd), "exec sleep 120 3</dev/vfio/%d", group);
-                execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);
-                _exit(127);
-        }
-        usleep(300000);
-        return pid;
-}
-
 static const char *const RELEASE[] = { "vm1", "release", "end", "-", NULL };
 
 START_TEST(test_release_scrubs_and_returns_at_once) {

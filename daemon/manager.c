@@ -56,6 +56,7 @@ int manager_new(const struct kernel_ops *kernel, struct manager **ret) {
         if (!m)
                 return -ENOMEM;
         m->kernel = kernel;
+        m->uevent_fd = -EBADF;
         r = sd_event_default(&m->event);
         if (r < 0) {
                 free(m);
@@ -117,8 +118,9 @@ struct manager *manager_free(struct manager *m) {
         strv_free(m->bus_paused_peers_pending);
         sd_event_source_disable_unref(m->bus_paused_peers_flush);
         sd_event_source_unref(m->rescan_source);
-        sd_event_source_unref(m->monitor_source);
-        udev_monitor_unref(m->monitor);
+        sd_event_source_unref(m->uevent_io);
+        if (m->uevent_fd >= 0)
+                close(m->uevent_fd);
         udev_unref(m->udev);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
@@ -296,46 +298,52 @@ static int on_rescan(sd_event_source *s, void *userdata) {
 
 static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct manager *m = userdata;
-        struct udev_device *d;
+        struct uevent e;
+        int r;
 
         /* Drain the burst, then rescan once: a bind moves a whole set, and a
          * full rescan keeps every set right without per-event bookkeeping. */
-        while ((d = udev_monitor_receive_device(m->monitor))) {
-                const char *action = udev_device_get_action(d) ?: "?";
+        while ((r = uevent_receive(fd, m->uevent_group, &e)) > 0) {
                 struct pci_address a;
 
-                log_debug("uevent %s %s (driver %s)", action, udev_device_get_sysname(d),
-                          udev_device_get_driver(d) ?: "none");
-                if (pci_address_parse(udev_device_get_sysname(d), &a, NULL, 0) >= 0)
-                        manager_note_removal(m, &a, strcmp(action, "remove") == 0);
-                udev_device_unref(d);
+                log_debug("uevent %s %s (driver %s)", e.action, e.sysname, e.driver[0] ? e.driver : "none");
+                if (pci_address_parse(e.sysname, &a, NULL, 0) >= 0)
+                        manager_note_removal(m, &a, strcmp(e.action, "remove") == 0);
         }
+        if (r == -ENOBUFS)
+                log_warning("Missed uevents (the socket's buffer overflowed): rescanning");
+        else if (r < 0)
+                log_warning_errno(r, "Failed to read a uevent: %m");
         return sd_event_source_set_enabled(m->rescan_source, SD_EVENT_ONESHOT);
 }
 
 static int start_uevents(struct manager *m) {
-        const char *source;
+        bool passed = m->uevent_fd >= 0;
         int r;
 
-        source = m->uevent_source == UEVENT_SOURCE_KERNEL ? "kernel" :
-                 m->uevent_source == UEVENT_SOURCE_UDEV ? "udev" :
-                 access("/run/udev/control", F_OK) >= 0 ? "udev" : "kernel";
-        m->monitor = udev_monitor_new_from_netlink(m->udev, source);
-        if (!m->monitor)
-                return log_error_errno(ENOMEM, "Failed to open a %s uevent monitor", source);
-        r = udev_monitor_filter_add_match_subsystem_devtype(m->monitor, "pci", NULL);
-        if (r < 0)
-                return log_error_errno(r, "Failed to filter uevents: %m");
-        r = udev_monitor_enable_receiving(m->monitor);
-        if (r < 0)
-                return log_error_errno(r, "Failed to listen to %s uevents: %m", source);
-        r = sd_event_add_io(m->event, &m->monitor_source, udev_monitor_get_fd(m->monitor), EPOLLIN, on_uevent, m);
+        if (passed) {
+                r = uevent_socket_adopt(m->uevent_fd);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to listen on the uevent socket systemd passed: %m");
+                m->uevent_group = r;
+        } else {
+                m->uevent_group = m->uevent_source == UEVENT_SOURCE_KERNEL ? UEVENT_GROUP_KERNEL :
+                                  m->uevent_source == UEVENT_SOURCE_UDEV ? UEVENT_GROUP_UDEV :
+                                  access("/run/udev/control", F_OK) >= 0 ? UEVENT_GROUP_UDEV : UEVENT_GROUP_KERNEL;
+                r = uevent_socket_open(m->uevent_group);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to open a %s uevent socket: %m",
+                                               m->uevent_group == UEVENT_GROUP_UDEV ? "udev" : "kernel");
+                m->uevent_fd = r;
+        }
+        r = sd_event_add_io(m->event, &m->uevent_io, m->uevent_fd, EPOLLIN, on_uevent, m);
         if (r < 0)
                 return r;
         r = sd_event_add_defer(m->event, &m->rescan_source, on_rescan, m);
         if (r < 0)
                 return r;
-        log_info("Following %s uevents for PCI devices", source);
+        log_info("Following %s uevents for PCI devices%s", m->uevent_group == UEVENT_GROUP_UDEV ? "udev" : "kernel",
+                 passed ? " on the socket systemd passed" : "");
         return sd_event_source_set_enabled(m->rescan_source, SD_EVENT_OFF);
 }
 

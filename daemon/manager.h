@@ -20,9 +20,9 @@
 #include "polkit.h"
 #include "quiesce.h"
 #include "topology.h"
+#include "uevent.h"
 
 struct udev;
-struct udev_monitor;
 
 enum uevent_source {
         UEVENT_SOURCE_AUTO,     /* udev when systemd-udevd runs, else the kernel's */
@@ -42,10 +42,13 @@ struct manager {
         sd_event *event;
         sd_bus *bus;                    /* the bus faces' connection */
         struct udev *udev;
-        struct udev_monitor *monitor;
-        sd_event_source *monitor_source;
+        /* Where PCI uevents come from: the socket systemd passed (named
+         * "uevent"), taken before manager_start(), or one of the daemon's own. */
+        int uevent_fd;
+        enum uevent_group uevent_group;
+        sd_event_source *uevent_io;
         sd_event_source *rescan_source; /* coalesces a burst of uevents into one rescan */
-        enum uevent_source uevent_source;
+        enum uevent_source uevent_source;       /* for a socket of its own */
         /* Functions a "remove" uevent announced: the kernel sends it before it
          * takes the device out of sysfs, so a scan may still see them. */
         struct pci_address *removed;

@@ -1,5 +1,7 @@
 #!/bin/sh
 # Installs what vfio-resetd needs to build, test and run its demo on Debian 12 (as root).
+# libdbus-1-dev, libpolkit-gobject-1-dev and systemd also for their .pc files
+# alone: configure reads where dbus-daemon, polkitd and systemd look.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt_get() { apt-get -o DPkg::Lock::Timeout=600 -q "$@"; }
@@ -9,4 +11,5 @@ apt_get install -y --no-install-recommends \
 	libsystemd-dev libudev-dev libjson-c-dev libxml2-dev \
 	check umockdev libumockdev-dev dbus-daemon systemd udev libinih-dev python3-dbusmock bash-completion \
 	libvirt-dev libvirt-daemon \
+	libdbus-1-dev libpolkit-gobject-1-dev \
 	qemu-system-x86 busybox-static cpio kmod mmdebstrap e2fsprogs

@@ -687,8 +687,9 @@ END_TEST
 
 /* --- stopping ------------------------------------------------------------------------- */
 
-/* A daemon that tells systemd through $NOTIFY_SOCKET: the datagrams go to *sock. */
-static void restart_daemon_with_notify(int *sock) {
+/* A daemon that tells systemd through $NOTIFY_SOCKET: the datagrams go to
+ * *sock. With watchdog_usec, systemd's $WATCHDOG_USEC for it too. */
+static void restart_daemon_with_notify(int *sock, const char *watchdog_usec) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
         ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
@@ -697,8 +698,11 @@ static void restart_daemon_with_notify(int *sock) {
         ck_assert_int_ge(*sock, 0);
         ck_assert_int_eq(bind(*sock, (struct sockaddr *) &sa, sizeof(sa)), 0);
         setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+        if (watchdog_usec)
+                setenv("WATCHDOG_USEC", watchdog_usec, 1);
         harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", "--config", config, NULL });
         unsetenv("NOTIFY_SOCKET");
+        unsetenv("WATCHDOG_USEC");
 }
 
 /* Everything the daemon told systemd so far, one string. */
@@ -717,7 +721,7 @@ START_TEST(test_stop_mid_quiesce) {
         char said[1024] = "";
         int sock;
 
-        restart_daemon_with_notify(&sock);
+        restart_daemon_with_notify(&sock, NULL);
         peer_start(&a, "--take", "0000:04:00.0", NULL);
         peer_start(&quiet, "--silent", "--take", "0000:04:00.1", NULL);
         reset_async(&c, "0000:04:00.0", NULL);         /* a 10 s deadline: the stop comes first */
@@ -744,7 +748,7 @@ START_TEST(test_stop_lets_the_kernel_finish) {
         struct call c;
         int sock;
 
-        restart_daemon_with_notify(&sock);
+        restart_daemon_with_notify(&sock, NULL);
         set_kernel("delay_ms=800");
         peer_start(&a, "--take", "0000:04:00.0", NULL);
         reset_async(&c, "0000:04:00.0", NULL);
@@ -759,6 +763,68 @@ START_TEST(test_stop_lets_the_kernel_finish) {
         ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
         close(sock);
         peer_stop(&a);
+}
+END_TEST
+
+/* --- the watchdog ---------------------------------------------------------------------- */
+
+/* The times (CLOCK_MONOTONIC usec) of the WATCHDOG=1 datagrams on sock within
+ * span_usec; returns how many, at most max kept. */
+static size_t watchdog_pings(int sock, uint64_t span_usec, uint64_t *at, size_t max) {
+        size_t n = 0;
+
+        for (uint64_t end = monotonic_usec() + span_usec, now; (now = monotonic_usec()) < end;) {
+                struct pollfd p = { .fd = sock, .events = POLLIN };
+                char buf[512];
+                ssize_t k;
+
+                if (poll(&p, 1, (int) ((end - now) / 1000) + 1) <= 0)
+                        continue;
+                while ((k = recv(sock, buf, sizeof(buf) - 1, 0)) > 0) {
+                        buf[k] = '\0';
+                        if (strstr(buf, "WATCHDOG=1") && n < max)
+                                at[n++] = monotonic_usec();
+                }
+        }
+        return n;
+}
+
+/* Under WatchdogSec= systemd kills the service when no WATCHDOG=1 comes for
+ * WATCHDOG_USEC: the event loop sends one every half to three quarters of it,
+ * and none while it does not run (a stuck loop; here stopped with SIGSTOP). */
+START_TEST(test_watchdog_keepalive) {
+        const uint64_t period = 2 * USEC_PER_SEC;
+        uint64_t at[64], start;
+        size_t n;
+        int sock;
+
+        restart_daemon_with_notify(&sock, "2000000");
+        start = monotonic_usec();
+        n = watchdog_pings(sock, 7 * USEC_PER_SEC, at, ELEMENTSOF(at));
+        ck_assert_msg(n >= 4, "%zu WATCHDOG=1 in 7 s with WATCHDOG_USEC=2 s", n);
+        ck_assert_msg(at[0] - start < period, "the first WATCHDOG=1 came after %" PRIu64 " ms", (at[0] - start) / 1000);
+        for (size_t i = 1; i < n; i++)
+                ck_assert_msg(at[i] - at[i - 1] < period, "%" PRIu64 " ms between WATCHDOG=1 %zu and %zu",
+                              (at[i] - at[i - 1]) / 1000, i - 1, i);
+
+        /* a loop that does not run keeps silent: stopped, then what it sent before read away */
+        ck_assert_int_eq(kill(h.daemon_pid, SIGSTOP), 0);
+        for (uint64_t end = monotonic_usec() + 5 * USEC_PER_SEC; lab_state_of(h.daemon_pid) != 'T';) {
+                ck_assert_msg(monotonic_usec() < end, "the daemon did not stop");
+                usleep(10 * 1000);
+        }
+        for (char buf[512]; recv(sock, buf, sizeof(buf), 0) > 0;)
+                ;
+        n = watchdog_pings(sock, period * 3 / 2, at, ELEMENTSOF(at));
+        ck_assert_msg(n == 0, "%zu WATCHDOG=1 from a stopped daemon", n);
+
+        /* and speaks again once it runs */
+        ck_assert_int_eq(kill(h.daemon_pid, SIGCONT), 0);
+        n = watchdog_pings(sock, period, at, ELEMENTSOF(at));
+        ck_assert_msg(n >= 1, "no WATCHDOG=1 within WATCHDOG_USEC after SIGCONT");
+        ck_assert(harness_name_has_owner(&h, VRD_BUS_NAME));
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        close(sock);
 }
 END_TEST
 
@@ -820,6 +886,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_set_rebuilt_mid_reset_waits_for_the_old_reset);
         tcase_add_test(tc, test_stop_mid_quiesce);
         tcase_add_test(tc, test_stop_lets_the_kernel_finish);
+        tcase_add_test(tc, test_watchdog_keepalive);
         tcase_add_test(tc, test_a_thousand_peers_on_a_default_bus);
         suite_add_tcase(s, tc);
         return s;

@@ -331,9 +331,10 @@ static int start_uevents(struct manager *m) {
                                   m->uevent_source == UEVENT_SOURCE_UDEV ? UEVENT_GROUP_UDEV :
                                   access("/run/udev/control", F_OK) >= 0 ? UEVENT_GROUP_UDEV : UEVENT_GROUP_KERNEL;
                 r = uevent_socket_open(m->uevent_group);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to open a %s uevent socket: %m",
-                                               m->uevent_group == UEVENT_GROUP_UDEV ? "udev" : "kernel");
+                if (r < 0)      /* EAFNOSUPPORT: RestrictAddressFamilies= of a unit that passed no socket */
+                        return log_error_errno(r, "Failed to open a %s uevent socket: %m%s",
+                                               m->uevent_group == UEVENT_GROUP_UDEV ? "udev" : "kernel",
+                                               r == -EAFNOSUPPORT ? " (systemd passed none: is vfio-resetd.socket active?)" : "");
                 m->uevent_fd = r;
         }
         r = sd_event_add_io(m->event, &m->uevent_io, m->uevent_fd, EPOLLIN, on_uevent, m);

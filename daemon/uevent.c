@@ -70,26 +70,28 @@ static int attach_pci_filter(int fd) {
         return 0;
 }
 
-/* Credentials with every message (udevd's must be root's), the filter, and
- * room for a burst: a bind moves every function of a set at once. */
+/* Credentials with every message (udevd's must be root's), and the filter. */
 static int setup_socket(int fd) {
-        const int one = 1, room = 8 * 1024 * 1024;
+        const int one = 1;
 
         if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
                 return negative_errno();
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &room, sizeof(room)) < 0)
-                (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &room, sizeof(room));      /* up to rmem_max */
         return attach_pci_filter(fd);
 }
 
 int uevent_socket_open(enum uevent_group group) {
         struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1U << (group - 1) };
         _cleanup_close_ int fd = -EBADF;
+        const int room = 8 * 1024 * 1024;
         int r;
 
         fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT);
         if (fd < 0)
                 return negative_errno();
+        /* Room for a burst (a bind moves every function of a set at once);
+         * systemd's socket has its ReceiveBuffer= already, not to be shrunk. */
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &room, sizeof(room)) < 0)
+                (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &room, sizeof(room));      /* up to rmem_max */
         r = setup_socket(fd);
         if (r < 0)
                 return r;

@@ -178,11 +178,19 @@ START_TEST(test_adopt) {
         int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT), other;
         struct uevent e;
 
-        /* as systemd passes it (ListenNetlink=kobject-uevent 2): bound, blocking */
+        const int room = 16 * 1024 * 1024;
+        int before, after;
+        socklen_t n = sizeof(int);
+
+        /* as systemd passes it (ListenNetlink=kobject-uevent 2, ReceiveBuffer=): bound, blocking */
         ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &room, sizeof(room)), 0);
+        ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &before, &n), 0);
         ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
         ck_assert_int_eq(uevent_socket_adopt(fd), UEVENT_GROUP_UDEV);
         ck_assert_int_eq(uevent_receive(fd, UEVENT_GROUP_UDEV, &e), 0);    /* non-blocking now */
+        ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &after, &n), 0);
+        ck_assert_int_eq(after, before);                                    /* its buffer left as it was */
         /* not a uevent socket */
         other = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
         ck_assert_int_eq(uevent_socket_adopt(other), -EPROTOTYPE);

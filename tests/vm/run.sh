@@ -160,6 +160,19 @@ else
 		installed_path="$installed_path${installed_path:+:}${f%/*}"
 	done
 	echo "run.sh: $name: make install of $builddir in $(secs $(($(now_us) - t_install))) s"
+	# A tree whose prefix is under /tmp, /var/tmp or a home (distcheck's
+	# _inst is below its build folder) installs a daemon that the unit's own
+	# PrivateTmp= and ProtectHome= hide from it. The guest runs the same
+	# binary from a copy outside them; the unit's sandbox stays as installed.
+	exec_start=$(sed -n 's/^ExecStart=//p' "$stage/usr/lib/systemd/system/vfio-resetd.service")
+	case $exec_start in
+	/tmp/* | /var/tmp/* | /home/* | /root/* | /run/user/*)
+		install -D -m 755 "$stage$exec_start" "$stage/usr/lib/vmtest/sbin/vfio-resetd"
+		mkdir -p "$stage/etc/systemd/system/vfio-resetd.service.d"
+		printf '# run.sh: %s is hidden by PrivateTmp= or ProtectHome=\n[Service]\nExecStart=\nExecStart=%s\n' \
+			"$exec_start" /usr/lib/vmtest/sbin/vfio-resetd >"$stage/etc/systemd/system/vfio-resetd.service.d/vmtest-prefix.conf"
+		echo "run.sh: $name: the unit's sandbox hides $exec_start: the guest runs a copy in /usr/lib/vmtest/sbin" ;;
+	esac
 	install -D -m 755 "$here/guest-root-run.sh" "$stage/usr/lib/vmtest/run"
 	# What mounting the root takes, and vfio-pci's (not the NICs' drivers:
 	# the root's udev loads those, for the natives).

@@ -19,11 +19,15 @@
  *   ADDR status alive value=0xV loops=N changes=N conts=N max_gap_ms=M   (on SIGUSR1)
  *   ADDR rewrote TDBAL 0x5a5a5a00 readback=0xR   (on SIGUSR2: the mapping still writes)
  *   ADDR error WHAT: WHY                         (and exit status 1)
+ *   ADDR peeked TDBAL 0xV                        (--peek: read once, wrote nothing, exited)
  * max_gap_ms is the longest time between two of its reads: a stopped holder
  * shows its stop there. A stop sent before it ran the handler of the last
  * SIGCONT discards that SIGCONT: back-to-back stops may count once.
  *
- * Usage: holder [--pattern V] [--reg OFFSET] [--interval-ms N] [--quiet] ADDR
+ * With --peek it is the next user of a function instead: it opens the same
+ * way, reads the register once and exits, to show what a former user left.
+ *
+ * Usage: holder [--pattern V] [--reg OFFSET] [--interval-ms N] [--quiet] [--peek] ADDR
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -65,18 +69,19 @@ static void fail(const char *what, const char *why)
 
 static void usage(void)
 {
-        fprintf(stderr, "usage: holder [--pattern V] [--reg OFFSET] [--interval-ms N] [--quiet] ADDR\n");
+        fprintf(stderr, "usage: holder [--pattern V] [--reg OFFSET] [--interval-ms N] [--quiet] [--peek] ADDR\n");
         exit(2);
 }
 
 int main(int argc, char **argv)
 {
-        enum { O_PATTERN = 0x100, O_REG, O_INTERVAL, O_QUIET };
+        enum { O_PATTERN = 0x100, O_REG, O_INTERVAL, O_QUIET, O_PEEK };
         static const struct option options[] = {
                 { "pattern", required_argument, NULL, O_PATTERN },
                 { "reg", required_argument, NULL, O_REG },
                 { "interval-ms", required_argument, NULL, O_INTERVAL },
                 { "quiet", no_argument, NULL, O_QUIET },
+                { "peek", no_argument, NULL, O_PEEK },
                 {}
         };
         static const int signals[] = { SIGUSR1, SIGUSR2, SIGCONT, SIGTERM, SIGINT };
@@ -89,7 +94,7 @@ int main(int argc, char **argv)
         struct timespec tick;
         struct sigaction sa;
         struct vt_bar bar;
-        bool quiet = false;
+        bool quiet = false, peek = false;
         char path[64], why[256];
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
@@ -105,6 +110,9 @@ int main(int argc, char **argv)
                         break;
                 case O_QUIET:
                         quiet = true;
+                        break;
+                case O_PEEK:
+                        peek = true;
                         break;
                 default:
                         usage();
@@ -149,6 +157,10 @@ int main(int argc, char **argv)
                 fail("bar0", why);
         printf("%s ready pid=%d group=%d group_fd=%d container_fd=%d device_fd=%d bar0_size=%zu\n", addr,
                (int)getpid(), group, group_fd, container_fd, device_fd, bar.size);
+        if (peek) {
+                printf("%s peeked TDBAL 0x%08x\n", addr, bar.p[reg / 4]);
+                return 0;
+        }
         bar.p[reg / 4] = pattern;
         last = bar.p[reg / 4];
         printf("%s wrote TDBAL 0x%08x readback=0x%08x\n", addr, pattern, last);

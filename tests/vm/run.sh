@@ -102,19 +102,23 @@ t_fetched=$(now_us)
 for tool in dbus-daemon busctl; do
 	command -v "$tool" >/dev/null || { echo "run.sh: SKIP $name: no $tool on the host"; exit 77; }
 done
-checker="$cache/build/hot-reset-info"
-# Built apart, then renamed: parallel runs share the cache.
+# The test programs of this source tree (other trees sharing the cache may
+# have other versions of them), each built apart, then renamed: parallel
+# runs share the cache.
+progs="$cache/build/progs-$(echo "$here" | sha1sum | cut -c1-12)"
+mkdir -p "$progs"
+checker="$progs/hot-reset-info"
 ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$checker.$$" "$here/hot-reset-info.c"
 mv -f "$checker.$$" "$checker"
 # The peer that maps a BAR and serves pauses (the reset scenarios).
-peer="$cache/build/bar-peer"
+peer="$progs/bar-peer"
 # shellcheck disable=SC2046 # pkg-config's flags, one a word
 ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -pthread -o "$peer.$$" "$here/bar-peer.c" \
 	$(pkg-config --cflags --libs libsystemd)
 mv -f "$peer.$$" "$peer"
 # A program that holds a function without the daemon, and the raw borrowed
 # reset (the borrow scenarios).
-holder="$cache/build/holder" borrower="$cache/build/borrow-reset"
+holder="$progs/holder" borrower="$progs/borrow-reset"
 ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$holder.$$" "$here/holder.c"
 mv -f "$holder.$$" "$holder"
 ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$borrower.$$" "$here/borrow-reset.c"

@@ -1,8 +1,10 @@
 #!/bin/bash
 # What the arbiter costs per peer, on the fake lab sysfs with the kernel test
 # double: a reset of one dev_set with N peers acking, against the bare
-# messages of the same handshake (bench/peer-scale.c: a floor server in a process of its own exchanges exactly the messages of a reset with N peers). Prints one line per N
-# with the medians and their ratio, and the daemon's CPU share of the reset.
+# messages of the same handshake (bench/peer-scale.c: a floor server in a
+# process of its own exchanges exactly the messages of a reset with N peers).
+# Prints one line per N with the medians and their ratio, and the daemon's
+# CPU share of the reset.
 # Usage: bench/peer-scale.sh [-r ROUNDS] [--daemon PATH] [N...]   (default N: 10 100 1000)
 # Needs a built tree (make, then make bench/peer-scale tests/vfio-resetd-fake).
 set -eu

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench-util.h"
 #include "bus-harness.h"
 #include "bus-names.h"
 #include "macro.h"
@@ -163,17 +164,6 @@ static uint64_t daemon_cpu_usec(void) {
         return (uint64_t) (utime + stime) * USEC_PER_SEC / (uint64_t) sysconf(_SC_CLK_TCK);
 }
 
-static int compare(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-
-        return x < y ? -1 : x > y;
-}
-
-static uint64_t median(uint64_t *v, size_t k) {
-        qsort(v, k, sizeof(*v), compare);
-        return v[k / 2];
-}
-
 /* A Check test, run in this process, so that every ck_assert on the way reports. */
 START_TEST(bench) {
         uint64_t floor_usec[rounds], reset_usec[rounds], cpu_usec[rounds];
@@ -229,8 +219,8 @@ START_TEST(bench) {
                 ck_assert_msg(harness_daemon_alive(&h), "the daemon died");
         }
         {
-                uint64_t fl = median(floor_usec, rounds), re = median(reset_usec, rounds);
-                uint64_t cpu = median(cpu_usec, rounds);
+                uint64_t fl = bench_median(floor_usec, rounds), re = bench_median(reset_usec, rounds);
+                uint64_t cpu = bench_median(cpu_usec, rounds);
 
                 printf("peers=%zu rounds=%zu floor_ms=%.1f reset_ms=%.1f ratio=%.2f daemon_cpu_ms=%.1f "
                        "daemon_cpu_share=%.2f\n", n, rounds, fl / 1e3, re / 1e3, (double) re / (double) fl, cpu / 1e3,
@@ -252,9 +242,6 @@ int main(int argc, char *argv[]) {
                 { "daemon", required_argument, NULL, 'd' },
                 {}
         };
-        Suite *s = suite_create("peer-scale");
-        TCase *tc = tcase_create("bench");
-        SRunner *sr;
         int c;
 
         daemon_path = getenv("VRD_FAKE_DAEMON");
@@ -279,16 +266,5 @@ int main(int argc, char *argv[]) {
                 return 2;
         }
         status = 1;
-        tcase_add_test(tc, bench);
-        tcase_set_timeout(tc, 600);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_set_fork_status(sr, CK_NOFORK);
-        srunner_run_all(sr, CK_SILENT);
-        if (srunner_ntests_failed(sr) > 0) {
-                srunner_print(sr, CK_NORMAL);
-                status = 1;
-        }
-        srunner_free(sr);
-        return status;
+        return bench_run("peer-scale", bench, &status);
 }

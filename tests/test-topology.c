@@ -102,12 +102,17 @@ START_TEST(test_functions) {
 }
 END_TEST
 
-START_TEST(test_sets_of_the_lab) {
+/* The ids of every dev_set of the testbed, in order, are these. */
+static void assert_set_ids(const char *want) {
         struct topology *t = scan(NULL);
 
-        ck_assert_str_eq(set_ids(t), "bus_0000_01 bus_0000_04 bus_0000_05 bus_0000_06 dev_0000_00_02_0 "
-                                     "dev_0000_07_10_0 dev_0000_07_10_1 slot_0000_02_1 slot_0000_03_3");
+        ck_assert_str_eq(set_ids(t), want);
         topology_free(t);
+}
+
+START_TEST(test_sets_of_the_lab) {
+        assert_set_ids("bus_0000_01 bus_0000_04 bus_0000_05 bus_0000_06 dev_0000_00_02_0 "
+                       "dev_0000_07_10_0 dev_0000_07_10_1 slot_0000_02_1 slot_0000_03_3");
 }
 END_TEST
 
@@ -199,37 +204,37 @@ static char *describe_set(const struct topology *t, const char *id) {
 }
 
 START_TEST(test_switch_sets) {
-        struct topology *t = scan(NULL);
-
-        ck_assert_str_eq(set_ids(t), "bus_0000_08 bus_0000_09 dev_0000_0a_10_0 dev_0000_0a_10_2 "
-                                     "slot_0000_07_5 slot_0000_0a_8");
-        topology_free(t);
+        assert_set_ids("bus_0000_08 bus_0000_09 dev_0000_0a_10_0 dev_0000_0a_10_2 slot_0000_07_5 slot_0000_0a_8");
 }
 END_TEST
+
+/* The function's slot (NULL: none) and whether it can be reset, and the
+ * description of the set it is in. */
+static void assert_in_set(const char *address, const char *slot, bool resettable, const char *set_id,
+                          const char *description) {
+        struct topology *t = scan(NULL);
+        const struct pci_function *f = get(t, address);
+
+        if (slot)
+                ck_assert_str_eq(f->slot, slot);
+        else
+                ck_assert_ptr_null(f->slot);
+        ck_assert_msg(f->slot_resettable == resettable, "%s: slot_resettable is %d", address, f->slot_resettable);
+        ck_assert_str_eq(describe_set(t, set_id), description);
+        topology_free(t);
+}
 
 /* The downstream port's hotplug service device is 0000:06:00.0:pcie204, not
  * :pcie004 as on a root port: pciehp on it makes slot 5 resettable. */
 START_TEST(test_switch_downstream_port_with_pciehp) {
-        struct topology *t = scan(NULL);
-        const struct pci_function *f = get(t, "0000:07:00.0");
-
-        ck_assert_str_eq(f->slot, "5");
-        ck_assert(f->slot_resettable);
-        ck_assert_str_eq(describe_set(t, "slot_0000_07_5"), "slot: 0000:07:00.0,0000:07:00.1; reaches:");
-        topology_free(t);
+        assert_in_set("0000:07:00.0", "5", true, "slot_0000_07_5", "slot: 0000:07:00.0,0000:07:00.1; reaches:");
 }
 END_TEST
 
 /* hotplug=off: no slot, no hotplug service; the bandwidth service bound to
  * its own driver does not count. */
 START_TEST(test_switch_downstream_port_without_hotplug) {
-        struct topology *t = scan(NULL);
-        const struct pci_function *f = get(t, "0000:08:00.0");
-
-        ck_assert_ptr_null(f->slot);
-        ck_assert(!f->slot_resettable);
-        ck_assert_str_eq(describe_set(t, "bus_0000_08"), "bus: 0000:08:00.0,0000:08:00.1; reaches:");
-        topology_free(t);
+        assert_in_set("0000:08:00.0", NULL, false, "bus_0000_08", "bus: 0000:08:00.0,0000:08:00.1; reaches:");
 }
 END_TEST
 
@@ -242,14 +247,12 @@ START_TEST(test_multifunction_behind_switch) {
 
         ck_assert_int_eq(get(t, "0000:07:00.0")->iommu_group, 30);
         ck_assert_int_eq(get(t, "0000:07:00.1")->iommu_group, 31);
-        ck_assert_str_eq(get(t, "0000:07:00.1")->slot, "5");
-        ck_assert(get(t, "0000:07:00.1")->slot_resettable);
         ids = set_ids(t);
         ck_assert_ptr_null(strstr(ids, "bus_0000_07"));
         ck_assert_ptr_null(strstr(ids, "bus_0000_06"));
-        ck_assert_str_eq(describe_set(t, "slot_0000_07_5"), "slot: 0000:07:00.0,0000:07:00.1; reaches:");
-        ck_assert_str_eq(describe_set(t, "bus_0000_08"), "bus: 0000:08:00.0,0000:08:00.1; reaches:");
         topology_free(t);
+        assert_in_set("0000:07:00.1", "5", true, "slot_0000_07_5", "slot: 0000:07:00.0,0000:07:00.1; reaches:");
+        assert_in_set("0000:08:00.1", NULL, false, "bus_0000_08", "bus: 0000:08:00.0,0000:08:00.1; reaches:");
 }
 END_TEST
 
@@ -263,12 +266,11 @@ START_TEST(test_sriov_pf_with_vfs) {
         ck_assert(vf->virtfn);
         ck_assert_uint_eq(vf->physfn.bus, 0x0a);
         ck_assert_uint_eq(vf->physfn.slot, 0);
-        ck_assert_ptr_null(vf->slot);
         ck_assert(!get(t, "0000:0a:00.0")->virtfn);
-        ck_assert_str_eq(describe_set(t, "slot_0000_0a_8"), "slot: 0000:0a:00.0; reaches:");
-        ck_assert_str_eq(describe_set(t, "dev_0000_0a_10_0"), "single: 0000:0a:10.0; reaches:");
-        ck_assert_str_eq(describe_set(t, "dev_0000_0a_10_2"), "single: 0000:0a:10.2; reaches:");
         topology_free(t);
+        assert_in_set("0000:0a:00.0", "8", true, "slot_0000_0a_8", "slot: 0000:0a:00.0; reaches:");
+        assert_in_set("0000:0a:10.0", NULL, false, "dev_0000_0a_10_0", "single: 0000:0a:10.0; reaches:");
+        assert_in_set("0000:0a:10.2", NULL, false, "dev_0000_0a_10_2", "single: 0000:0a:10.2; reaches:");
 }
 END_TEST
 
@@ -276,13 +278,7 @@ END_TEST
  * driver took it (pciehp leaves a slot another hotplug driver registered),
  * so the slot cannot be reset and the set is the bus. */
 START_TEST(test_slot_without_hotplug_driver) {
-        struct topology *t = scan(NULL);
-        const struct pci_function *f = get(t, "0000:09:00.0");
-
-        ck_assert_str_eq(f->slot, "7");
-        ck_assert(!f->slot_resettable);
-        ck_assert_str_eq(describe_set(t, "bus_0000_09"), "bus: 0000:09:00.0; reaches:");
-        topology_free(t);
+        assert_in_set("0000:09:00.0", "7", false, "bus_0000_09", "bus: 0000:09:00.0; reaches:");
 }
 END_TEST
 

@@ -416,7 +416,7 @@ managed() { [ "$(prop "${set_path:?}" org.vfioresetd1.DevSet Managed)" = true ];
 # --- the borrow scenarios: holders that never heard of the daemon -------------
 
 # igb_bus_set: the set they work on, the igb pair 04:00.0/04:00.1 (a bus set
-# in IOMMU groups 10 and 11, root port with hotplug=off), as $a, $b and
+# in IOMMU groups 11 and 12, root port with hotplug=off), as $a, $b and
 # $set_path, and the TDBAL value the holders and peers write, $written.
 igb_bus_set() {
 	a=0000:04:00.0 b=0000:04:00.1 written=0x5a5a5a00

@@ -206,7 +206,7 @@ if [ "$root_kind" = debian ]; then
 	# qcow2 over the raw image, deleted when QEMU ends), so the cached image
 	# stays as it was built. At 00:10.0, after the shared layout: no address
 	# moves, but the groups behind the root ports are one higher (a root-bus
-	# device gets its group before them): 04:00.0/04:00.1 are in 11 and 12.
+	# device gets its group before them): 04:00.0/04:00.1 are in 12 and 13.
 	# shellcheck disable=SC2054 # the commas are QEMU's
 	root_qemu=(-drive "file=$cache/debian/root.img,if=none,id=root,format=raw,snapshot=on"
 		-device virtio-blk-pci,drive=root,addr=10.0)
@@ -235,6 +235,16 @@ qemu=(
 	# no hotplug: bus set spanning two groups
 	-device pcie-root-port,id=rp4,chassis=4,slot=4,addr=07.0,hotplug=off,x-speed=5,x-width=1
 	-device igb,bus=rp4,addr=00.0,multifunction=on,romfile= -device igb,bus=rp4,addr=00.1,romfile=
+	# a PCIe switch (buses 05-08) behind a root port without hotplug: a
+	# downstream port with pciehp (slot set, its hotplug service device is
+	# pcie204, not a root port's pcie004) and one with hotplug=off (bus set).
+	# xio3130-downstream has no x-speed; a hot reset behind it takes ~1.3 s.
+	-device pcie-root-port,id=rp9,chassis=9,slot=9,addr=09.0,hotplug=off,x-speed=5,x-width=1
+	-device x3130-upstream,id=up9,bus=rp9,addr=00.0
+	-device xio3130-downstream,id=dp5,bus=up9,chassis=5,slot=5,addr=00.0
+	-device igb,bus=dp5,addr=00.0,multifunction=on,romfile= -device igb,bus=dp5,addr=00.1,romfile=
+	-device xio3130-downstream,id=dp6,bus=up9,chassis=6,slot=6,addr=01.0,hotplug=off
+	-device igb,bus=dp6,addr=00.0,multifunction=on,romfile= -device igb,bus=dp6,addr=00.1,romfile=
 	"${extra_qemu[@]}"
 	"${root_qemu[@]}"
 	-kernel "$cache/kernel/vmlinuz" -initrd "$initrd"

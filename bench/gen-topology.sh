@@ -6,9 +6,13 @@
 # each with SLOTS devices of FUNCTIONS functions (igb, vfio-pci, an IOMMU
 # group per function, as the 82576's ACS quirk gives, and its /dev/vfio/N).
 # Prints the number of vfio devices.
-# Usage: bench/gen-topology.sh DIR NAME PORTS SLOTS FUNCTIONS
+# --no-nodes leaves out the /dev/vfio/N nodes (umockdev makes a pty of each,
+# and a host has 4096 ptys at most by default).
+# Usage: bench/gen-topology.sh [--no-nodes] DIR NAME PORTS SLOTS FUNCTIONS
 set -eu
-[ $# -eq 5 ] || { echo "usage: $0 DIR NAME PORTS SLOTS FUNCTIONS" >&2; exit 2; }
+with_nodes=1
+[ "${1:-}" != --no-nodes ] || { with_nodes=0; shift; }
+[ $# -eq 5 ] || { echo "usage: $0 [--no-nodes] DIR NAME PORTS SLOTS FUNCTIONS" >&2; exit 2; }
 dir=$1 name=$2 ports=$3 slots=$4 functions=$5
 [ "$ports" -ge 1 ] && [ "$ports" -le 255 ] && [ "$slots" -ge 1 ] && [ "$slots" -le 32 ] &&
 	[ "$functions" -ge 1 ] && [ "$functions" -le 8 ] ||
@@ -48,13 +52,13 @@ L: driver=../../../../bus/pci/drivers/vfio-pci
 L: iommu_group=../../../../kernel/iommu_groups/$group
 
 EOF
-				nodes+=("$group")
+				[ "$with_nodes" -eq 0 ] || nodes+=("$group")
 				group=$((group + 1))
 			done
 		done
 	done
 	# each function's group node, /dev/vfio/N (a pty under umockdev)
-	for g in "${nodes[@]}"; do
+	for g in ${nodes[@]+"${nodes[@]}"}; do
 		cat <<EOF
 P: /devices/virtual/vfio/$g
 N: vfio/$g

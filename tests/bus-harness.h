@@ -16,6 +16,7 @@ struct harness {
         const char *daemon;     /* the daemon binary: $VRD_DAEMON unless set */
         const char *const *wrapper; /* a command (NULL-terminated) that runs the daemon, e.g. setpriv */
         pid_t polkit_pid;       /* python3-dbusmock's polkitd, when started */
+        bool daemon_wrapped;    /* harness_start_daemon ran it under $VRD_DAEMON_WRAP */
 };
 
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"

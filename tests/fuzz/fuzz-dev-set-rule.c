@@ -16,20 +16,8 @@
 
 static const char *const slot_names[] = { NULL, "1", "Slot 1", "0-1", "" };
 
-struct input {
-        const uint8_t *p;
-        size_t left;
-};
-
-static uint8_t take(struct input *in) {
-        if (!in->left)
-                return 0;
-        in->left--;
-        return *in->p++;
-}
-
-static void take_address(struct input *in, struct pci_address *a) {
-        uint8_t b = take(in), c = take(in);
+static void take_address(struct fuzz_input *in, struct pci_address *a) {
+        uint8_t b = fuzz_take(in), c = fuzz_take(in);
 
         /* few values, so that functions share buses and slots */
         *a = (struct pci_address) { .domain = b >> 7, .bus = b & 7, .slot = c & 3, .function = (c >> 2) & 7 };
@@ -82,12 +70,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct pci_function functions[FUNCTIONS_MAX];
         struct topology t = { .functions = functions };
         struct dev_set_specs *s = NULL;
-        struct input in = { data, size };
-        size_t n = take(&in) % (FUNCTIONS_MAX + 1);
+        struct fuzz_input in = { data, size };
+        size_t n = fuzz_take(&in) % (FUNCTIONS_MAX + 1);
 
         for (size_t i = 0; i < n; i++) {
                 struct pci_function *f = &functions[t.n_functions];
-                uint8_t flags = take(&in), slot = take(&in);
+                uint8_t flags = fuzz_take(&in), slot = fuzz_take(&in);
 
                 *f = (struct pci_function) { .iommu_group = i, .vfio = flags & 1, .root_bus = flags & 2,
                                              .has_parent = flags & 4, .virtfn = flags & 8,

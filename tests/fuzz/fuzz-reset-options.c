@@ -16,32 +16,20 @@
 
 #define DEFAULT_TIMEOUT_USEC 5000000
 
-struct input {
-        const uint8_t *p;
-        size_t left;
-};
-
-static uint8_t take(struct input *in) {
-        if (!in->left)
-                return 0;
-        in->left--;
-        return *in->p++;
-}
-
-static uint64_t take_u64(struct input *in) {
+static uint64_t take_u64(struct fuzz_input *in) {
         uint64_t v = 0;
 
         for (int i = 0; i < 8; i++)
-                v = v << 8 | take(in);
+                v = v << 8 | fuzz_take(in);
         return v;
 }
 
 /* A NUL-free string of up to 32 bytes; sd-bus refuses what is not UTF-8, and so does the bus. */
-static void take_string(struct input *in, char *buf) {
-        size_t n = take(in) % 33, k = 0;
+static void take_string(struct fuzz_input *in, char *buf) {
+        size_t n = fuzz_take(in) % 33, k = 0;
 
         while (n-- && in->left) {
-                uint8_t c = take(in);
+                uint8_t c = fuzz_take(in);
 
                 buf[k++] = c ? (char) (c & 0x7f ? c & 0x7f : 'x') : '?';
         }
@@ -50,14 +38,14 @@ static void take_string(struct input *in, char *buf) {
 
 static const char *const keys[] = { "QuiesceTimeoutUSec", "Force", "Borrow", "Wait", "" };
 
-static int append_variant(sd_bus_message *m, struct input *in, unsigned depth) {
+static int append_variant(sd_bus_message *m, struct fuzz_input *in, unsigned depth) {
         char s[33];
 
-        switch (take(in) % 8) {
+        switch (fuzz_take(in) % 8) {
         case 0:
                 return sd_bus_message_append(m, "v", "t", take_u64(in));
         case 1:
-                return sd_bus_message_append(m, "v", "b", (int) (take(in) & 1));
+                return sd_bus_message_append(m, "v", "b", (int) (fuzz_take(in) & 1));
         case 2:
                 return sd_bus_message_append(m, "v", "u", (uint32_t) take_u64(in));
         case 3:
@@ -69,12 +57,12 @@ static int append_variant(sd_bus_message *m, struct input *in, unsigned depth) {
         case 5:
                 return sd_bus_message_append(m, "v", "i", (int32_t) take_u64(in));
         case 6:
-                return sd_bus_message_append(m, "v", "(tb)", take_u64(in), (int) (take(in) & 1));
+                return sd_bus_message_append(m, "v", "(tb)", take_u64(in), (int) (fuzz_take(in) & 1));
         default: {
                 int r;
 
                 if (depth > 4)
-                        return sd_bus_message_append(m, "v", "y", take(in));
+                        return sd_bus_message_append(m, "v", "y", fuzz_take(in));
                 r = sd_bus_message_open_container(m, 'v', "v");
                 if (r < 0)
                         return r;
@@ -86,8 +74,8 @@ static int append_variant(sd_bus_message *m, struct input *in, unsigned depth) {
         }
 }
 
-static int append_options(sd_bus_message *m, struct input *in) {
-        unsigned n = take(in) % 9;
+static int append_options(sd_bus_message *m, struct fuzz_input *in) {
+        unsigned n = fuzz_take(in) % 9;
         char key[33];
         int r;
 
@@ -95,7 +83,7 @@ static int append_options(sd_bus_message *m, struct input *in) {
         if (r < 0)
                 return r;
         while (n-- && in->left) {
-                uint8_t k = take(in) % 6;
+                uint8_t k = fuzz_take(in) % 6;
 
                 if (k < 5)
                         strcpy(key, keys[k]);
@@ -129,11 +117,11 @@ static sd_bus *bus(void) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        struct input in = { data, size };
+        struct fuzz_input in = { data, size };
         sd_bus_message *m = NULL;
         sd_bus_error e = SD_BUS_ERROR_NULL;
         struct reset_options o = { .quiesce_timeout_usec = 42 };
-        uint8_t shape = take(&in) % 4;
+        uint8_t shape = fuzz_take(&in) % 4;
         int r;
 
         if (sd_bus_message_new_method_call(bus(), &m, "org.vfioresetd1", "/org/vfioresetd1",

@@ -11,3 +11,16 @@
 #include <stdint.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* An input read as a recipe, a byte at a time; past its end every byte is 0. */
+struct fuzz_input {
+        const uint8_t *p;
+        size_t left;
+};
+
+static inline uint8_t fuzz_take(struct fuzz_input *in) {
+        if (!in->left)
+                return 0;
+        in->left--;
+        return *in->p++;
+}

@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "macro.h"
 #include "pci-address.h"
 
+static int fail(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
         va_list ap;
 

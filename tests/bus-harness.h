@@ -16,6 +16,7 @@ struct harness {
         const char *daemon;     /* the daemon binary: $VRD_DAEMON unless set */
         const char *const *wrapper; /* a command (NULL-terminated) that runs the daemon, e.g. setpriv */
         pid_t polkit_pid;       /* python3-dbusmock's polkitd, when started */
+        bool daemon_checked;    /* harness_start_daemon started it: harness_stop fails the test unless it exits 0 */
 };
 
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
@@ -33,6 +34,9 @@ void harness_start_polkit(struct harness *h);
 void harness_start_bus(struct harness *h);
 /* Starts h->daemon (or $VRD_DAEMON) with extra args (NULL-terminated) and waits for its name. */
 void harness_start_daemon(struct harness *h, const char *const *args);
+/* Stops what was started; a daemon of harness_start_daemon must exit 0 on
+ * SIGTERM (a sanitizer's or valgrind's report makes it exit otherwise), or the
+ * test fails with its log on stderr. */
 void harness_stop(struct harness *h);
 bool harness_daemon_alive(struct harness *h);
 /* SIGTERM to the daemon; its exit status, 128 + signal if killed, -1 if it still ran after timeout_ms. */

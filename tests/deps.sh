@@ -1,5 +1,7 @@
 #!/bin/sh
-# Installs what vfio-resetd needs to build, test and run its demo on Debian 12 (as root).
+# Installs what vfio-resetd needs to build, test and run its demo on Debian 12 (as root);
+# clang with libFuzzer (libclang-rt-dev), llvm's symbolizer and valgrind for .ci/run's
+# sanitizer, fuzz and memcheck passes.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt_get() { apt-get -o DPkg::Lock::Timeout=600 -q "$@"; }
@@ -9,4 +11,5 @@ apt_get install -y --no-install-recommends \
 	libsystemd-dev libudev-dev libjson-c-dev libxml2-dev \
 	check umockdev libumockdev-dev dbus-daemon systemd udev libinih-dev python3-dbusmock bash-completion \
 	libvirt-dev libvirt-daemon \
-	qemu-system-x86 busybox-static cpio kmod mmdebstrap e2fsprogs
+	qemu-system-x86 busybox-static cpio kmod mmdebstrap e2fsprogs \
+	clang libclang-rt-dev llvm valgrind

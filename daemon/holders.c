@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <linux/kcmp.h>
 #include <systemd/sd-login.h>
 
 #include "holders.h"
@@ -202,6 +204,73 @@ int holder_fd_of(pid_t pid, dev_t rdev) {
                         best = fd;
         }
         return best;
+}
+
+/* Does pid hold the open file of our fd? Only its fds on the same inode are
+ * compared by the kernel: containers share the inode of /dev/vfio/vfio. */
+static int has_file(pid_t pid, int fd, const struct stat *mine) {
+        _cleanup_(closedirp) DIR *fds = NULL;
+        struct dirent *fe;
+        char dir[64];
+
+        snprintf(dir, sizeof(dir), "/proc/%d/fd", (int) pid);
+        fds = opendir(dir);
+        if (!fds)
+                return errno == ENOENT || errno == ESRCH ? 0 : negative_errno();
+        while ((fe = readdir(fds))) {
+                char path[sizeof(dir) + 256];
+                struct stat st;
+
+                if (fe->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, fe->d_name);
+                if (stat(path, &st) < 0 || st.st_dev != mine->st_dev || st.st_ino != mine->st_ino)
+                        continue;
+                if (syscall(SYS_kcmp, getpid(), pid, KCMP_FILE, fd, atoi(fe->d_name)) == 0)
+                        return 1;
+        }
+        return 0;
+}
+
+int holder_has_file(pid_t pid, int fd) {
+        struct stat mine;
+
+        if (fstat(fd, &mine) < 0)
+                return negative_errno();
+        return has_file(pid, fd, &mine);
+}
+
+int holders_of_file(int fd, const pid_t *exclude, size_t n_exclude, struct holder **ret, size_t *n_ret) {
+        _cleanup_(closedirp) DIR *proc = NULL;
+        _cleanup_free_ struct holder *v = NULL;
+        struct dirent *de;
+        struct stat mine;
+        size_t n = 0;
+        int r;
+
+        *ret = NULL;
+        *n_ret = 0;
+        if (fstat(fd, &mine) < 0)
+                return negative_errno();
+        proc = opendir("/proc");
+        if (!proc)
+                return negative_errno();
+        while ((de = readdir(proc))) {
+                char *end;
+                long pid = strtol(de->d_name, &end, 10);
+                bool skip = *end || pid <= 0;
+
+                for (size_t i = 0; !skip && i < n_exclude; i++)
+                        skip = exclude[i] == (pid_t) pid;
+                if (skip || has_file((pid_t) pid, fd, &mine) <= 0)
+                        continue;
+                r = add_holder(&v, &n, 0, (pid_t) pid);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(v);
+        *n_ret = n;
+        return 0;
 }
 
 const char *holder_describe(const struct holder *h, char buf[static HOLDER_NAME_MAX]) {

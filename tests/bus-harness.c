@@ -128,6 +128,8 @@ void harness_start_daemon(struct harness *h, const char *const *args) {
                         argv[n++] = *args;
                 argv[n] = NULL;
                 dup2(fd, STDERR_FILENO);
+                if (h->before_exec)
+                        h->before_exec(h->before_exec_userdata);
                 execv(argv[0], (char **) argv);
                 _exit(127);
         }

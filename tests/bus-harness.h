@@ -16,6 +16,9 @@ struct harness {
         const char *daemon;     /* the daemon binary: $VRD_DAEMON unless set */
         const char *const *wrapper; /* a command (NULL-terminated) that runs the daemon, e.g. setpriv */
         pid_t polkit_pid;       /* python3-dbusmock's polkitd, when started */
+        /* Runs in the daemon's child just before its exec (tests/service-manager.c). */
+        void (*before_exec)(void *userdata);
+        void *before_exec_userdata;
 };
 
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"

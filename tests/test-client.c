@@ -481,9 +481,9 @@ START_TEST(test_hold) {
                                                      stop, NULL });
         pid = expect_pid(&hold);
         expect(&hold, "env", "env 0000:04:00.0 0000:04:00.1");
-        /* the kernel double's device fds are memfds named after their device */
-        expect(&hold, "fds", "fds 0000:04:00.0 /memfd:vfio-fake-0000:04:00.0 (deleted) anon_inode:[eventfd]");
-        expect(&hold, "fds", "fds 0000:04:00.1 /memfd:vfio-fake-0000:04:00.1 (deleted) anon_inode:[eventfd]");
+        /* the kernel double's device fds are memfds named after their device (and the testbed) */
+        expect(&hold, "fds 0000:04:00.0 /memfd:vfio-fake-0000:04:00.0@", " (deleted) anon_inode:[eventfd]");
+        expect(&hold, "fds 0000:04:00.1 /memfd:vfio-fake-0000:04:00.1@", " (deleted) anon_inode:[eventfd]");
         assert_set_peers(1);
         ck_assert_int_ne(process_state(pid), 'T');
 

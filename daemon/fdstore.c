@@ -97,6 +97,13 @@ void fdstore_discard(const char *name, int fd) {
         close(fd);
 }
 
+void fdstore_sync(void) {
+        int r = sd_notify_barrier(0, 5 * USEC_PER_SEC);
+
+        if (r < 0)
+                log_warning_errno(r, "The service manager did not confirm what it was told: %m");
+}
+
 void fdstore_discard_unclaimed(struct fdstore *s) {
         for (size_t i = 0; i < s->n_fds; i++) {
                 struct fdstore_fd *x = &s->fds[i];

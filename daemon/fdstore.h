@@ -45,6 +45,9 @@ void fdstore_put(const char *name, int fd);
 void fdstore_remove(const char *name);
 /* Close fd, which came back under name, and drop it from the store. */
 void fdstore_discard(const char *name, int fd);
+/* Wait until the service manager has done what it was told (BARRIER=1,
+ * sd_notify_barrier(3)): a group it held is free to be opened again. */
+void fdstore_sync(void);
 
 /* Every fd nobody took back (its device is gone or not managed any more, or
  * its name means nothing to this version): warned about, closed, dropped. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -103,6 +104,9 @@ static int take_back_group(struct ownership *o, struct owned_group *g, const cha
                         fdstore_discard(gname, gfd);
                 if (cfd >= 0)
                         fdstore_discard(cname, cfd);
+                /* The kernel opens a group only while no file of it is open: the
+                 * store's copy must be gone before the group is opened afresh. */
+                fdstore_sync();
                 return r;
         }
         g->group_fd = gfd;
@@ -133,16 +137,29 @@ static int open_group(struct ownership *o, struct owned_group *g, const char *ad
  * open file closes (vfio_pci_core_disable) and again when one opens
  * (vfio_pci_core_enable). After a restart the one stored keeps it open while
  * a new one is had from the group by address, where the kernel vouches for
- * which device it is; the stored one is then let go. */
+ * which device it is (a device fd itself does not say which function it is:
+ * its IDs are the most it tells); the stored one is then let go. */
 static void park_device(struct ownership *o, struct device *d) {
-        char name[FDSTORE_NAME_MAX];
-        int old;
+        char name[FDSTORE_NAME_MAX], address[PCI_ADDRESS_STRLEN];
+        uint16_t vendor = 0, device = 0;
+        int old, r;
 
         fdstore_device_name(&d->fn.address, name);
         old = o->store ? fdstore_take(o->store, name) : -ENOENT;
         if (old >= 0) {
+                r = o->kernel->read_ids(o->kernel->data, old, &vendor, &device);
+                if (r < 0)
+                        log_warning("Refusing %s (fd %d) from the fd store: it is no VFIO device of %s (its config "
+                                    "space cannot be read: %s); closing it and removing it from the store", name, old,
+                                    pci_address_format(&d->fn.address, address), strerror(-r));
+                else if (vendor != d->fn.vendor_id || device != d->fn.device_id)
+                        log_warning("Refusing %s (fd %d) from the fd store: its config space reads %04x:%04x, "
+                                    "not %04x:%04x as %s; closing it and removing it from the store", name, old,
+                                    vendor, device, d->fn.vendor_id, d->fn.device_id,
+                                    pci_address_format(&d->fn.address, address));
+                else
+                        log_info("%s stayed open across the restart in the fd store (fd %d): not reset", name, old);
                 fdstore_remove(name);
-                log_debug("%s stayed open across the restart in the fd store (fd %d): not reset", name, old);
         }
         fdstore_put(name, d->device_fd);
         if (old >= 0)

@@ -280,6 +280,7 @@ static int fake_device_open(void *data, int group_fd, const struct pci_address *
         ssize_t n;
         int fd;
 
+        reload();
         /* As the kernel: a group gives out only its own devices. */
         snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", pci_address_format(a, address));
         n = readlink(path, link, sizeof(link) - 1);

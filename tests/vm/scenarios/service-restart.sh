@@ -47,7 +47,19 @@ wait_new_daemon() {
 holder_log=/run/holder-B.log
 holder_has_line() { grep -Eq -- "$1" "$holder_log"; }
 holder_lines() { grep -Ec -- "$1" "$holder_log"; }
-vfio_fds() { for f in "/proc/$1/fd/"*; do readlink "$f"; done 2>/dev/null | grep -c -e '^/dev/vfio/' -e 'vfio-device'; }
+# What is wrong with a daemon's start (its journal in FILE) that should have
+# taken both groups, their containers and both devices back: nothing when right.
+took_back_why() {
+	grep -q 'The service manager passed 6 fds from the fd store' "$1" || printf ' no 6 fds passed;'
+	for _g in "$group_a" "$group_b"; do
+		grep -q "Took IOMMU group $_g and its container back from the fd store" "$1" ||
+			printf ' group %s not taken back;' "$_g"
+	done
+	! grep -q 'Opened IOMMU group' "$1" || printf ' it opened a group: %s;' "$(grep 'Opened IOMMU group' "$1" | tr '\n' ' ')"
+	! grep -Eq 'Refusing|not needed any more' "$1" || printf ' it refused stored fds: %s;' "$(grep -E 'Refusing|not needed' "$1" | tr '\n' ' ')"
+}
+# What a process holds of vfio, counted: "2 anon_inode:[vfio-device] 1 /dev/vfio/11 ...".
+vfio_fds() { for f in "/proc/$1/fd/"*; do readlink "$f"; done 2>/dev/null | grep vfio | sort | uniq -c | tr -s ' \n' ' '; }
 
 need_programs vfio-resetd vfio-resetctl bar-peer holder || exit 0
 group_a=$(pci_group "$a") group_b=$(pci_group "$b")
@@ -72,6 +84,7 @@ if [ -n "$why" ]; then
 	exit 0
 fi
 journal_of "$pid1" | grep -E 'Opened IOMMU group|fd store' | show "vfio-resetd $pid1"
+vfio_fds "$pid1" >/run/fds1
 
 # The peers.
 why=""
@@ -97,18 +110,12 @@ show "vfio-resetd $pid2" </run/journal2
 why=""
 [ -n "$pid2" ] || why="$why no new daemon owns $VMTEST_NAME (MainPID $(main_pid));"
 [ "$restarts" = 1 ] || why="$why NRestarts=$restarts;"
-grep -q 'The service manager passed 6 fds from the fd store' /run/journal2 || why="$why no 6 fds passed;"
-for g in "$group_a" "$group_b"; do
-	grep -q "Took IOMMU group $g and its container back from the fd store" /run/journal2 ||
-		why="$why group $g not taken back;"
-done
-! grep -q 'Opened IOMMU group' /run/journal2 || why="$why it opened a group: $(grep 'Opened IOMMU group' /run/journal2 | tr '\n' ' ');"
-! grep -Eq 'Refusing|not needed any more' /run/journal2 || why="$why it refused stored fds;"
+why="$why$(took_back_why /run/journal2)"
 [ "$store" = 6 ] || why="$why NFileDescriptorStore=$store;"
 managed || why="$why the set is not Managed;"
 vmtest_result "systemctl kill -s KILL: systemd restarted it (NRestarts=$restarts, pid $pid2), which took groups $group_a and $group_b, their containers and both device fds back from the fd store and opened nothing" "$why"
 holders=$(prop "$set_path" org.vfioresetd1.DevSet Holders | tr '\n' ' ')
-vmtest_info "the new daemon holds $(vfio_fds "$pid2") vfio fds: $(for f in "/proc/$pid2/fd/"*; do readlink "$f"; done 2>/dev/null | grep -e vfio | sort | uniq -c | tr -s ' \n' ' ')"
+vmtest_info "the first daemon held:$(cat /run/fds1); the new one holds:$(vfio_fds "$pid2")"
 vmtest_result "pid 1's copies in the fd store are no holders (Holders: '$holders')" "$([ -z "$holders" ] || echo "Holders: $holders")"
 
 # The peers: their mappings work, nothing was reset, they are peers again.
@@ -130,7 +137,7 @@ id=$(sed -n 's/^pause \([0-9]*\) pause .*/\1/p' /run/peer-A.log | tail -n 1)
 wait_for 10 peer_has A "^rewrote "
 wait_for 10 holder_has_line "^$a TDBAL $written -> 0x00000000\$"
 why=""
-[ "$rc" -eq 0 ] || why="$why $(cat /run/peer-R.log | tr '\n' ' ');"
+[ "$rc" -eq 0 ] || why="$why $(tr '\n' ' ' </run/peer-R.log);"
 peer_has A "^acked ${id:-x}\$" || why="$why bar-peer did not ack;"
 peer_has A "^resume ${id:-x} done\$" || why="$why bar-peer: no resume done;"
 peer_has A "^value $b reg=0x3800 mmap=0x00000000 pread=0x00000000 reset=yes\$" || why="$why bar-peer's TDBAL not reset;"
@@ -147,13 +154,7 @@ pid3=$(wait_new_daemon "$pid2")
 wait_for 30 managed
 journal_of "$pid3" >/run/journal3
 show "vfio-resetd $pid3" </run/journal3
-why=""
-grep -q 'The service manager passed 6 fds from the fd store' /run/journal3 || why="$why the store was not passed;"
-for g in "$group_a" "$group_b"; do
-	grep -q "Took IOMMU group $g and its container back from the fd store" /run/journal3 ||
-		why="$why group $g not taken back;"
-done
-! grep -q 'Opened IOMMU group' /run/journal3 || why="$why it opened a group;"
+why=$(took_back_why /run/journal3)
 managed || why="$why not Managed: $(grep 'Cannot take' /run/journal3 | tr '\n' ' ');"
 peer_wait A 20 "^rejoined $b paused=0 reg=0x3800 value=0x" || why="$why bar-peer did not take $b again;"
 wait_for 20 sh -c "[ \$(grep -c 'vfio-resetd is back: took $a again' $holder_log) -ge 2 ]" || why="$why hold did not take $a again;"
@@ -178,7 +179,7 @@ why=""
 peer_has A2 "^resume ${id:-x} daemon-stopping\$" || why="$why bar-peer: $(peer_line A2 '^resume');"
 grep -q "reset ${id:-x} of $set_path ended: daemon-stopping" "$holder_log" || why="$why hold: no daemon-stopping;"
 holder_has_line "^$a continued n=2\$" || why="$why holder still stopped;"
-peer_has R2 '^reset-error org.vfioresetd1.Error.ShuttingDown ' || why="$why requester: $(cat /run/peer-R2.log | tr '\n' ' ');"
+peer_has R2 '^reset-error org.vfioresetd1.Error.ShuttingDown ' || why="$why requester: $(tr '\n' ' ' </run/peer-R2.log);"
 [ "$result" = success ] || why="$why Result=$result;"
 [ "$store" = 0 ] || why="$why NFileDescriptorStore=$store after the stop;"
 vmtest_result "systemctl stop mid-quiesce (reset $id): every peer resumed (daemon-stopping), the requester answered ShuttingDown, Result=$result, the store emptied" "$why"

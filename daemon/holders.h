@@ -45,11 +45,13 @@ int holders_scan(const struct holder_target *targets, size_t n_targets, pid_t ex
  * -ENOENT when it holds none, -errno when its fds cannot be read. */
 int holder_fd_of(pid_t pid, dev_t rdev);
 
-/* The processes, but those in exclude, that hold the very open file our fd
- * is (kcmp(2) KCMP_FILE): a dup of it, inherited, passed over a socket or
- * taken with pidfd_getfd(2). A peer from before a restart that still holds
- * the container the daemon gave it is found so. .target is 0. */
-int holders_of_file(int fd, const pid_t *exclude, size_t n_exclude, struct holder **ret, size_t *n_ret);
+/* The processes, but those in exclude, that hold the very open file one of
+ * our fds is (kcmp(2) KCMP_FILE): a dup of it, inherited, passed over a
+ * socket or taken with pidfd_getfd(2); .target is the index in fds. A peer
+ * from before a restart that still holds the container the daemon gave it
+ * is found so. One walk of /proc for all of them. */
+int holders_of_files(const int *fds, size_t n_fds, const pid_t *exclude, size_t n_exclude, struct holder **ret,
+                     size_t *n_ret);
 /* 1 when pid holds that file, 0 when not or gone, -errno when its fds cannot be read. */
 int holder_has_file(pid_t pid, int fd);
 

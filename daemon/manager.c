@@ -425,11 +425,15 @@ int manager_start(struct manager *m) {
         r = start_uevents(m);
         if (r < 0)
                 return r;
-        /* What a previous run parked is taken back by the first scan's ownership. */
+        /* What a previous run parked is taken back by the first scan's
+         * ownership; if the scan fails the daemon exits, the store intact. */
         (void) fdstore_receive(&m->fdstore);
         r = manager_refresh(m);
+        if (r < 0)
+                return r;
         fdstore_discard_unclaimed(&m->fdstore);
-        return r;
+        ownership_find_previous_holders(&m->ownership);
+        return 0;
 }
 
 int manager_run(struct manager *m) {

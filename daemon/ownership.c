@@ -60,25 +60,6 @@ static void watch_requests(struct ownership *o, struct device *d) {
         (void) sd_event_source_set_destroy_callback(d->request_source, free);
 }
 
-/* The processes that hold the container of a group taken back from the fd
- * store, but this daemon and the service manager that kept the store for it
- * (its parent): its peers before the restart, whose DMA mappings live there. */
-static void find_previous_holders(struct owned_group *g) {
-        const pid_t exclude[] = { getpid(), getppid() };
-        char who[HOLDER_NAME_MAX];
-        int r;
-
-        r = holders_of_file(g->container_fd, exclude, ELEMENTSOF(exclude), &g->previous, &g->n_previous);
-        if (r < 0) {
-                log_warning_errno(r, "Cannot tell who still holds the container of IOMMU group %d: %m", g->group);
-                return;
-        }
-        for (size_t i = 0; i < g->n_previous; i++)
-                log_info("IOMMU group %d: %s still holds its container from before the restart: only it may take "
-                         "the group's devices again until it lets go", g->group,
-                         holder_describe(&g->previous[i], who));
-}
-
 /* The group from the fd store, checked to be what its names say; else -ENOENT
  * (nothing stored) or why not, the stored fds closed and dropped. */
 static int take_back_group(struct ownership *o, struct owned_group *g, const char *address) {
@@ -113,7 +94,7 @@ static int take_back_group(struct ownership *o, struct owned_group *g, const cha
         g->container_fd = cfd;
         log_info("Took IOMMU group %d and its container back from the fd store (fds %d, %d) for %s: not opened again",
                  g->group, gfd, cfd, address);
-        find_previous_holders(g);
+        g->adopted = true;
         return 0;
 }
 
@@ -280,6 +261,50 @@ const struct ownership_ops ownership_legacy_ops = {
         .iommu_fd = legacy_iommu_fd,
         .reset_group_fds = legacy_reset_group_fds,
 };
+
+/* Who holds the containers of the groups taken back, but this daemon and the
+ * service manager that kept the store for it (its parent): its peers before
+ * the restart, whose DMA mappings live there. */
+void ownership_find_previous_holders(struct ownership *o) {
+        const pid_t exclude[] = { getpid(), getppid() };
+        _cleanup_free_ struct owned_group **groups = calloc(o->n_groups + 1, sizeof(*groups));
+        _cleanup_free_ int *fds = calloc(o->n_groups + 1, sizeof(*fds));
+        _cleanup_free_ struct holder *found = NULL;
+        char who[HOLDER_NAME_MAX];
+        size_t n = 0, n_found = 0;
+        int r;
+
+        if (!groups || !fds) {
+                log_oom();
+                return;
+        }
+        for (size_t i = 0; i < o->n_groups; i++)
+                if (o->groups[i]->adopted) {
+                        o->groups[i]->adopted = false;
+                        groups[n] = o->groups[i];
+                        fds[n++] = o->groups[i]->container_fd;
+                }
+        if (n == 0)
+                return;
+        r = holders_of_files(fds, n, exclude, ELEMENTSOF(exclude), &found, &n_found);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot tell who still holds the containers taken back from the fd store: %m");
+                return;
+        }
+        for (size_t i = 0; i < n_found; i++) {
+                struct owned_group *g = groups[found[i].target];
+                struct holder *v = realloc(g->previous, sizeof(*v) * (g->n_previous + 1));
+
+                if (!v) {
+                        log_oom();
+                        return;
+                }
+                g->previous = v;
+                v[g->n_previous++] = found[i];
+                log_info("IOMMU group %d: %s still holds its container from before the restart: only it may take the "
+                         "group's devices again until it lets go", g->group, holder_describe(&found[i], who));
+        }
+}
 
 bool ownership_has_previous_holders(const struct ownership *o, int group) {
         struct owned_group *g = ownership_find_group(o, group);

@@ -28,6 +28,7 @@ struct owned_group {
          * may: the container is their IOMMU address space. */
         struct holder *previous;
         size_t n_previous;
+        bool adopted;           /* taken back, its previous holders not looked for yet */
 };
 
 struct ownership;
@@ -68,6 +69,9 @@ extern const struct ownership_ops ownership_legacy_ops;
 /* The group the daemon holds open, or NULL. */
 struct owned_group *ownership_find_group(const struct ownership *o, int group);
 
+/* After the groups came back from the fd store: who holds their containers
+ * still (one walk of /proc for them all); logged. */
+void ownership_find_previous_holders(struct ownership *o);
 /* May the process pid take a device of this group? NULL when it may; else
  * the peer from before a restart that still holds the group's container. */
 const struct holder *ownership_previous_holder(struct ownership *o, int group, pid_t pid);

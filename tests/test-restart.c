@@ -126,13 +126,10 @@ static void assert_all_idle(void) {
 /* --- the daemon's life ------------------------------------------------------------- */
 
 static void kill_daemon(int sig) {
-        int status;
+        int status = harness_kill_daemon(&h, sig);
 
-        ck_assert_int_eq(kill(h.daemon_pid, sig), 0);
-        ck_assert_int_eq(waitpid(h.daemon_pid, &status, 0), h.daemon_pid);
         if (sig == SIGTERM)
-                ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d after SIGTERM", status);
-        h.daemon_pid = 0;
+                ck_assert_msg(status == 0, "status %d after SIGTERM", status);
 }
 
 /* Killed with sig, started again with the store as it is: an automatic
@@ -152,14 +149,6 @@ struct holder {
         int fd;
 };
 
-static void expect(struct harness_child *c, const char *prefix, const char *needle) {
-        char *line = harness_expect(c, prefix, 10000);
-
-        ck_assert_msg(line, "never saw a line '%s...' (passed over: %s)", prefix, c->skipped);
-        if (needle)
-                ck_assert_msg(strstr(line, needle), "'%s' lacks '%s'", line, needle);
-        free(line);
-}
 
 static void holder_start(struct holder *x, const char *address) {
         char script[256], *line;
@@ -200,16 +189,6 @@ static void wait_state(pid_t pid, bool stopped) {
                       stopped ? "not stopped" : "still stopped");
 }
 
-/* A watcher in this process that never acknowledges: it holds a reset in quiescing. */
-static sd_bus *silent_watcher(const char *address) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus *b = NULL;
-
-        ck_assert_int_ge(sd_bus_open_system(&b), 0);
-        ck_assert_msg(sd_bus_call_method(b, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "Watch", &e, NULL, "s",
-                                         address) >= 0, "Watch %s: %s", address, e.message);
-        return b;
-}
 
 static void wait_set_state(const char *path, const char *want) {
         char *state = NULL;
@@ -324,8 +303,8 @@ static void check_restart_while_idle(int sig) {
         /* the peers' fds are as they were, and they are peers again */
         ck_assert_uint_eq(holder_file(&a, after), file);
         ck_assert_str_eq(after, before);
-        expect(&a.hold, "vfio-resetctl: vfio-resetd is back: took 0000:04:00.0 again", NULL);
-        expect(&b.hold, "vfio-resetctl: vfio-resetd is back: took 0000:04:00.1 again", NULL);
+        harness_expect_line(&a.hold, "vfio-resetctl: vfio-resetd is back: took 0000:04:00.0 again", NULL);
+        harness_expect_line(&b.hold, "vfio-resetctl: vfio-resetd is back: took 0000:04:00.1 again", NULL);
         assert_peers(SET04, 2);
         for (int i = 0; i < 500 && !*rejoined; i++) {
                 ck_assert_int_ge(vrd_peer_process(w), 0);
@@ -403,12 +382,12 @@ static void check_killed_mid_reset(struct holder *a, struct call *c) {
         ck_assert(harness_wait(&h, &c->done, 5000));
         ck_assert_msg(*c->error, "the reset was answered %s", c->result);
         wait_state(a->pid, false);
-        expect(&a->hold, "vfio-resetctl: vfio-resetd left the bus during reset 1; resuming sh", NULL);
+        harness_expect_line(&a->hold, "vfio-resetctl: vfio-resetd left the bus during reset 1; resuming sh", NULL);
 
         set_kernel("delay_ms=20");
         start_daemon();
         assert_daemon_said("Took IOMMU group 10 and its container back from the fd store");
-        expect(&a->hold, "vfio-resetctl: vfio-resetd is back: took 0000:04:00.0 again", NULL);
+        harness_expect_line(&a->hold, "vfio-resetctl: vfio-resetd is back: took 0000:04:00.0 again", NULL);
         assert_peers(SET04, 1);
         assert_all_idle();
         ck_assert_uint_eq(get_u64(SET04, "ResetCount"), 0);
@@ -421,7 +400,7 @@ static void check_killed_mid_reset(struct holder *a, struct call *c) {
 }
 
 START_TEST(test_killed_while_quiescing) {
-        sd_bus *silent = silent_watcher("04:00.1");
+        sd_bus *silent = harness_silent_watcher("04:00.1");
         struct holder a;
         struct call c;
 
@@ -463,7 +442,7 @@ END_TEST
  * daemon-stopping and the requester ShuttingDown before it exits; the store
  * stays (a restart's job is queued), and the next start takes it back. */
 START_TEST(test_stopped_while_quiescing) {
-        sd_bus *silent = silent_watcher("04:00.1");
+        sd_bus *silent = harness_silent_watcher("04:00.1");
         struct holder a;
         struct call c;
         int opens;
@@ -477,12 +456,12 @@ START_TEST(test_stopped_while_quiescing) {
         kill_daemon(SIGTERM);
         ck_assert(harness_wait(&h, &c.done, 5000));
         ck_assert_str_eq(c.error, VRD_ERROR_SHUTTING_DOWN);
-        expect(&a.hold, "vfio-resetctl: reset 1 of " SET04 " ended: daemon-stopping", NULL);
+        harness_expect_line(&a.hold, "vfio-resetctl: reset 1 of " SET04 " ended: daemon-stopping", NULL);
         wait_state(a.pid, false);
         assert_told_store("STOPPING=1");
 
         start_daemon();
-        expect(&a.hold, "vfio-resetctl: vfio-resetd is back: took 0000:04:00.0 again", NULL);
+        harness_expect_line(&a.hold, "vfio-resetctl: vfio-resetd is back: took 0000:04:00.0 again", NULL);
         ck_assert_int_eq(count_opens("group-open"), opens);
         assert_all_idle();
         reset_sync(&c, "0000:04:00.0", NULL);

@@ -79,8 +79,13 @@ static int take_back_group(struct ownership *o, struct owned_group *g, const cha
         } else
                 r = o->kernel->group_check(o->kernel->data, g->group, gfd, cfd, why, sizeof(why));
         if (r < 0) {
-                log_warning("Refusing %s (fd %d) and %s (fd %d) from the fd store: %s; closing them and removing "
-                            "them from the store", gname, gfd, cname, cfd, why);
+                char what[2 * FDSTORE_NAME_MAX + 48];
+
+                if (gfd >= 0 && cfd >= 0)
+                        snprintf(what, sizeof(what), "%s (fd %d) and %s (fd %d)", gname, gfd, cname, cfd);
+                else
+                        snprintf(what, sizeof(what), "%s (fd %d)", gfd >= 0 ? gname : cname, gfd >= 0 ? gfd : cfd);
+                log_warning("Refusing %s from the fd store: %s; closing and removing what came back", what, why);
                 if (gfd >= 0)
                         fdstore_discard(gname, gfd);
                 if (cfd >= 0)

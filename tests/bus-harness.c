@@ -145,6 +145,8 @@ void harness_start_daemon(struct harness *h, const char *const *args) {
                         argv[n++] = *args;
                 argv[n] = NULL;
                 dup2(fd, STDERR_FILENO);
+                if (h->before_exec)
+                        h->before_exec(h->before_exec_userdata);
                 execv(argv[0], (char **) argv);
                 _exit(127);
         }
@@ -158,6 +160,15 @@ void harness_start_daemon(struct harness *h, const char *const *args) {
 
 bool harness_daemon_alive(struct harness *h) {
         return h->daemon_pid > 0 && waitpid(h->daemon_pid, NULL, WNOHANG) == 0;
+}
+
+int harness_kill_daemon(struct harness *h, int sig) {
+        int status;
+
+        ck_assert_int_eq(kill(h->daemon_pid, sig), 0);
+        ck_assert_int_eq(waitpid(h->daemon_pid, &status, 0), h->daemon_pid);
+        h->daemon_pid = 0;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 int harness_terminate_daemon(struct harness *h, unsigned timeout_ms) {
@@ -271,6 +282,16 @@ char *cmdf(const char *fmt, ...) {
         return buf;
 }
 
+sd_bus *harness_silent_watcher(const char *address) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *b = NULL;
+
+        ck_assert_int_ge(sd_bus_open_system(&b), 0);
+        ck_assert_msg(sd_bus_call_method(b, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "Watch", &e, NULL, "s",
+                                         address) >= 0, "Watch %s: %s", address, e.message);
+        return b;
+}
+
 bool harness_wait(struct harness *h, const bool *done, unsigned timeout_ms) {
         uint64_t end = now_ms() + timeout_ms;
 
@@ -330,6 +351,15 @@ char *harness_expect(struct harness_child *c, const char *prefix, unsigned timeo
                         return NULL;
                 c->len += (size_t) k;
         }
+}
+
+void harness_expect_line(struct harness_child *c, const char *prefix, const char *needle) {
+        char *line = harness_expect(c, prefix, 10000);
+
+        ck_assert_msg(line, "never saw a line '%s...' (passed over: %s)", prefix, c->skipped);
+        if (needle)
+                ck_assert_msg(strstr(line, needle), "'%s' lacks '%s'", line, needle);
+        free(line);
 }
 
 int harness_child_wait(struct harness_child *c, unsigned timeout_ms) {

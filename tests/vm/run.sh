@@ -165,6 +165,9 @@ else
 	done
 	echo "run.sh: $name: make install of $builddir in $(secs $(($(now_us) - t_install))) s"
 	install -D -m 755 "$here/guest-root-run.sh" "$stage/usr/lib/vmtest/run"
+	# The test programs, on the scenario's PATH (guest-root-run.sh); the
+	# root's libsystemd is the host's (both bookworm).
+	install -D -m 755 "$peer" "$stage/usr/lib/vmtest/bin/bar-peer"
 	install -D -m 755 "$holder" "$stage/usr/lib/vmtest/bin/holder"
 	# What mounting the root takes, and vfio-pci's (not the NICs' drivers:
 	# the root's udev loads those, for the natives).

@@ -25,6 +25,20 @@
 
 #define UNMANAGED_03_1_REL "devices/pci0000:00/0000:00:06.0/0000:03:00.1"
 
+/* Under AddressSanitizer freed memory waits in a quarantine (256 MiB by
+ * default) before it is reused, so RSS says nothing of leaks there; its
+ * LeakSanitizer does, at the daemon's exit. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_MEANINGFUL false
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_MEANINGFUL false
+#endif
+#endif
+#ifndef RSS_MEANINGFUL
+#define RSS_MEANINGFUL true
+#endif
+
 /* --- what the daemon costs -------------------------------------------------------- */
 
 static size_t daemon_fds(void) {
@@ -275,8 +289,11 @@ START_TEST(test_cycles_leave_nothing_behind) {
         ck_assert_int_eq(count_resets("0000:04:00.0"), RESETS);
         ck_assert_uint_eq(fds1, fds0);
         ck_assert_uint_eq(fds2, fds0);
-        ck_assert_msg(rss1 <= rss0 + rss_slack_kib, "RSS grew from %lu to %lu KiB over the takes", rss0, rss1);
-        ck_assert_msg(rss2 <= rss1 + rss_slack_kib, "RSS grew from %lu to %lu KiB over the resets", rss1, rss2);
+        if (RSS_MEANINGFUL) {
+                ck_assert_msg(rss1 <= rss0 + rss_slack_kib, "RSS grew from %lu to %lu KiB over the takes", rss0, rss1);
+                ck_assert_msg(rss2 <= rss1 + rss_slack_kib, "RSS grew from %lu to %lu KiB over the resets", rss1,
+                              rss2);
+        }
         assert_idle(SET04);
         sd_bus_flush_close_unref(peer);
 }

@@ -18,40 +18,35 @@ dir=$1 name=$2 ports=$3 slots=$4 functions=$5
 	[ "$functions" -ge 1 ] && [ "$functions" -le 8 ] ||
 	{ echo "$0: 1-255 ports, 1-32 slots, 1-8 functions" >&2; exit 2; }
 mkdir -p "$dir"
+# pci_device PARENT BDF VENDOR DEVICE CLASS DRIVER UP [EXTRA]: one umockdev
+# entry, in IOMMU group $group; UP leads from it to /sys ("../../.." under
+# the host bridge, one more level behind a port).
+pci_device() {
+	cat <<EOF
+P: /devices/pci0000:00/$1$2
+E: SUBSYSTEM=pci
+E: PCI_SLOT_NAME=$2
+E: PCI_ID=${3^^}:${4^^}
+A: vendor=0x$3
+A: device=0x$4
+A: class=$5
+${8:+$8
+}L: driver=$7/bus/pci/drivers/$6
+L: iommu_group=$7/kernel/iommu_groups/$group
+
+EOF
+}
 group=1 nodes=()
 {
 	for ((p = 1; p <= ports; p++)); do
 		# root ports on bus 0 at device (p-1)/8 + 1, function (p-1)%8; bus p behind each
 		port=$(printf '0000:00:%02x.%x' $(((p - 1) / 8 + 1)) $(((p - 1) % 8)))
-		cat <<EOF
-P: /devices/pci0000:00/$port
-E: SUBSYSTEM=pci
-E: PCI_SLOT_NAME=$port
-E: PCI_ID=1B36:000C
-A: vendor=0x1b36
-A: device=0x000c
-A: class=0x060400
-L: driver=../../../bus/pci/drivers/pcieport
-L: iommu_group=../../../kernel/iommu_groups/$group
-
-EOF
+		pci_device "" "$port" 1b36 000c 0x060400 pcieport ../../..
 		group=$((group + 1))
 		for ((s = 0; s < slots; s++)); do
 			for ((f = 0; f < functions; f++)); do
 				bdf=$(printf '0000:%02x:%02x.%x' "$p" "$s" "$f")
-				cat <<EOF
-P: /devices/pci0000:00/$port/$bdf
-E: SUBSYSTEM=pci
-E: PCI_SLOT_NAME=$bdf
-E: PCI_ID=8086:10C9
-A: vendor=0x8086
-A: device=0x10c9
-A: class=0x020000
-A: reset_method=flr
-L: driver=../../../../bus/pci/drivers/vfio-pci
-L: iommu_group=../../../../kernel/iommu_groups/$group
-
-EOF
+				pci_device "$port/" "$bdf" 8086 10c9 0x020000 vfio-pci ../../../.. "A: reset_method=flr"
 				[ "$with_nodes" -eq 0 ] || nodes+=("$group")
 				group=$((group + 1))
 			done

@@ -9,6 +9,8 @@
  *     last reply.
  * Prints the medians and together / alone: 1.0 when the kernel resets of
  * independent sets overlap completely.
+ * BENCH_DAEMON_WRAP="/usr/bin/valgrind --tool=callgrind ..." runs the daemon under that
+ * command (its words split at spaces), to count its instructions.
  * Usage: parallel-sets -s SETS [-r ROUNDS] [--kernel-ms MS]  (run by bench/parallel-sets.sh) */
 #include <check.h>
 #include <getopt.h>

@@ -19,6 +19,7 @@
 #include "bus-names.h"
 #include "lab-harness.h"
 #include "macro.h"
+#include "proc-state.h"
 #include "testbed.h"
 
 UMockdevTestbed *tb;
@@ -270,17 +271,10 @@ void assert_idle(const char *path) {
 
 /* /proc/PID/stat's state: R, S, T (stopped), ...; 0 when gone. */
 char lab_state_of(pid_t pid) {
-        char path[64], buf[512], *p, state = 0;
-        FILE *f;
+        char dir[32], state = 0;
 
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        f = fopen(path, "re");
-        if (!f)
-                return 0;
-        if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
-                state = p[2];
-        fclose(f);
-        return state;
+        snprintf(dir, sizeof(dir), "/proc/%d", (int) pid);
+        return proc_stat_read(dir, &state, NULL, NULL) < 0 ? 0 : state;
 }
 
 /* A process that knows nothing of the daemon and holds group N open. */

@@ -1,22 +1,29 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What the arbiter costs per peer: N peers (a crowd of bus connections in
  * this process, tests/bus-harness.h) watch one dev_set of the fake lab sysfs,
- * served by the daemon with the kernel test double (1 ms resets). Two ways,
- * alternating, each R times:
- *   - floor: this process sends each peer one unicast signal, counts the N
- *     method calls they answer with, then sends each a second signal: the
- *     bare messages of a pause, its acks and the resume;
+ * served by the daemon with the kernel test double (resets that take no
+ * time). Two ways, alternating, each R times:
+ *   - floor: a bare sd-bus server in a process of its own (the floor
+ *     server, forked) gets a Reset call from this process, sends each peer a
+ *     unicast Ping, answers the N Ack calls they send, sends each a Done,
+ *     then replies: exactly the messages of a reset with N peers (the
+ *     request, N Pause, N PauseComplete and their replies, N Resume, the
+ *     reply), on the same bus;
  *   - reset: ResetDevice; each peer answers its Pause with PauseComplete, and
  *     the reply comes after the daemon resumed everyone.
- * Prints the medians and reset / floor, and the daemon's CPU time per reset.
+ * Each ends when the reply and every peer's Resume (Done) are in. Prints the
+ * medians and reset / floor, and the daemon's CPU time per reset.
  * Usage: peer-scale [-n PEERS] [-r ROUNDS] [--daemon PATH]  (run by bench/peer-scale.sh) */
 #include <check.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench-util.h"
 #include "bus-harness.h"
 #include "bus-names.h"
 #include "macro.h"
@@ -27,49 +34,108 @@
 
 static struct harness h;
 static struct crowd crowd;
-static unsigned n_acks;
 static bool reply_done;
 static size_t n = 1000, rounds = 5;
 static const char *daemon_path;
 static int status;
 
+#define FLOOR_NAME "org.vfioresetd1.BenchFloor"
+
+/* --- the floor server (a process of its own) --- */
+
+struct floor_server {
+        sd_bus *bus;
+        char **peers;
+        size_t n_peers, n_acks;
+        sd_bus_message *request;
+};
+
+static void send_each(struct floor_server *f, const char *member) {
+        for (size_t i = 0; i < f->n_peers; i++) {
+                sd_bus_message *s = NULL;
+
+                if (sd_bus_message_new_signal(f->bus, &s, BENCH_PATH, BENCH_IFACE, member) < 0 ||
+                    sd_bus_message_set_destination(s, f->peers[i]) < 0 || sd_bus_send(f->bus, s, NULL) < 0)
+                        _exit(3);
+                sd_bus_message_unref(s);
+        }
+}
+
+static int method_watch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct floor_server *f = userdata;
+        char **v = realloc(f->peers, sizeof(*v) * (f->n_peers + 1));
+
+        if (!v || !(v[f->n_peers] = strdup(sd_bus_message_get_sender(m))))
+                _exit(3);
+        f->peers = v;
+        f->n_peers++;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_reset(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct floor_server *f = userdata;
+
+        f->request = sd_bus_message_ref(m);
+        f->n_acks = 0;
+        send_each(f, "Ping");
+        return 1;
+}
+
+static int method_ack(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct floor_server *f = userdata;
+        int r = sd_bus_reply_method_return(m, NULL);
+
+        if (++f->n_acks == f->n_peers && f->request) {
+                send_each(f, "Done");
+                r = sd_bus_reply_method_return(f->request, NULL);
+                f->request = sd_bus_message_unref(f->request);
+        }
+        return r;
+}
+
+static const sd_bus_vtable floor_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD("Watch", "", "", method_watch, 0),
+        SD_BUS_METHOD("Reset", "", "", method_reset, 0),
+        SD_BUS_METHOD("Ack", "t", "", method_ack, 0),
+        SD_BUS_VTABLE_END
+};
+
+/* Forks the floor server; returns once it owns FLOOR_NAME. */
+static pid_t floor_server_start(void) {
+        pid_t pid = fork();
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct floor_server f = {};
+
+                if (sd_bus_open_system(&f.bus) < 0 ||
+                    sd_bus_add_object_vtable(f.bus, NULL, BENCH_PATH, BENCH_IFACE, floor_vtable, &f) < 0 ||
+                    sd_bus_request_name(f.bus, FLOOR_NAME, 0) < 0)
+                        _exit(3);
+                for (;;)
+                        if (sd_bus_process(f.bus, NULL) == 0 && sd_bus_wait(f.bus, UINT64_MAX) < 0)
+                                _exit(0);
+        }
+        for (int i = 0; i < 500 && !harness_name_has_owner(&h, FLOOR_NAME); i++)
+                usleep(10000);
+        ck_assert_msg(harness_name_has_owner(&h, FLOOR_NAME), "the floor server did not start");
+        return pid;
+}
+
+/* --- the peers' side of the floor --- */
+
 /* The floor's Ping, answered as a Pause is; its Done counts as a Resume. */
 static int on_ping(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         struct crowd_peer *p = userdata;
-        const char *me;
 
-        (void) sd_bus_get_unique_name(h.bus, &me);
-        return sd_bus_call_method_async(p->bus, NULL, me, BENCH_PATH, BENCH_IFACE, "Ack", NULL, NULL, "t",
+        return sd_bus_call_method_async(p->bus, NULL, FLOOR_NAME, BENCH_PATH, BENCH_IFACE, "Ack", NULL, NULL, "t",
                                         (uint64_t) 1);
 }
 
 static int on_done(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         ((struct crowd_peer *) userdata)->n_resumed++;
         return 0;
-}
-
-static int method_ack(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        n_acks++;
-        return sd_bus_reply_method_return(m, NULL);
-}
-
-static const sd_bus_vtable bench_vtable[] = {
-        SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD("Ack", "t", "", method_ack, 0),
-        SD_BUS_VTABLE_END
-};
-
-static void send_each(const char *member) {
-        for (size_t i = 0; i < crowd.n; i++) {
-                const char *dest;
-                sd_bus_message *s = NULL;
-
-                ck_assert_int_ge(sd_bus_get_unique_name(crowd.peers[i].bus, &dest), 0);
-                ck_assert_int_ge(sd_bus_message_new_signal(h.bus, &s, BENCH_PATH, BENCH_IFACE, member), 0);
-                ck_assert_int_ge(sd_bus_message_set_destination(s, dest), 0);
-                ck_assert_int_ge(sd_bus_send(h.bus, s, NULL), 0);
-                sd_bus_message_unref(s);
-        }
 }
 
 static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -98,22 +164,12 @@ static uint64_t daemon_cpu_usec(void) {
         return (uint64_t) (utime + stime) * USEC_PER_SEC / (uint64_t) sysconf(_SC_CLK_TCK);
 }
 
-static int compare(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-
-        return x < y ? -1 : x > y;
-}
-
-static uint64_t median(uint64_t *v, size_t k) {
-        qsort(v, k, sizeof(*v), compare);
-        return v[k / 2];
-}
-
 /* A Check test, run in this process, so that every ck_assert on the way reports. */
 START_TEST(bench) {
         uint64_t floor_usec[rounds], reset_usec[rounds], cpu_usec[rounds];
         UMockdevTestbed *tb = testbed_new("lab");
         char config[160];
+        pid_t floor_pid;
         FILE *f;
 
         harness_start_bus(&h);
@@ -123,28 +179,30 @@ START_TEST(bench) {
         ck_assert_ptr_nonnull(f);
         fputs("[Manage]\nDevice=0000:04:00.0 0000:04:00.1\n[Reset]\nQuiesceTimeoutSec=60\n", f);
         fclose(f);
-        setenv("VRD_FAKE_KERNEL", "delay_ms=1", 1);
+        setenv("VRD_FAKE_KERNEL", "delay_ms=0", 1);
         harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", "--config", config, NULL });
-        ck_assert_int_ge(sd_bus_add_object_vtable(h.bus, NULL, BENCH_PATH, BENCH_IFACE, bench_vtable, NULL), 0);
+        floor_pid = floor_server_start();
         crowd_join(&crowd, n, "0000:04:00.0");
         for (size_t i = 0; i < n; i++) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+
                 ck_assert_int_ge(sd_bus_match_signal(crowd.peers[i].bus, NULL, NULL, BENCH_PATH, BENCH_IFACE, "Ping",
                                                      on_ping, &crowd.peers[i]), 0);
                 ck_assert_int_ge(sd_bus_match_signal(crowd.peers[i].bus, NULL, NULL, BENCH_PATH, BENCH_IFACE, "Done",
                                                      on_done, &crowd.peers[i]), 0);
+                ck_assert_msg(sd_bus_call_method(crowd.peers[i].bus, FLOOR_NAME, BENCH_PATH, BENCH_IFACE, "Watch", &e,
+                                                 NULL, "") >= 0, "Watch of the floor server: %s", e.message);
         }
 
         /* Each round resumes every peer twice: once the floor, once the reset. */
         for (size_t r = 0; r < rounds; r++) {
                 uint64_t t, cpu;
 
-                n_acks = 0;
+                reply_done = false;
                 t = monotonic_usec();
-                send_each("Ping");
-                while (n_acks < n)
-                        crowd_pump(&crowd, h.bus);
-                send_each("Done");
-                while (crowd_resumed(&crowd, 2 * r + 1) < n)
+                ck_assert_int_ge(sd_bus_call_method_async(h.bus, NULL, FLOOR_NAME, BENCH_PATH, BENCH_IFACE, "Reset",
+                                                          on_reply, NULL, ""), 0);
+                while (!reply_done || crowd_resumed(&crowd, 2 * r + 1) < n)
                         crowd_pump(&crowd, h.bus);
                 floor_usec[r] = monotonic_usec() - t;
 
@@ -161,15 +219,19 @@ START_TEST(bench) {
                 ck_assert_msg(harness_daemon_alive(&h), "the daemon died");
         }
         {
-                uint64_t fl = median(floor_usec, rounds), re = median(reset_usec, rounds);
-                uint64_t cpu = median(cpu_usec, rounds);
+                uint64_t fl = bench_median(floor_usec, rounds), re = bench_median(reset_usec, rounds);
+                uint64_t cpu = bench_median(cpu_usec, rounds);
 
                 printf("peers=%zu rounds=%zu floor_ms=%.1f reset_ms=%.1f ratio=%.2f daemon_cpu_ms=%.1f "
                        "daemon_cpu_share=%.2f\n", n, rounds, fl / 1e3, re / 1e3, (double) re / (double) fl, cpu / 1e3,
                        (double) cpu / (double) re);
         }
         crowd_leave(&crowd);
+        /* SIGKILL: the child inherited Check's SIGTERM handler, which ends the whole process group */
+        kill(floor_pid, SIGKILL);
+        waitpid(floor_pid, NULL, 0);
         harness_stop(&h);
+
         g_object_unref(tb);
         status = 0;
 }
@@ -180,9 +242,6 @@ int main(int argc, char *argv[]) {
                 { "daemon", required_argument, NULL, 'd' },
                 {}
         };
-        Suite *s = suite_create("peer-scale");
-        TCase *tc = tcase_create("bench");
-        SRunner *sr;
         int c;
 
         daemon_path = getenv("VRD_FAKE_DAEMON");
@@ -207,16 +266,5 @@ int main(int argc, char *argv[]) {
                 return 2;
         }
         status = 1;
-        tcase_add_test(tc, bench);
-        tcase_set_timeout(tc, 600);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_set_fork_status(sr, CK_NOFORK);
-        srunner_run_all(sr, CK_SILENT);
-        if (srunner_ntests_failed(sr) > 0) {
-                srunner_print(sr, CK_NORMAL);
-                status = 1;
-        }
-        srunner_free(sr);
-        return status;
+        return bench_run("peer-scale", bench, &status);
 }

@@ -4,7 +4,9 @@
  * process group of its own with their fds, stops that group while a reset
  * needs the devices quiet (acknowledging once every member is stopped),
  * continues it after, and exits with COMMAND's status. Should the daemon leave
- * the bus meanwhile, the command runs on without claims and hold with it. */
+ * the bus meanwhile, the command runs on without claims and hold with it,
+ * until a daemon takes the name again (a restart): the library takes the
+ * devices again from it, and hold is their peer as before. */
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -149,10 +151,9 @@ static int start_child(struct hold *h);
 
 /* No Resume will come from a daemon that left: the library ends its pauses.
  * Stopped for good would be worse than running unguarded, so the command goes
- * on, without claims (a restarted daemon knows nothing of us, and taking the
- * devices again would race the command for them), and hold stays with it to
- * exit with its status: killing it would lose its work to a daemon's crash.
- * A command not started yet is not started. */
+ * on, without claims until a daemon is back (on_rejoin), and hold stays with
+ * it to exit with its status: killing it would lose its work to a daemon's
+ * crash. A command not started yet is not started. */
 static void warn_daemon_gone(struct hold *h, const struct vrd_resume *resume, bool last) {
         const char *name = program_invocation_short_name;
 
@@ -166,8 +167,8 @@ static void warn_daemon_gone(struct hold *h, const struct vrd_resume *resume, bo
                 fprintf(stderr, "; not starting %s\n", h->command[0]);
         else
                 fprintf(stderr, "; resuming %s (pid %d)\n"
-                        "%s: its claims went with it: %s keeps the devices, and no reset will stop it\n",
-                        h->command[0], (int) h->child, name, h->command[0]);
+                        "%s: its claims went with it: %s keeps the devices, and no reset will stop it until "
+                        "vfio-resetd is back\n", h->command[0], (int) h->child, name, h->command[0]);
 }
 
 static void on_resume(vrd_peer *p, const struct vrd_resume *resume, void *userdata) {
@@ -200,6 +201,33 @@ static void on_resume(vrd_peer *p, const struct vrd_resume *resume, void *userda
                 (void) kill(-h->child, SIGCONT);
         else if (gone || start_child(h) < 0)
                 (void) sd_event_exit(h->event, CTL_EXIT_FAILURE);
+}
+
+/* A restarted daemon took the name, and the library took our devices again
+ * from it: we are their peer again. A set it is resetting right now stops the
+ * command until its Resume, as a take that found it paused would. */
+static void on_rejoin(vrd_peer *p, const struct vrd_rejoin *rejoin, void *userdata) {
+        const char *name = program_invocation_short_name;
+        _cleanup_free_ char *devset = NULL;
+        struct hold *h = userdata;
+
+        if (rejoin->error < 0) {
+                fprintf(stderr, "%s: cannot take %s again from the restarted vfio-resetd: %s\n", name, rejoin->address,
+                        rejoin->error_message ?: strerror(-rejoin->error));
+                return;
+        }
+        h->daemon_gone = false;
+        fprintf(stderr, "%s: vfio-resetd is back: took %s again%s\n", name, rejoin->address,
+                rejoin->paused ? "; its set is being reset" : "");
+        if (!rejoin->paused)
+                return;
+        if (vrd_peer_get_devset(p, rejoin->address, &devset) < 0 || add_pause(h, devset, 0, true) < 0) {
+                fprintf(stderr, "%s: cannot wait for the reset of %s: %s\n", name, rejoin->address,
+                        vrd_peer_error_message(p) ?: "out of memory");
+                return;
+        }
+        if (h->child > 0)
+                (void) kill(-h->child, SIGSTOP);
 }
 
 static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
@@ -313,6 +341,7 @@ static int run(struct hold *h) {
         }
         vrd_peer_on_pause(h->peer, on_pause, h);
         vrd_peer_on_resume(h->peer, on_resume, h);
+        vrd_peer_on_rejoin(h->peer, on_rejoin, h);
 
         r = take_all(h);
         if (r >= 0 && !(h->environment = hold_environment(h->devices, h->n_devices)))

@@ -26,8 +26,6 @@
  */
 #include <errno.h>
 #include <ini.h>
-#include <libxml/parser.h>
-#include <libxml/xpath.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +36,7 @@
 #include <unistd.h>
 
 #include "bus-names.h"
+#include "hook-hostdevs.h"
 #include "macro.h"
 #include "pci-address.h"
 #include "strv.h"
@@ -158,71 +157,12 @@ static char *read_all(size_t *ret_size) {
         return buf;
 }
 
-static bool wanted(const struct hook_config *c, const char *address) {
-        return !c->devices || strv_contains(c->devices, address);
-}
-
-/* The PCI hostdevs that stay bound to vfio-pci after the domain (managed='no'). */
-static int hostdevs(const char *xml, size_t size, const struct hook_config *c, char ***ret) {
-        _cleanup_strv_free_ char **l = NULL;
-        xmlDocPtr doc;
-        xmlXPathContextPtr ctx = NULL;
-        xmlXPathObjectPtr set = NULL;
-        int r = 0;
-
-        doc = xmlReadMemory(xml, (int) size, "domain.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                                                XML_PARSE_NOWARNING);
-        if (!doc || !xmlDocGetRootElement(doc) ||
-            strcmp((const char *) xmlDocGetRootElement(doc)->name, "domain") != 0) {
-                xmlFreeDoc(doc);
-                return -EBADMSG;
-        }
-        ctx = xmlXPathNewContext(doc);
-        set = ctx ? xmlXPathEvalExpression(BAD_CAST "/domain/devices/hostdev[@mode='subsystem' and @type='pci']",
-                                           ctx) : NULL;
-        for (int i = 0; set && set->nodesetval && i < set->nodesetval->nodeNr; i++) {
-                xmlNodePtr h = set->nodesetval->nodeTab[i];
-                xmlChar *managed = xmlGetProp(h, BAD_CAST "managed");
-                xmlXPathObjectPtr a;
-                char address[PCI_ADDRESS_STRLEN];
-                unsigned dom = 0, bus = 0, slot = 0, fn = 0;
-                bool is_managed = managed && strcmp((const char *) managed, "yes") == 0;
-
-                xmlFree(managed);
-                ctx->node = h;
-                a = xmlXPathEvalExpression(BAD_CAST "source/address", ctx);
-                if (a && a->nodesetval && a->nodesetval->nodeNr > 0) {
-                        xmlNodePtr n = a->nodesetval->nodeTab[0];
-                        const char *attrs[] = { "domain", "bus", "slot", "function" };
-                        unsigned *v[] = { &dom, &bus, &slot, &fn };
-
-                        for (size_t k = 0; k < 4; k++) {
-                                xmlChar *s = xmlGetProp(n, BAD_CAST attrs[k]);
-
-                                *v[k] = s ? (unsigned) strtoul((const char *) s, NULL, 0) : 0;
-                                xmlFree(s);
-                        }
-                        snprintf(address, sizeof(address), "%04x:%02x:%02x.%x", dom & 0xffff, bus & 0xff,
-                                 slot & 0x1f, fn & 7);
-                        if (is_managed)
-                                say(LOG_INFO, address,
-                                    "%s: %s is managed='yes': libvirt rebinds it to its host driver, nothing to "
-                                    "scrub on vfio-pci", domain_name, address);
-                        else if (!wanted(c, address))
-                                say(LOG_INFO, address, "%s: %s is not among [Hook] Device=, left alone",
-                                    domain_name, address);
-                        else if (!strv_contains(l, address) && strv_extend(&l, address) < 0)
-                                r = -ENOMEM;
-                }
-                xmlXPathFreeObject(a);
-        }
-        xmlXPathFreeObject(set);
-        xmlXPathFreeContext(ctx);
-        xmlFreeDoc(doc);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(l);
-        return 0;
+static void on_skipped(const char *address, enum hostdev_skip why, void *userdata) {
+        if (why == HOSTDEV_MANAGED)
+                say(LOG_INFO, address, "%s: %s is managed='yes': libvirt rebinds it to its host driver, nothing to "
+                    "scrub on vfio-pci", domain_name, address);
+        else
+                say(LOG_INFO, address, "%s: %s is not among [Hook] Device=, left alone", domain_name, address);
 }
 
 /* Does anyone outside the daemon hold a member of the device's set now? */
@@ -295,7 +235,7 @@ int main(int argc, char *argv[]) {
                 say(LOG_INFO, NULL, "%s released; [Hook] Scrub=no: not scrubbing its devices", domain_name);
                 goto done;
         }
-        r = xml ? hostdevs(xml, size, &c, &devices) : -EBADMSG;
+        r = xml ? hook_hostdevs(xml, size, c.devices, on_skipped, NULL, &devices) : -EBADMSG;
         if (r < 0) {
                 say(LOG_WARNING, NULL, "%s released, but its domain XML on stdin (%zu bytes) %s: doing nothing",
                     domain_name, size, r == -EBADMSG ? "is not a libvirt domain XML" : "could not be read");

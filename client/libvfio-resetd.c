@@ -10,6 +10,7 @@
 #include "bus-names.h"
 #include "log.h"
 #include "macro.h"
+#include "pci-address.h"
 #include "strv.h"
 #include "vfio-resetd.h"
 
@@ -21,6 +22,16 @@ struct paused_set {
         uint64_t reset_id;              /* 0 for a take that found the set paused */
         char *daemon;                   /* the unique name that paused us */
         bool daemon_gone;               /* the pause ended with the daemon, not with a Resume */
+};
+
+/* A TakeDevice or Watch to a daemon that took the name after a restart. */
+struct rejoin_call {
+        vrd_peer *peer;
+        sd_bus_slot *slot;
+        struct pci_address address;
+        bool watch;
+        char *daemon;
+        struct rejoin_call *next;
 };
 
 struct vrd_peer {
@@ -35,6 +46,13 @@ struct vrd_peer {
         sd_bus_error error;             /* the last failure */
         struct paused_set *paused;
         size_t n_paused;
+        /* Taken or watched and not given back: a daemon that restarted knows
+         * nothing of them, so the library takes them again from it. */
+        struct pci_address *claims;
+        size_t n_claims;
+        struct pci_address *watches;
+        size_t n_watches;
+        struct rejoin_call *rejoins;    /* under way */
 
         vrd_pause_handler_t on_pause;
         void *pause_userdata;
@@ -42,6 +60,8 @@ struct vrd_peer {
         void *resume_userdata;
         vrd_progress_handler_t on_progress;
         void *progress_userdata;
+        vrd_rejoin_handler_t on_rejoin;
+        void *rejoin_userdata;
 };
 
 static const struct {
@@ -157,6 +177,22 @@ static int paused_add(vrd_peer *p, const char *devset, uint64_t reset_id, const 
         return 0;
 }
 
+/* What the peer took or watched, by canonical address, to take it again from
+ * a restarted daemon; forgotten once given back or gone. */
+static void remember(vrd_peer *p, bool watch, const char *address, bool keep) {
+        struct pci_address **v = watch ? &p->watches : &p->claims;
+        size_t *n = watch ? &p->n_watches : &p->n_claims;
+        struct pci_address a;
+
+        if (pci_address_parse(address, &a, NULL, 0) < 0)
+                return;
+        if (!keep)
+                (void) pci_address_set_remove(*v, n, &a);
+        else if (pci_address_set_add(v, n, &a) < 0)
+                log_warning("libvfio-resetd: out of memory: %s will not be %s again should vfio-resetd restart",
+                            address, watch ? "watched" : "taken");
+}
+
 static int on_ack_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         vrd_peer *p = userdata;
         sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -181,6 +217,11 @@ static int on_pause_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_
             sd_bus_message_read_strv(m, &addresses) < 0)
                 return 0;
         pause.addresses = (const char *const *) addresses;
+        /* The daemon dropped the claims and watches of a device that went. */
+        for (char **a = addresses; strcmp(pause.type, "gone") == 0 && *a; a++) {
+                remember(p, false, *a, false);
+                remember(p, true, *a, false);
+        }
         /* Remembered so that a daemon leaving the bus can end it (a "gone" has no Resume to wait for). */
         if (strcmp(pause.type, "gone") != 0 &&
             paused_add(p, pause.devset, pause.reset_id, sd_bus_message_get_sender(m)) < 0)
@@ -220,6 +261,104 @@ static int on_resume_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret
         return 0;
 }
 
+static int take_paused(vrd_peer *p, const char *address, const char *daemon);
+
+static void rejoin_call_free(struct rejoin_call *c) {
+        for (struct rejoin_call **x = &c->peer->rejoins; *x; x = &(*x)->next)
+                if (*x == c) {
+                        *x = c->next;
+                        break;
+                }
+        sd_bus_slot_unref(c->slot);
+        free(c->daemon);
+        free(c);
+}
+
+static void report_rejoin(vrd_peer *p, const struct vrd_rejoin *j, const char *daemon) {
+        if (p->on_rejoin)
+                p->on_rejoin(p, j, p->rejoin_userdata);
+        else if (j->error == 0)
+                log_info("libvfio-resetd: vfio-resetd is back (%s): %s %s again%s", daemon,
+                         j->watch ? "watching" : "took", j->address,
+                         j->paused ? "; its set is being reset, the Resume follows" : "");
+        else
+                log_warning("libvfio-resetd: cannot %s %s again from vfio-resetd (%s): %s", j->watch ? "watch" : "take",
+                            j->address, daemon, j->error_message ?: strerror(-j->error));
+}
+
+static int on_rejoin_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct rejoin_call *c = userdata;
+        vrd_peer *p = c->peer;
+        char address[PCI_ADDRESS_STRLEN];
+        struct vrd_rejoin j = { .address = pci_address_format(&c->address, address), .watch = c->watch };
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        int device, iommu, paused = 0;
+
+        vrd_peer_ref(p);
+        if (e) {
+                sd_bus_error copy = SD_BUS_ERROR_NULL;
+
+                (void) sd_bus_error_copy(&copy, e);
+                j.error = fail(p, -EIO, &copy);
+                j.error_name = p->error.name;
+                j.error_message = p->error.message;
+                /* Gone again before it answered: the next daemon is asked. */
+                if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
+                                           SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED))
+                        j.error = -ENOTCONN;
+                else
+                        remember(p, c->watch, address, false);
+        } else if (!c->watch && sd_bus_message_read(m, "hhb", &device, &iommu, &paused) >= 0 && paused) {
+                /* The reply's fds close with it: the peer has its own. */
+                j.paused = true;
+                j.error = take_paused(p, address, c->daemon);
+                if (j.error < 0) {
+                        j.error_name = p->error.name;
+                        j.error_message = p->error.message;
+                }
+        }
+        report_rejoin(p, &j, c->daemon);
+        rejoin_call_free(c);
+        vrd_peer_unref(p);
+        return 0;
+}
+
+static void rejoin_one(vrd_peer *p, const char *daemon, const struct pci_address *a, bool watch) {
+        char address[PCI_ADDRESS_STRLEN];
+        struct rejoin_call *c = calloc(1, sizeof(*c));
+        int r = c && (c->daemon = strdup(daemon)) ? 0 : -ENOMEM;
+
+        pci_address_format(a, address);
+        if (r >= 0) {
+                c->peer = p;
+                c->address = *a;
+                c->watch = watch;
+                c->next = p->rejoins;
+                /* To the daemon that just took the name, not to whoever owns it by the time it arrives. */
+                r = sd_bus_call_method_async(p->bus, &c->slot, daemon, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                             watch ? "Watch" : "TakeDevice", on_rejoin_reply, c, "s", address);
+        }
+        if (r >= 0) {
+                p->rejoins = c;
+                return;
+        }
+        if (c)
+                free(c->daemon);
+        free(c);
+        report_rejoin(p, &(struct vrd_rejoin) { .address = address, .watch = watch, .error = fail(p, r, NULL),
+                                                .error_message = p->error.message }, daemon);
+}
+
+/* A daemon took the name: what this peer had with the one before, it asks for again. */
+static void rejoin(vrd_peer *p, const char *daemon) {
+        while (p->rejoins)      /* asked of a daemon that left already */
+                rejoin_call_free(p->rejoins);
+        for (size_t i = 0; i < p->n_claims; i++)
+                rejoin_one(p, daemon, &p->claims[i], false);
+        for (size_t i = 0; i < p->n_watches; i++)
+                rejoin_one(p, daemon, &p->watches[i], true);
+}
+
 /* The daemon left the bus (crashed, stopped, restarted): no Resume will come
  * for the pauses it sent, and this peer's claims and watches went with it.
  * Each of its pauses ends here, as a Resume with "daemon-gone" would end it. */
@@ -227,7 +366,7 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret
         const char *name, *old_owner, *new_owner;
         vrd_peer *p = userdata;
 
-        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !*old_owner)
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
                 return 0;
         if (streq_ptr(old_owner, p->daemon))
                 p->daemon = mfree(p->daemon);
@@ -238,7 +377,7 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret
                 struct vrd_resume resume = { .devset = x->devset, .reset_id = x->reset_id,
                                              .result = VRD_RESUME_DAEMON_GONE };
 
-                if (x->daemon_gone || strcmp(x->daemon, old_owner) != 0)
+                if (!*old_owner || x->daemon_gone || strcmp(x->daemon, old_owner) != 0)
                         continue;
                 x->daemon_gone = true;
                 if (p->on_resume)
@@ -247,6 +386,8 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret
                         log_warning("libvfio-resetd: vfio-resetd (%s) left the bus during reset %" PRIu64
                                     " of %s; its pause is over", old_owner, resume.reset_id, resume.devset);
         }
+        if (*new_owner)
+                rejoin(p, new_owner);
         vrd_peer_unref(p);
         return 0;
 }
@@ -312,11 +453,15 @@ vrd_peer *vrd_peer_unref(vrd_peer *p) {
         sd_bus_slot_unref(p->resume_slot);
         sd_bus_slot_unref(p->ack_slot);
         sd_bus_slot_unref(p->owner_slot);
+        while (p->rejoins)
+                rejoin_call_free(p->rejoins);
         if (p->own_bus)
                 sd_bus_flush_close_unref(p->bus);
         else
                 sd_bus_unref(p->bus);
         free(p->daemon);
+        free(p->claims);
+        free(p->watches);
         for (size_t i = 0; i < p->n_paused; i++)
                 paused_set_done(&p->paused[i]);
         free(p->paused);
@@ -376,27 +521,37 @@ int vrd_peer_take(vrd_peer *p, const char *address, int *ret_device_fd, int *ret
                 *ret_iommu_fd = TAKE_FD(iommu);
         if (ret_paused)
                 *ret_paused = paused;
+        remember(p, false, address, true);
         return 0;
 }
 
-static int call_with_address(vrd_peer *p, const char *method, const char *address) {
+/* Given back is forgotten whatever the daemon says: one that restarted knows
+ * nothing of it anyway. */
+static int call_with_address(vrd_peer *p, const char *method, const char *address, bool watch, bool keep) {
+        int r;
+
         if (!p)
                 return -EINVAL;
         if (!address)
                 return fail(p, -EINVAL, NULL);
-        return call(p, method, NULL, "s", address);
+        if (!keep)
+                remember(p, watch, address, false);
+        r = call(p, method, NULL, "s", address);
+        if (r >= 0 && keep)
+                remember(p, watch, address, true);
+        return r;
 }
 
 int vrd_peer_release(vrd_peer *p, const char *address) {
-        return call_with_address(p, "ReleaseDevice", address);
+        return call_with_address(p, "ReleaseDevice", address, false, false);
 }
 
 int vrd_peer_watch(vrd_peer *p, const char *address) {
-        return call_with_address(p, "Watch", address);
+        return call_with_address(p, "Watch", address, true, true);
 }
 
 int vrd_peer_unwatch(vrd_peer *p, const char *address) {
-        return call_with_address(p, "Unwatch", address);
+        return call_with_address(p, "Unwatch", address, true, false);
 }
 
 int vrd_peer_get_devset(vrd_peer *p, const char *address, char **ret_devset) {
@@ -439,6 +594,14 @@ int vrd_peer_on_reset_progress(vrd_peer *p, vrd_progress_handler_t handler, void
                 return -EINVAL;
         p->on_progress = handler;
         p->progress_userdata = userdata;
+        return 0;
+}
+
+int vrd_peer_on_rejoin(vrd_peer *p, vrd_rejoin_handler_t handler, void *userdata) {
+        if (!p)
+                return -EINVAL;
+        p->on_rejoin = handler;
+        p->rejoin_userdata = userdata;
         return 0;
 }
 

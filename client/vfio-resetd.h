@@ -49,8 +49,9 @@ struct vrd_resume {
  * paused: no Resume will come. The library notices the owner of org.vfioresetd1
  * changing, and ends each pause of the daemon that left with this result. Every
  * claim and watch of the peer went with that daemon (the fds stay open, but no
- * reset will pause their user any more). Handlers written before this result
- * existed see a result other than "done", as for a failed reset. */
+ * reset pauses their user until a daemon is back: see vrd_peer_on_rejoin()).
+ * Handlers written before this result existed see a result other than "done",
+ * as for a failed reset. */
 #define VRD_RESUME_DAEMON_GONE "daemon-gone"
 
 /* vrd_peer_pause_complete() of a pause that ended with VRD_RESUME_DAEMON_GONE,
@@ -74,6 +75,22 @@ typedef int (*vrd_pause_handler_t)(vrd_peer *p, const struct vrd_pause *pause, v
 typedef void (*vrd_resume_handler_t)(vrd_peer *p, const struct vrd_resume *resume, void *userdata);
 typedef void (*vrd_progress_handler_t)(vrd_peer *p, const struct vrd_reset_progress *progress, void *userdata);
 
+/* A daemon took org.vfioresetd1 after the one this peer knew left it (it
+ * restarted; systemd's fd store kept the groups, containers and devices open
+ * meanwhile, and the new daemon took those same ones over). The library takes
+ * every device this peer took and watches every set it watched again, on its
+ * own, and says how each went. The peer's fds and mappings stayed valid
+ * throughout: nothing was reset or reopened. */
+struct vrd_rejoin {
+        const char *address;            /* canonical: 0000:04:00.0 */
+        bool watch;                     /* watched again, else taken again */
+        int error;                      /* 0, or a negative errno: that claim or watch is lost */
+        const char *error_name;         /* the daemon's D-Bus error, NULL on success */
+        const char *error_message;
+        bool paused;                    /* the set is being reset right now: wait for its Resume */
+};
+typedef void (*vrd_rejoin_handler_t)(vrd_peer *p, const struct vrd_rejoin *rejoin, void *userdata);
+
 /* Flags of vrd_peer_reset() */
 #define VRD_RESET_FORCE  (UINT64_C(1) << 0)     /* reset even when peers miss the deadline */
 #define VRD_RESET_BORROW (UINT64_C(1) << 1)     /* reset even though processes outside the daemon hold members */
@@ -90,7 +107,9 @@ vrd_peer *vrd_peer_unref(vrd_peer *p);
 
 /* TakeDevice. The two fds are the caller's (O_CLOEXEC): close them when done.
  * *ret_paused is true when the set is being reset right now: wait for its
- * Resume before touching the device. Any ret_ may be NULL. */
+ * Resume before touching the device. Any ret_ may be NULL. The library
+ * remembers what it took and watched until released (or the device is gone),
+ * to take it again from a restarted daemon. */
 int vrd_peer_take(vrd_peer *p, const char *address, int *ret_device_fd, int *ret_iommu_fd, bool *ret_paused);
 int vrd_peer_release(vrd_peer *p, const char *address);
 int vrd_peer_watch(vrd_peer *p, const char *address);
@@ -104,6 +123,8 @@ int vrd_peer_get_devset(vrd_peer *p, const char *address, char **ret_devset);
 int vrd_peer_on_pause(vrd_peer *p, vrd_pause_handler_t handler, void *userdata);
 int vrd_peer_on_resume(vrd_peer *p, vrd_resume_handler_t handler, void *userdata);
 int vrd_peer_on_reset_progress(vrd_peer *p, vrd_progress_handler_t handler, void *userdata);
+/* Without a rejoin handler, each result is logged to stderr. */
+int vrd_peer_on_rejoin(vrd_peer *p, vrd_rejoin_handler_t handler, void *userdata);
 /* PauseComplete, for a pause handler that returned 1. Goes to the daemon that
  * sent the pause; -ENOTCONN (VRD_PEER_ERROR_DAEMON_GONE) when it left the bus. */
 int vrd_peer_pause_complete(vrd_peer *p, uint64_t reset_id);

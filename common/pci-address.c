@@ -3,10 +3,13 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "macro.h"
 #include "pci-address.h"
 
+static int fail(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
         va_list ap;
 
@@ -105,4 +108,33 @@ int pci_address_compare(const struct pci_address *a, const struct pci_address *b
         if (a->function != b->function)
                 return a->function < b->function ? -1 : 1;
         return 0;
+}
+
+bool pci_address_set_contains(const struct pci_address *v, size_t n, const struct pci_address *a) {
+        for (size_t i = 0; i < n; i++)
+                if (pci_address_equal(&v[i], a))
+                        return true;
+        return false;
+}
+
+int pci_address_set_add(struct pci_address **v, size_t *n, const struct pci_address *a) {
+        struct pci_address *nv;
+
+        if (pci_address_set_contains(*v, *n, a))
+                return 0;
+        nv = realloc(*v, sizeof(*nv) * (*n + 1));
+        if (!nv)
+                return -ENOMEM;
+        nv[(*n)++] = *a;
+        *v = nv;
+        return 1;
+}
+
+bool pci_address_set_remove(struct pci_address *v, size_t *n, const struct pci_address *a) {
+        for (size_t i = 0; i < *n; i++)
+                if (pci_address_equal(&v[i], a)) {
+                        v[i] = v[--*n];
+                        return true;
+                }
+        return false;
 }

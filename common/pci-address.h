@@ -25,3 +25,9 @@ char *pci_address_format(const struct pci_address *a, char *buf);
 
 bool pci_address_equal(const struct pci_address *a, const struct pci_address *b);
 int pci_address_compare(const struct pci_address *a, const struct pci_address *b);
+
+/* A set of addresses in an array of n: add returns 1 when added, 0 when it
+ * was there already, -ENOMEM; remove says whether it was there. */
+int pci_address_set_add(struct pci_address **v, size_t *n, const struct pci_address *a);
+bool pci_address_set_remove(struct pci_address *v, size_t *n, const struct pci_address *a);
+bool pci_address_set_contains(const struct pci_address *v, size_t n, const struct pci_address *a);

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <linux/kcmp.h>
 #include <systemd/sd-login.h>
 
 #include "holders.h"
@@ -202,6 +204,94 @@ int holder_fd_of(pid_t pid, dev_t rdev) {
                         best = fd;
         }
         return best;
+}
+
+/* Which of our fds (their stat in mine) pid holds the open file of: adds a
+ * holder for each. Only its fds on the same inode are compared by the
+ * kernel: every container shares the inode of /dev/vfio/vfio. */
+static int add_file_holders(pid_t pid, const int *fds, const struct stat *mine, size_t n_fds, bool *held,
+                            struct holder **v, size_t *n) {
+        _cleanup_(closedirp) DIR *dir = NULL;
+        struct dirent *fe;
+        char path[64];
+        int r;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int) pid);
+        dir = opendir(path);
+        if (!dir)
+                return errno == ENOENT || errno == ESRCH ? 0 : negative_errno();
+        while ((fe = readdir(dir))) {
+                char fdpath[sizeof(path) + 256];
+                struct stat st;
+
+                if (fe->d_name[0] == '.')
+                        continue;
+                snprintf(fdpath, sizeof(fdpath), "%s/%s", path, fe->d_name);
+                if (stat(fdpath, &st) < 0)
+                        continue;
+                for (size_t i = 0; i < n_fds; i++) {
+                        if (held[i] || st.st_dev != mine[i].st_dev || st.st_ino != mine[i].st_ino ||
+                            syscall(SYS_kcmp, getpid(), pid, KCMP_FILE, fds[i], atoi(fe->d_name)) != 0)
+                                continue;
+                        held[i] = true;
+                        if (v) {
+                                r = add_holder(v, n, i, pid);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+        }
+        return 0;
+}
+
+int holder_has_file(pid_t pid, int fd) {
+        struct stat mine;
+        bool held = false;
+        int r;
+
+        if (fstat(fd, &mine) < 0)
+                return negative_errno();
+        r = add_file_holders(pid, &fd, &mine, 1, &held, NULL, NULL);
+        return r < 0 ? r : held;
+}
+
+int holders_of_files(const int *fds, size_t n_fds, const pid_t *exclude, size_t n_exclude, struct holder **ret,
+                     size_t *n_ret) {
+        _cleanup_(closedirp) DIR *proc = NULL;
+        _cleanup_free_ struct holder *v = NULL;
+        _cleanup_free_ struct stat *mine = calloc(n_fds + 1, sizeof(*mine));
+        _cleanup_free_ bool *held = calloc(n_fds + 1, sizeof(*held));
+        struct dirent *de;
+        size_t n = 0;
+        int r;
+
+        *ret = NULL;
+        *n_ret = 0;
+        if (!mine || !held)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_fds; i++)
+                if (fstat(fds[i], &mine[i]) < 0)
+                        return negative_errno();
+        proc = opendir("/proc");
+        if (!proc)
+                return negative_errno();
+        while ((de = readdir(proc))) {
+                char *end;
+                long pid = strtol(de->d_name, &end, 10);
+                bool skip = *end || pid <= 0;
+
+                for (size_t i = 0; !skip && i < n_exclude; i++)
+                        skip = exclude[i] == (pid_t) pid;
+                if (skip)
+                        continue;
+                memset(held, 0, sizeof(*held) * n_fds);
+                r = add_file_holders((pid_t) pid, fds, mine, n_fds, held, &v, &n);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        *ret = TAKE_PTR(v);
+        *n_ret = n;
+        return 0;
 }
 
 const char *holder_describe(const struct holder *h, char buf[static HOLDER_NAME_MAX]) {

@@ -45,6 +45,16 @@ int holders_scan(const struct holder_target *targets, size_t n_targets, pid_t ex
  * -ENOENT when it holds none, -errno when its fds cannot be read. */
 int holder_fd_of(pid_t pid, dev_t rdev);
 
+/* The processes, but those in exclude, that hold the very open file one of
+ * our fds is (kcmp(2) KCMP_FILE): a dup of it, inherited, passed over a
+ * socket or taken with pidfd_getfd(2); .target is the index in fds. A peer
+ * from before a restart that still holds the container the daemon gave it
+ * is found so. One walk of /proc for all of them. */
+int holders_of_files(const int *fds, size_t n_fds, const pid_t *exclude, size_t n_exclude, struct holder **ret,
+                     size_t *n_ret);
+/* 1 when pid holds that file, 0 when not or gone, -errno when its fds cannot be read. */
+int holder_has_file(pid_t pid, int fd);
+
 /* "pid P (comm, uid U, unit X)" into buf, which it returns. */
 const char *holder_describe(const struct holder *h, char buf[static HOLDER_NAME_MAX]);
 

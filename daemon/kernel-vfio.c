@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <linux/vfio.h>
 
@@ -62,6 +64,101 @@ static int vfio_device_open(void *data, int group_fd, const struct pci_address *
                 return negative_errno();
         *ret_can_reset = info.flags & VFIO_DEVICE_FLAGS_RESET;
         *ret_device_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* The number of a char device the kernel registered, from its sysfs "dev"
+ * file ("MAJOR:MINOR"): a group's in class vfio (/sys/class/vfio/N/dev), the
+ * container's as the misc device vfio (/sys/class/misc/vfio/dev). The kernel
+ * opens a char device by that number alone, whatever node names it. */
+static int sysfs_devnum(const char *path, dev_t *ret) {
+        _cleanup_(fclosep) FILE *f = fopen(path, "re");
+        unsigned ma, mi;
+
+        if (!f)
+                return negative_errno();
+        if (fscanf(f, "%u:%u", &ma, &mi) != 2)
+                return -EIO;
+        *ret = makedev(ma, mi);
+        return 0;
+}
+
+/* "/dev/null", "anon_inode:[eventfd]": what an fd is, for a message. */
+static const char *fd_what(int fd, char *buf, size_t size) {
+        char path[64];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, buf, size - 1);
+        if (n < 0)
+                snprintf(buf, size, "fd %d", fd);
+        else
+                buf[n] = '\0';
+        return buf;
+}
+
+static int is_char_device(int fd, dev_t want) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        return S_ISCHR(st.st_mode) && st.st_rdev == want;
+}
+
+static int vfio_group_check(void *data, int group, int group_fd, int container_fd, char *why, size_t why_size) {
+        struct vfio_group_status status = { .argsz = sizeof(status) };
+        struct vfio_iommu_type1_info info = { .argsz = sizeof(info) };
+        char path[64], what[256];
+        dev_t want;
+        int r;
+
+        snprintf(path, sizeof(path), "/sys/class/vfio/%d/dev", group);
+        r = sysfs_devnum(path, &want);
+        if (r < 0) {
+                snprintf(why, why_size, "IOMMU group %d has no vfio char device (%s: %s)", group, path, strerror(-r));
+                return r;
+        }
+        r = is_char_device(group_fd, want);
+        if (r <= 0) {
+                snprintf(why, why_size, "the group fd is %s, not IOMMU group %d (char device %u:%u)",
+                         fd_what(group_fd, what, sizeof(what)), group, major(want), minor(want));
+                return r < 0 ? r : -EBADF;
+        }
+        if (ioctl(group_fd, VFIO_GROUP_GET_STATUS, &status) < 0) {
+                r = negative_errno();
+                snprintf(why, why_size, "VFIO_GROUP_GET_STATUS of group %d failed: %s", group, strerror(-r));
+                return r;
+        }
+        /* Viable: every device of the group is bound to a vfio driver or to none. */
+        if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+                snprintf(why, why_size, "IOMMU group %d is not viable: a device of it is bound to another driver",
+                         group);
+                return -EPERM;
+        }
+        if (!(status.flags & VFIO_GROUP_FLAGS_CONTAINER_SET)) {
+                snprintf(why, why_size, "IOMMU group %d is in no container", group);
+                return -ENXIO;
+        }
+        r = sysfs_devnum("/sys/class/misc/vfio/dev", &want);
+        if (r >= 0)
+                r = is_char_device(container_fd, want);
+        if (r <= 0) {
+                snprintf(why, why_size, "the container fd is %s, not /dev/vfio/vfio",
+                         fd_what(container_fd, what, sizeof(what)));
+                return r < 0 ? r : -EBADF;
+        }
+        if (ioctl(container_fd, VFIO_GET_API_VERSION) != VFIO_API_VERSION) {
+                snprintf(why, why_size, "the container speaks another VFIO API than version %d", VFIO_API_VERSION);
+                return -EPROTO;
+        }
+        /* An IOMMU driver answers its own ioctls only once VFIO_SET_IOMMU chose
+         * it, which needs a group in the container (drivers/vfio/container.c). */
+        if (ioctl(container_fd, VFIO_IOMMU_GET_INFO, &info) < 0) {
+                r = negative_errno();
+                snprintf(why, why_size, "the container has no IOMMU model set (VFIO_IOMMU_GET_INFO: %s)",
+                         strerror(-r));
+                return r;
+        }
         return 0;
 }
 
@@ -152,6 +249,7 @@ const struct kernel_ops kernel_vfio_ops = {
         .name = "vfio",
         .group_open = vfio_group_open,
         .device_open = vfio_device_open,
+        .group_check = vfio_group_check,
         .request_notify = vfio_request_notify,
         .low_power_exit = vfio_low_power_exit,
         .hot_reset = vfio_hot_reset,

@@ -24,6 +24,12 @@ struct kernel_ops {
          * says whether it has a function reset (VFIO_DEVICE_FLAGS_RESET). */
         int (*device_open)(void *data, int group_fd, const struct pci_address *a, int *ret_device_fd,
                            bool *ret_can_reset);
+        /* A group fd and its container fd from before a restart (systemd's fd
+         * store): 0 when group_fd is IOMMU group `group` (its char device),
+         * viable and in a container, and container_fd a VFIO container with
+         * an IOMMU model set; else a negative errno, and what is wrong, in
+         * words, in why. Nothing is opened or changed. */
+        int (*group_check)(void *data, int group, int group_fd, int container_fd, char *why, size_t why_size);
 
         /* An eventfd the kernel signals when it wants the device back (it is
          * being unbound or removed, and waits until every fd of it is closed).

@@ -120,9 +120,10 @@ int manager_bus_start(struct manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to register bus objects: %m");
 
+        /* Objects come and go unannounced until the name is ours (see
+         * manager_bus_request_name): nobody could hear of them, and each
+         * InterfacesAdded reads every property, Holders included. */
         m->events = (struct manager_events) {
-                .object_added = on_object_added,
-                .object_removed = on_object_removed,
                 .device_changed = on_device_changed,
                 .dev_set_changed = on_dev_set_changed,
         };
@@ -144,6 +145,9 @@ int manager_bus_request_name(struct manager *m) {
         r = sd_bus_request_name(m->bus, VRD_BUS_NAME, 0);
         if (r < 0)
                 return log_error_errno(r, "Failed to acquire bus name %s: %m", VRD_BUS_NAME);
+        /* From now on a client that watches the name hears of every change. */
+        m->events.object_added = on_object_added;
+        m->events.object_removed = on_object_removed;
         log_info("Serving %s: %zu vfio devices in %zu dev_sets", VRD_BUS_NAME, m->n_devices, m->n_dev_sets);
         return 0;
 }

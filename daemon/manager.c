@@ -68,6 +68,7 @@ int manager_new(const struct kernel_ops *kernel, struct manager **ret) {
                 .event = m->event,
                 .events.device_request = on_device_request,
                 .userdata = m,
+                .store = &m->fdstore,
         };
         m->peers = (struct peer_registry) { .events.left = on_peer_left, .userdata = m };
         m->arbiter = (struct arbiter) {
@@ -99,8 +100,12 @@ struct manager *manager_free(struct manager *m) {
         for (size_t i = 0; i < m->n_adapters; i++)
                 quiesce_adapter_free(m->adapters[i]);
         peer_registry_done(&m->peers);
+        /* Exiting is no letting go: a restart takes them back from the store
+         * (a stop empties it, systemd.service(5) FileDescriptorStoreMax=). */
+        m->ownership.keep_stored = true;
         for (size_t i = 0; i < m->n_devices; i++)
                 m->ownership.ops->release(&m->ownership, m->devices[i]);
+        fdstore_done(&m->fdstore);
         free(m->ownership.groups);
         polkit_registry_free(m->polkit);
         config_done(&m->config);
@@ -234,6 +239,12 @@ int manager_get_holders(struct manager *m, const struct device_holder **ret, siz
                 return -ENOMEM;
         for (size_t i = 0; i < n_found; i++) {
                 const struct holder_owner *o = &owners[found[i].target];
+                struct owned_group *g = o->group ? ownership_find_group(&m->ownership, o->device->fn.iommu_group) : NULL;
+
+                /* The kernel lets one file of a group be open: one who holds the
+                 * daemon's own (the service manager's fd store) is no holder. */
+                if (g && holder_has_file(found[i].pid, g->group_fd) > 0)
+                        continue;
 
                 for (size_t j = 0; j < m->n_devices; j++) {
                         struct device *d = m->devices[j];
@@ -423,7 +434,15 @@ int manager_start(struct manager *m) {
         r = start_uevents(m);
         if (r < 0)
                 return r;
-        return manager_refresh(m);
+        /* What a previous run parked is taken back by the first scan's
+         * ownership; if the scan fails the daemon exits, the store intact. */
+        (void) fdstore_receive(&m->fdstore);
+        r = manager_refresh(m);
+        if (r < 0)
+                return r;
+        fdstore_discard_unclaimed(&m->fdstore);
+        ownership_find_previous_holders(&m->ownership);
+        return 0;
 }
 
 int manager_run(struct manager *m) {

@@ -13,6 +13,7 @@
 #include "config-file.h"
 #include "device.h"
 #include "devset.h"
+#include "fdstore.h"
 #include "holders.h"
 #include "kernel.h"
 #include "ownership.h"
@@ -62,6 +63,7 @@ struct manager {
         size_t n_dev_sets;
 
         const struct kernel_ops *kernel;
+        struct fdstore fdstore;         /* fds passed at start, until ownership takes them back */
         struct ownership ownership;
         struct peer_registry peers;
         struct arbiter arbiter;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,6 +60,98 @@ static void watch_requests(struct ownership *o, struct device *d) {
         (void) sd_event_source_set_destroy_callback(d->request_source, free);
 }
 
+/* The group from the fd store, checked to be what its names say; else -ENOENT
+ * (nothing stored) or why not, the stored fds closed and dropped. */
+static int take_back_group(struct ownership *o, struct owned_group *g, const char *address) {
+        char gname[FDSTORE_NAME_MAX], cname[FDSTORE_NAME_MAX], why[512] = "";
+        int gfd, cfd, r;
+
+        fdstore_group_name(g->group, gname);
+        fdstore_container_name(g->group, cname);
+        gfd = o->store ? fdstore_take(o->store, gname) : -ENOENT;
+        cfd = o->store ? fdstore_take(o->store, cname) : -ENOENT;
+        if (gfd < 0 && cfd < 0)
+                return -ENOENT;
+        if (gfd < 0 || cfd < 0) {
+                snprintf(why, sizeof(why), "%s came back without %s", gfd >= 0 ? gname : cname,
+                         gfd >= 0 ? cname : gname);
+                r = -EBADF;
+        } else
+                r = o->kernel->group_check(o->kernel->data, g->group, gfd, cfd, why, sizeof(why));
+        if (r < 0) {
+                char what[2 * FDSTORE_NAME_MAX + 48];
+
+                if (gfd >= 0 && cfd >= 0)
+                        snprintf(what, sizeof(what), "%s (fd %d) and %s (fd %d)", gname, gfd, cname, cfd);
+                else
+                        snprintf(what, sizeof(what), "%s (fd %d)", gfd >= 0 ? gname : cname, gfd >= 0 ? gfd : cfd);
+                log_warning("Refusing %s from the fd store: %s; closing and removing what came back", what, why);
+                if (gfd >= 0)
+                        fdstore_discard(gname, gfd);
+                if (cfd >= 0)
+                        fdstore_discard(cname, cfd);
+                /* The kernel opens a group only while no file of it is open: the
+                 * store's copy must be gone before the group is opened afresh. */
+                fdstore_sync();
+                return r;
+        }
+        g->group_fd = gfd;
+        g->container_fd = cfd;
+        log_info("Took IOMMU group %d and its container back from the fd store (fds %d, %d) for %s: not opened again",
+                 g->group, gfd, cfd, address);
+        g->adopted = true;
+        return 0;
+}
+
+static int open_group(struct ownership *o, struct owned_group *g, const char *address) {
+        char name[FDSTORE_NAME_MAX];
+        int r;
+
+        r = take_back_group(o, g, address);
+        if (r >= 0)
+                return 0;
+        r = o->kernel->group_open(o->kernel->data, g->group, &g->group_fd, &g->container_fd);
+        if (r < 0)
+                return r;
+        log_info("Opened IOMMU group %d (container of its own) for %s", g->group, address);
+        fdstore_put(fdstore_group_name(g->group, name), g->group_fd);
+        fdstore_put(fdstore_container_name(g->group, name), g->container_fd);
+        return 0;
+}
+
+/* The device fd is parked too: the kernel resets a function when its last
+ * open file closes (vfio_pci_core_disable) and again when one opens
+ * (vfio_pci_core_enable). After a restart the one stored keeps it open while
+ * a new one is had from the group by address, where the kernel vouches for
+ * which device it is (a device fd itself does not say which function it is:
+ * its IDs are the most it tells); the stored one is then let go. */
+static void park_device(struct ownership *o, struct device *d) {
+        char name[FDSTORE_NAME_MAX], address[PCI_ADDRESS_STRLEN];
+        uint16_t vendor = 0, device = 0;
+        int old, r;
+
+        fdstore_device_name(&d->fn.address, name);
+        old = o->store ? fdstore_take(o->store, name) : -ENOENT;
+        if (old >= 0) {
+                r = o->kernel->read_ids(o->kernel->data, old, &vendor, &device);
+                if (r < 0)
+                        log_warning("Refusing %s (fd %d) from the fd store: it is no VFIO device of %s (its config "
+                                    "space cannot be read: %s); closing it and removing it from the store", name, old,
+                                    pci_address_format(&d->fn.address, address), strerror(-r));
+                else if (vendor != d->fn.vendor_id || device != d->fn.device_id)
+                        log_warning("Refusing %s (fd %d) from the fd store: its config space reads %04x:%04x, "
+                                    "not %04x:%04x as %s; closing it and removing it from the store", name, old,
+                                    vendor, device, d->fn.vendor_id, d->fn.device_id,
+                                    pci_address_format(&d->fn.address, address));
+                else
+                        log_info("%s stayed open across the restart in the fd store (fd %d): not reset", name, old);
+                fdstore_remove(name);
+        }
+        fdstore_put(name, d->device_fd);
+        if (old >= 0)
+                close(old);
+}
+
 static int legacy_acquire(struct ownership *o, struct device *d) {
         struct owned_group *g = ownership_find_group(o, d->fn.iommu_group);
         char address[PCI_ADDRESS_STRLEN];
@@ -80,13 +173,12 @@ static int legacy_acquire(struct ownership *o, struct device *d) {
                 if (!g)
                         return -ENOMEM;
                 *g = (struct owned_group) { .group = d->fn.iommu_group, .group_fd = -EBADF, .container_fd = -EBADF };
-                r = o->kernel->group_open(o->kernel->data, g->group, &g->group_fd, &g->container_fd);
+                r = open_group(o, g, address);
                 if (r < 0) {
                         free(g);
                         return r;
                 }
                 o->groups[o->n_groups++] = g;
-                log_info("Opened IOMMU group %d (container of its own) for %s", g->group, address);
         }
         r = o->kernel->device_open(o->kernel->data, g->group_fd, &d->fn.address, &fd, &can_reset);
         if (r < 0) {
@@ -97,28 +189,41 @@ static int legacy_acquire(struct ownership *o, struct device *d) {
         g->n_devices++;
         d->device_fd = fd;
         d->can_function_reset = can_reset;
+        park_device(o, d);
         watch_requests(o, d);
         return 0;
 }
 
 static void legacy_release_group(struct ownership *o, struct owned_group *g) {
+        char name[FDSTORE_NAME_MAX];
+
         for (size_t i = 0; i < o->n_groups; i++)
                 if (o->groups[i] == g) {
                         o->groups[i] = o->groups[--o->n_groups];
                         break;
                 }
-        log_info("Closing IOMMU group %d", g->group);
+        if (!o->keep_stored) {
+                log_info("Closing IOMMU group %d", g->group);
+                fdstore_remove(fdstore_group_name(g->group, name));
+                fdstore_remove(fdstore_container_name(g->group, name));
+        }
         close(g->group_fd);
         close(g->container_fd);
+        free(g->previous);
         free(g);
 }
 
 static void legacy_release(struct ownership *o, struct device *d) {
+        char name[FDSTORE_NAME_MAX];
         struct owned_group *g;
 
         d->request_source = sd_event_source_disable_unref(d->request_source);
         if (d->device_fd < 0)
                 return;
+        /* The kernel waits for every open file of a device it wants back: the
+         * store's copy goes first. */
+        if (!o->keep_stored)
+                fdstore_remove(fdstore_device_name(&d->fn.address, name));
         close(d->device_fd);
         d->device_fd = -EBADF;
         g = ownership_find_group(o, d->fn.iommu_group);
@@ -161,6 +266,77 @@ const struct ownership_ops ownership_legacy_ops = {
         .iommu_fd = legacy_iommu_fd,
         .reset_group_fds = legacy_reset_group_fds,
 };
+
+/* Who holds the containers of the groups taken back, but this daemon and the
+ * service manager that kept the store for it (its parent): its peers before
+ * the restart, whose DMA mappings live there. */
+void ownership_find_previous_holders(struct ownership *o) {
+        const pid_t exclude[] = { getpid(), getppid() };
+        _cleanup_free_ struct owned_group **groups = calloc(o->n_groups + 1, sizeof(*groups));
+        _cleanup_free_ int *fds = calloc(o->n_groups + 1, sizeof(*fds));
+        _cleanup_free_ struct holder *found = NULL;
+        char who[HOLDER_NAME_MAX];
+        size_t n = 0, n_found = 0;
+        int r;
+
+        if (!groups || !fds) {
+                log_oom();
+                return;
+        }
+        for (size_t i = 0; i < o->n_groups; i++)
+                if (o->groups[i]->adopted) {
+                        o->groups[i]->adopted = false;
+                        groups[n] = o->groups[i];
+                        fds[n++] = o->groups[i]->container_fd;
+                }
+        if (n == 0)
+                return;
+        r = holders_of_files(fds, n, exclude, ELEMENTSOF(exclude), &found, &n_found);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot tell who still holds the containers taken back from the fd store: %m");
+                return;
+        }
+        for (size_t i = 0; i < n_found; i++) {
+                struct owned_group *g = groups[found[i].target];
+                struct holder *v = realloc(g->previous, sizeof(*v) * (g->n_previous + 1));
+
+                if (!v) {
+                        log_oom();
+                        return;
+                }
+                g->previous = v;
+                v[g->n_previous++] = found[i];
+                log_info("IOMMU group %d: %s still holds its container from before the restart: only it may take the "
+                         "group's devices again until it lets go", g->group, holder_describe(&found[i], who));
+        }
+}
+
+bool ownership_has_previous_holders(const struct ownership *o, int group) {
+        struct owned_group *g = ownership_find_group(o, group);
+
+        return g && g->n_previous > 0;
+}
+
+const struct holder *ownership_previous_holder(struct ownership *o, int group, pid_t pid) {
+        struct owned_group *g = ownership_find_group(o, group);
+        size_t n = 0;
+
+        if (!g || g->n_previous == 0)
+                return NULL;
+        /* The caller holds the container itself: one of them is back (a pid
+         * alone could have been reused). Else the others count only while they
+         * still hold it. */
+        if (holder_has_file(pid, g->container_fd) <= 0)
+                for (size_t i = 0; i < g->n_previous; i++)
+                        if (holder_has_file(g->previous[i].pid, g->container_fd) != 0)
+                                g->previous[n++] = g->previous[i];
+        g->n_previous = n;
+        if (n == 0) {
+                g->previous = mfree(g->previous);
+                return NULL;
+        }
+        return &g->previous[0];
+}
 
 void ownership_sync(struct ownership *o, struct device *const *devices, size_t n_devices,
                     const struct vrd_config *config) {

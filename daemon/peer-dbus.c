@@ -90,6 +90,34 @@ static int begin(sd_bus_message *msg, struct manager *m, sd_bus_message_handler_
         return polkit_verify(&m->polkit, msg, VRD_ACTION_TAKE, handler, m, error);
 }
 
+/* After a restart nobody has claims, but a peer from before may still hold
+ * the group's container, where its DMA mappings are: only that process may
+ * take the group's devices again (it proves it by holding the container),
+ * until it lets go of it. */
+static int check_previous_holder(struct manager *m, sd_bus_message *msg, struct device *d, const char *address,
+                                 sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const struct holder *prev;
+        char who[HOLDER_NAME_MAX];
+        pid_t pid = 0;
+        int r;
+
+        if (!ownership_has_previous_holders(&m->ownership, d->fn.iommu_group))
+                return 0;
+        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_PID | SD_BUS_CREDS_AUGMENT, &creds);
+        if (r >= 0)
+                r = sd_bus_creds_get_pid(creds, &pid);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Cannot tell which process asks for %s: %m", address);
+        prev = ownership_previous_holder(&m->ownership, d->fn.iommu_group, pid);
+        if (!prev)
+                return 0;
+        return sd_bus_error_setf(error, VRD_ERROR_BUSY,
+                                 "IOMMU group %d of %s is still held by %s, its peer before vfio-resetd restarted: "
+                                 "only that process may take it again, until it closes the group's fds",
+                                 d->fn.iommu_group, address, holder_describe(prev, who));
+}
+
 int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct manager *m = userdata;
         const char *sender = sd_bus_message_get_sender(msg);
@@ -114,13 +142,16 @@ int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (other)
                 return sd_bus_error_setf(error, VRD_ERROR_BUSY, "IOMMU group %d of %s is claimed by peer %s",
                                          d->fn.iommu_group, address, other->name);
+        r = check_previous_holder(m, msg, d, address, error);
+        if (r < 0)
+                return r;
         iommu = m->ownership.ops->iommu_fd(&m->ownership, d);
         if (iommu < 0)
                 return sd_bus_error_set_errnof(error, -iommu, "%s has no IOMMU context: %m", address);
         r = get_peer(m, sender, &p);
         if (r < 0)
                 return r;
-        r = peer_add(&p->claims, &p->n_claims, &d->fn.address);
+        r = pci_address_set_add(&p->claims, &p->n_claims, &d->fn.address);
         if (r < 0)
                 return r;
         if (r > 0) {
@@ -148,7 +179,7 @@ static int drop(sd_bus_message *msg, struct manager *m, bool claim, sd_bus_error
         if (pci_address_parse(address, &a, err, sizeof(err)) < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid PCI address: %s", err);
         p = peer_find(&m->peers, sender);
-        had = p && (claim ? peer_remove(p->claims, &p->n_claims, &a) : peer_remove(p->watches, &p->n_watches, &a));
+        had = p && (claim ? pci_address_set_remove(p->claims, &p->n_claims, &a) : pci_address_set_remove(p->watches, &p->n_watches, &a));
         if (!had)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s did not %s %s", sender,
                                          claim ? "take" : "watch", address);
@@ -179,7 +210,7 @@ int method_watch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         r = get_peer(m, sd_bus_message_get_sender(msg), &p);
         if (r < 0)
                 return r;
-        r = peer_add(&p->watches, &p->n_watches, &d->fn.address);
+        r = pci_address_set_add(&p->watches, &p->n_watches, &d->fn.address);
         if (r < 0)
                 return r;
         if (r > 0)

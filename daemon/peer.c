@@ -96,41 +96,12 @@ void peer_registry_done(struct peer_registry *reg) {
         reg->by_name = NULL;
 }
 
-static bool contains(const struct pci_address *v, size_t n, const struct pci_address *a) {
-        for (size_t i = 0; i < n; i++)
-                if (pci_address_equal(&v[i], a))
-                        return true;
-        return false;
-}
-
 bool peer_claims(const struct peer *p, const struct pci_address *a) {
-        return contains(p->claims, p->n_claims, a);
+        return pci_address_set_contains(p->claims, p->n_claims, a);
 }
 
 bool peer_watches(const struct peer *p, const struct pci_address *a) {
-        return contains(p->watches, p->n_watches, a);
-}
-
-int peer_add(struct pci_address **v, size_t *n, const struct pci_address *a) {
-        struct pci_address *nv;
-
-        if (contains(*v, *n, a))
-                return 0;
-        nv = realloc(*v, sizeof(*nv) * (*n + 1));
-        if (!nv)
-                return -ENOMEM;
-        nv[(*n)++] = *a;
-        *v = nv;
-        return 1;
-}
-
-bool peer_remove(struct pci_address *v, size_t *n, const struct pci_address *a) {
-        for (size_t i = 0; i < *n; i++)
-                if (pci_address_equal(&v[i], a)) {
-                        v[i] = v[--*n];
-                        return true;
-                }
-        return false;
+        return pci_address_set_contains(p->watches, p->n_watches, a);
 }
 
 bool peer_in_dev_set(const struct peer *p, const struct dev_set *s) {

@@ -47,9 +47,6 @@ void peer_registry_done(struct peer_registry *reg);
 
 bool peer_claims(const struct peer *p, const struct pci_address *a);
 bool peer_watches(const struct peer *p, const struct pci_address *a);
-/* 1: added, 0: it was there already. */
-int peer_add(struct pci_address **v, size_t *n, const struct pci_address *a);
-bool peer_remove(struct pci_address *v, size_t *n, const struct pci_address *a);
 
 /* Is the peer part of this set (claims or watches a member)? */
 bool peer_in_dev_set(const struct peer *p, const struct dev_set *s);

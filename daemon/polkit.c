@@ -38,9 +38,23 @@ struct polkit_query {
         size_t n_answers;
 };
 
+/* The callers' effective uids, by unique bus name. The bus driver gives a
+ * connection's credentials as they were when it connected, and never gives
+ * a unique name twice (D-Bus specification, "Bus names"), so an entry stays
+ * true: it only costs room, and the table starts over when full. Without
+ * it every call would wait for a GetConnectionCredentials round trip. */
+#define EUID_CACHE_SIZE 256
+
+struct euid_entry {
+        char name[32];
+        uid_t euid;
+};
+
 struct polkit_registry {
         struct polkit_query *queries;
         size_t n_queries;
+        struct euid_entry euids[EUID_CACHE_SIZE];
+        size_t n_euids;
 };
 
 static struct polkit_query *query_free(struct polkit_query *q) {
@@ -253,15 +267,29 @@ static int query_ask(struct polkit_query *q, const char *action) {
         return 0;
 }
 
-static int sender_euid(sd_bus_message *m, uid_t *ret) {
+static int sender_euid(struct polkit_registry *registry, sd_bus_message *m, uid_t *ret) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *sender = sd_bus_message_get_sender(m);
+        bool cacheable = sender && strlen(sender) < sizeof(registry->euids[0].name);
         int r;
 
+        for (size_t i = 0; cacheable && i < registry->n_euids; i++)
+                if (strcmp(registry->euids[i].name, sender) == 0) {
+                        *ret = registry->euids[i].euid;
+                        return 0;
+                }
         /* On a bus the euid comes from the bus driver (SO_PEERCRED), not /proc. */
         r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
         if (r < 0)
                 return r;
-        return sd_bus_creds_get_euid(creds, ret);
+        r = sd_bus_creds_get_euid(creds, ret);
+        if (r < 0 || !cacheable)
+                return r;
+        if (registry->n_euids == EUID_CACHE_SIZE)
+                registry->n_euids = 0;
+        registry->euids[registry->n_euids] = (struct euid_entry) { .euid = *ret };
+        strcpy(registry->euids[registry->n_euids++].name, sender);
+        return 0;
 }
 
 int polkit_verify(struct polkit_registry **registry, sd_bus_message *msg, const char *action,
@@ -292,7 +320,12 @@ int polkit_verify(struct polkit_registry **registry, sd_bus_message *msg, const 
                 return 0;
         }
 
-        r = sender_euid(msg, &uid);
+        if (!*registry) {
+                *registry = calloc(1, sizeof(**registry));
+                if (!*registry)
+                        return sd_bus_error_set_errno(error, ENOMEM);
+        }
+        r = sender_euid(*registry, msg, &uid);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Access to %s denied: cannot identify the caller %s: %s", action,
@@ -304,11 +337,6 @@ int polkit_verify(struct polkit_registry **registry, sd_bus_message *msg, const 
                                          "Access to %s denied for uid %u: the call has no sender name to ask polkit about",
                                          action, (unsigned) uid);
 
-        if (!*registry) {
-                *registry = calloc(1, sizeof(**registry));
-                if (!*registry)
-                        return sd_bus_error_set_errno(error, ENOMEM);
-        }
         q = query_new(*registry, msg, uid);
         if (!q)
                 return sd_bus_error_set_errno(error, ENOMEM);

@@ -153,17 +153,35 @@ static char *slot_name_for(const struct pci_address *a) {
         return NULL;
 }
 
-/* pci_probe_reset_slot() succeeds only when the slot's hotplug driver can
- * reset it, and pciehp is the one that can: it binds to the bridge's
- * "<bridge>:pcie004" port service. */
+/* The kernel gives a function a slot dev_set when pci_probe_reset_slot()
+ * succeeds on its slot, i.e. when the slot's hotplug driver can reset it
+ * (drivers/pci/pci.c, drivers/vfio/pci/vfio_pci_core.c); on x86 that is only
+ * pciehp. pciehp registers the slot on the secondary bus of the port whose
+ * hotplug service device it binds (drivers/pci/hotplug/pciehp_core.c), and
+ * that service device is a child of the port on the pci_express bus, named
+ * "<port>:pcie" plus the port type and the service (drivers/pci/pcie/portdrv.c:
+ * pcie004 on a root port, pcie204 on a switch downstream port). So: a child of
+ * the port on pci_express bound to pciehp, whatever its name. */
 static bool slot_resettable(struct udev_device *bridge) {
-        _cleanup_free_ char *drv = NULL;
-        char service[PATH_MAX];
+        const char *port = udev_device_get_syspath(bridge);
+        _cleanup_(closedirp) DIR *d = opendir(port);
+        struct dirent *de;
 
-        snprintf(service, sizeof(service), "%s/%s:pcie004",
-                 udev_device_get_syspath(bridge), udev_device_get_sysname(bridge));
-        drv = link_basename(service, "driver");
-        return drv && strcmp(drv, "pciehp") == 0;
+        while (d && (de = readdir(d))) {
+                _cleanup_free_ char *subsystem = NULL, *driver = NULL;
+                char child[PATH_MAX];
+
+                if (de->d_name[0] == '.' ||
+                    snprintf(child, sizeof(child), "%s/%s", port, de->d_name) >= (int) sizeof(child))
+                        continue;
+                subsystem = link_basename(child, "subsystem");
+                if (!streq_ptr(subsystem, "pci_express"))
+                        continue;
+                driver = link_basename(child, "driver");
+                if (streq_ptr(driver, "pciehp"))
+                        return true;
+        }
+        return false;
 }
 
 /* libudev builds TAGS/CURRENT_TAGS (":a:b:") from the tags it knows; a

@@ -107,31 +107,50 @@ void harness_start_polkit(struct harness *h) {
         ck_abort_msg("the polkitd mock did not take " POLKIT_NAME "; see %s", log);
 }
 
+/* $VRD_DAEMON_WRAP: words (split at spaces) that run the daemon, such as
+ * "valgrind --error-exitcode=99 ..." (make check-valgrind); NULL when unset. */
+static const char *daemon_wrap(void) {
+        const char *w = getenv("VRD_DAEMON_WRAP");
+
+        return w && *w ? w : NULL;
+}
+
+/* A wrapped daemon (valgrind) starts and stops many times slower. */
+static unsigned daemon_ms(unsigned ms) {
+        return daemon_wrap() ? ms * 10 : ms;
+}
+
 void harness_start_daemon(struct harness *h, const char *const *args) {
         const char *daemon = h->daemon ?: getenv("VRD_DAEMON");
         char log[128];
 
         ck_assert_msg(daemon, "VRD_DAEMON is not set: run the tests with make check");
         snprintf(log, sizeof(log), "%s/daemon.log", h->dir);
+        h->daemon_checked = true;
         h->daemon_pid = fork();
         ck_assert_int_ge(h->daemon_pid, 0);
         if (h->daemon_pid == 0) {
-                const char *argv[24];
+                const char *argv[40];
                 size_t n = 0;
                 int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                char *wrap = daemon_wrap() ? strdup(daemon_wrap()) : NULL, *save = NULL;
 
                 for (const char *const *w = h->wrapper; w && *w && n < 8; w++)
                         argv[n++] = *w;
+                for (char *w = wrap ? strtok_r(wrap, " ", &save) : NULL; w && n < 24; w = strtok_r(NULL, " ", &save))
+                        argv[n++] = w;
                 argv[n++] = daemon;
                 argv[n++] = "--debug";
-                for (; args && *args && n < 23; args++)
+                for (; args && *args && n < 39; args++)
                         argv[n++] = *args;
                 argv[n] = NULL;
                 dup2(fd, STDERR_FILENO);
+                if (h->before_exec)
+                        h->before_exec(h->before_exec_userdata);
                 execv(argv[0], (char **) argv);
                 _exit(127);
         }
-        for (uint64_t end = now_ms() + 10000; now_ms() < end; usleep(20000)) {
+        for (uint64_t end = now_ms() + daemon_ms(10000); now_ms() < end; usleep(20000)) {
                 if (harness_name_has_owner(h, VRD_BUS_NAME))
                         return;
                 ck_assert_msg(harness_daemon_alive(h), "vfio-resetd exited while starting; see %s", log);
@@ -143,12 +162,21 @@ bool harness_daemon_alive(struct harness *h) {
         return h->daemon_pid > 0 && waitpid(h->daemon_pid, NULL, WNOHANG) == 0;
 }
 
+int harness_kill_daemon(struct harness *h, int sig) {
+        int status;
+
+        ck_assert_int_eq(kill(h->daemon_pid, sig), 0);
+        ck_assert_int_eq(waitpid(h->daemon_pid, &status, 0), h->daemon_pid);
+        h->daemon_pid = 0;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int harness_terminate_daemon(struct harness *h, unsigned timeout_ms) {
         int status;
 
         if (h->daemon_pid <= 0 || kill(h->daemon_pid, SIGTERM) < 0)
                 return -1;
-        for (uint64_t end = now_ms() + timeout_ms; now_ms() < end; usleep(10000))
+        for (uint64_t end = now_ms() + daemon_ms(timeout_ms); now_ms() < end; usleep(10000))
                 if (waitpid(h->daemon_pid, &status, WNOHANG) == h->daemon_pid) {
                         h->daemon_pid = 0;
                         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -156,28 +184,55 @@ int harness_terminate_daemon(struct harness *h, unsigned timeout_ms) {
         return -1;
 }
 
-static void stop(pid_t *pid) {
+/* SIGTERM, then SIGKILL after timeout_ms; its wait status, or -1 if it had to be killed. */
+static int stop(pid_t *pid, unsigned timeout_ms) {
+        int status = 0;
+
         if (*pid <= 0)
-                return;
+                return 0;
         kill(*pid, SIGTERM);
-        for (int i = 0; i < 200 && waitpid(*pid, NULL, WNOHANG) == 0; i++)
-                usleep(10000);
+        for (uint64_t end = now_ms() + timeout_ms; now_ms() < end; usleep(10000)) {
+                pid_t r = waitpid(*pid, &status, WNOHANG);
+
+                if (r == *pid || (r < 0 && errno == ECHILD)) {  /* ECHILD: reaped already */
+                        *pid = 0;
+                        return r < 0 ? 0 : status;
+                }
+        }
         kill(*pid, SIGKILL);
         waitpid(*pid, NULL, 0);
         *pid = 0;
+        return -1;
 }
 
 void harness_stop(struct harness *h) {
-        char cmd[160];
+        char cmd[512];
+        bool checked;
+        int status;
 
         h->bus = sd_bus_flush_close_unref(h->bus);
-        stop(&h->daemon_pid);
-        stop(&h->polkit_pid);
-        stop(&h->bus_pid);
+        checked = h->daemon_checked && h->daemon_pid > 0;
+        /* LeakSanitizer's and memcheck's leak search at exit takes seconds */
+        status = stop(&h->daemon_pid, daemon_ms(10000));
+        stop(&h->polkit_pid, 2000);
+        stop(&h->bus_pid, 2000);
+        /* The daemon exits 0 on SIGTERM unless a sanitizer or the wrapper found
+         * errors (LSan's exitcode, valgrind's --error-exitcode): its log goes to
+         * stderr, the test fails. */
+        if (checked && status != 0 && h->dir[0]) {
+                snprintf(cmd, sizeof(cmd), "cat '%s/daemon.log' >&2", h->dir);
+                (void) system(cmd);
+        }
         if (h->dir[0]) {
                 snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
                 (void) system(cmd);
         }
+        ck_assert_msg(!checked || status >= 0, "vfio-resetd%s%s still ran %u s after SIGTERM (its log is above)",
+                      daemon_wrap() ? " under " : "", daemon_wrap() ?: "", daemon_ms(10000) / 1000);
+        ck_assert_msg(!checked || status == 0, "vfio-resetd%s%s %s %d on SIGTERM (its log is above)",
+                      daemon_wrap() ? " under " : "", daemon_wrap() ?: "",
+                      WIFEXITED(status) ? "exited with status" : "was killed by signal",
+                      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 }
 
 int harness_run(char **ret_output, const char *fmt, ...) {
@@ -225,6 +280,16 @@ char *cmdf(const char *fmt, ...) {
         vsnprintf(buf, sizeof(ring[0]), fmt, ap);
         va_end(ap);
         return buf;
+}
+
+sd_bus *harness_silent_watcher(const char *address) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *b = NULL;
+
+        ck_assert_int_ge(sd_bus_open_system(&b), 0);
+        ck_assert_msg(sd_bus_call_method(b, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "Watch", &e, NULL, "s",
+                                         address) >= 0, "Watch %s: %s", address, e.message);
+        return b;
 }
 
 bool harness_wait(struct harness *h, const bool *done, unsigned timeout_ms) {
@@ -286,6 +351,15 @@ char *harness_expect(struct harness_child *c, const char *prefix, unsigned timeo
                         return NULL;
                 c->len += (size_t) k;
         }
+}
+
+void harness_expect_line(struct harness_child *c, const char *prefix, const char *needle) {
+        char *line = harness_expect(c, prefix, 10000);
+
+        ck_assert_msg(line, "never saw a line '%s...' (passed over: %s)", prefix, c->skipped);
+        if (needle)
+                ck_assert_msg(strstr(line, needle), "'%s' lacks '%s'", line, needle);
+        free(line);
 }
 
 int harness_child_wait(struct harness_child *c, unsigned timeout_ms) {

@@ -16,6 +16,10 @@ struct harness {
         const char *daemon;     /* the daemon binary: $VRD_DAEMON unless set */
         const char *const *wrapper; /* a command (NULL-terminated) that runs the daemon, e.g. setpriv */
         pid_t polkit_pid;       /* python3-dbusmock's polkitd, when started */
+        bool daemon_checked;    /* harness_start_daemon started it: harness_stop fails the test unless it exits 0 */
+        /* Runs in the daemon's child just before its exec (tests/service-manager.c). */
+        void (*before_exec)(void *userdata);
+        void *before_exec_userdata;
 };
 
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
@@ -33,8 +37,13 @@ void harness_start_polkit(struct harness *h);
 void harness_start_bus(struct harness *h);
 /* Starts h->daemon (or $VRD_DAEMON) with extra args (NULL-terminated) and waits for its name. */
 void harness_start_daemon(struct harness *h, const char *const *args);
+/* Stops what was started; a daemon of harness_start_daemon must exit 0 on
+ * SIGTERM (a sanitizer's or valgrind's report makes it exit otherwise), or the
+ * test fails with its log on stderr. */
 void harness_stop(struct harness *h);
 bool harness_daemon_alive(struct harness *h);
+/* sig to the daemon, and waits for it: its exit status, 128 + signal if killed. */
+int harness_kill_daemon(struct harness *h, int sig);
 /* SIGTERM to the daemon; its exit status, 128 + signal if killed, -1 if it still ran after timeout_ms. */
 int harness_terminate_daemon(struct harness *h, unsigned timeout_ms);
 
@@ -46,6 +55,10 @@ char *harness_assert_run(int want_status, const char *cmd, const char *const *ne
         harness_assert_run((want_status), (cmd), (const char *const[]) { __VA_ARGS__, NULL })
 /* Formats into one of a ring of buffers, so that several results live in one call. */
 char *cmdf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A peer on a connection of its own that watches address's set and never
+ * acknowledges a pause: it keeps a reset quiescing until its deadline. */
+sd_bus *harness_silent_watcher(const char *address);
 
 /* Processes bus messages until *done or timeout_ms passes; false on timeout. */
 bool harness_wait(struct harness *h, const bool *done, unsigned timeout_ms);
@@ -63,6 +76,8 @@ struct harness_child {
 void harness_spawn(struct harness_child *c, const char *const *argv);
 /* The next line that starts with prefix (earlier lines are consumed), or NULL on timeout. */
 char *harness_expect(struct harness_child *c, const char *prefix, unsigned timeout_ms);
+/* The next line that starts with prefix, with needle in it (NULL: any); the test fails on timeout. */
+void harness_expect_line(struct harness_child *c, const char *prefix, const char *needle);
 /* Waits for the process to end: its exit status, 128 + signal if killed, -1 on timeout. */
 int harness_child_wait(struct harness_child *c, unsigned timeout_ms);
 /* SIGKILLs it if it still runs, reaps it, closes its pipe. */

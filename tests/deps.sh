@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs what vfio-resetd needs to build, test and run its demo on Debian 12 (as root).
 # libdbus-1-dev, libpolkit-gobject-1-dev and systemd also for their .pc files
-# alone: configure reads where dbus-daemon, polkitd and systemd look.
+# alone: configure reads where dbus-daemon, polkitd and systemd look; clang with
+# libFuzzer (libclang-rt-dev), llvm's symbolizer and valgrind for .ci/run's
+# sanitizer, fuzz and memcheck passes.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt_get() { apt-get -o DPkg::Lock::Timeout=600 -q "$@"; }
@@ -12,4 +14,5 @@ apt_get install -y --no-install-recommends \
 	check umockdev libumockdev-dev dbus-daemon systemd udev libinih-dev python3-dbusmock bash-completion \
 	libvirt-dev libvirt-daemon \
 	libdbus-1-dev libpolkit-gobject-1-dev \
-	qemu-system-x86 busybox-static cpio kmod mmdebstrap e2fsprogs
+	qemu-system-x86 busybox-static cpio kmod mmdebstrap e2fsprogs \
+	clang libclang-rt-dev llvm valgrind

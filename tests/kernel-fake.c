@@ -25,6 +25,7 @@ static struct {
         char busy[128];
         char log[256];
         char begin_log[256];            /* a line per reset as it begins */
+        char open_log[256];             /* a line per group and device open */
 } fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_ms = 20 };
 
 static int errno_from_name(const char *n) {
@@ -68,6 +69,8 @@ int kernel_fake_configure(const char *spec) {
                         snprintf(fake.log, sizeof(fake.log), "%s", v);
                 else if (strcmp(kv, "begin_log") == 0)
                         snprintf(fake.begin_log, sizeof(fake.begin_log), "%s", v);
+                else if (strcmp(kv, "open_log") == 0)
+                        snprintf(fake.open_log, sizeof(fake.open_log), "%s", v);
         }
         pthread_mutex_unlock(&fake.lock);
         return 0;
@@ -86,8 +89,81 @@ static void reload(void) {
         (void) kernel_fake_configure(buf);
 }
 
+/* Appends a line to one of the double's logs (the path copied under the lock). */
+static void append_line(const char *which, const char *fmt, ...) _printf_(2, 3);
+static void append_line(const char *which, const char *fmt, ...) {
+        char path[256];
+        va_list ap;
+        FILE *f;
+
+        pthread_mutex_lock(&fake.lock);
+        snprintf(path, sizeof(path), "%s", which);
+        pthread_mutex_unlock(&fake.lock);
+        if (!*path || !(f = fopen(path, "ae")))
+                return;
+        va_start(ap, fmt);
+        vfprintf(f, fmt, ap);
+        va_end(ap);
+        fputc('\n', f);
+        fclose(f);
+}
+
+/* The double's memfds are named "vfio-fake-WHAT@WORLD", WORLD the umockdev
+ * testbed's folder: tests that run side by side each see their own kernel. */
+static void fake_name(char *buf, size_t size, const char *what) {
+        const char *dir = getenv("UMOCKDEV_DIR"), *slash = dir ? strrchr(dir, '/') : NULL;
+
+        snprintf(buf, size, "vfio-fake-%s%s%s", what, dir ? "@" : "", slash ? slash + 1 : dir ?: "");
+}
+
+/* How many open files (not fds: dups count once) of the memfd named name any
+ * process of this world holds: the kernel's count of a group's or a device's
+ * openers, where another process (the fd store) may hold them. */
+static unsigned open_files(const char *name) {
+        char want[300];
+        ino_t seen[64];
+        unsigned n = 0;
+        struct dirent *pe;
+        DIR *proc = opendir("/proc");
+
+        snprintf(want, sizeof(want), "/memfd:%s (deleted)", name);
+        while (proc && (pe = readdir(proc))) {
+                char dir[sizeof("/proc//fd") + sizeof(pe->d_name)];
+                struct dirent *fe;
+                DIR *fds;
+
+                if (pe->d_name[0] < '0' || pe->d_name[0] > '9')
+                        continue;
+                snprintf(dir, sizeof(dir), "/proc/%s/fd", pe->d_name);
+                fds = opendir(dir);
+                while (fds && (fe = readdir(fds))) {
+                        char path[sizeof(dir) + 256], target[sizeof(want)];
+                        struct stat st;
+                        bool dup = false;
+                        ssize_t k;
+
+                        snprintf(path, sizeof(path), "%s/%s", dir, fe->d_name);
+                        k = readlink(path, target, sizeof(target) - 1);
+                        if (k <= 0)
+                                continue;
+                        target[k] = '\0';
+                        if (strcmp(target, want) != 0 || stat(path, &st) < 0)
+                                continue;
+                        for (unsigned i = 0; i < n && i < ELEMENTSOF(seen); i++)
+                                dup = dup || seen[i] == st.st_ino;
+                        if (!dup && n < ELEMENTSOF(seen))
+                                seen[n++] = st.st_ino;
+                }
+                if (fds)
+                        closedir(fds);
+        }
+        if (proc)
+                closedir(proc);
+        return n;
+}
+
 static int fake_group_open(void *data, int group, int *ret_group_fd, int *ret_container_fd) {
-        char key[16];
+        char key[16], what[32], name[300];
         bool busy;
 
         reload();
@@ -95,15 +171,15 @@ static int fake_group_open(void *data, int group, int *ret_group_fd, int *ret_co
         pthread_mutex_lock(&fake.lock);
         busy = strstr(fake.busy, key) != NULL;
         pthread_mutex_unlock(&fake.lock);
+        snprintf(what, sizeof(what), "group-%d", group);
+        fake_name(name, sizeof(name), what);
+        /* As the kernel: one open file of a group at a time, whoever holds it. */
+        busy = busy || open_files(name) > 0;
+        append_line(fake.open_log, "group-open %d result=%d", group, busy ? -EBUSY : 0);
         if (busy)
                 return -EBUSY;
         /* A memfd named after the group: any dup of it says which group it is. */
-        {
-                char name[32];
-
-                snprintf(name, sizeof(name), "vfio-fake-group-%d", group);
-                *ret_group_fd = memfd_create(name, MFD_CLOEXEC);
-        }
+        *ret_group_fd = memfd_create(name, MFD_CLOEXEC);
         *ret_container_fd = eventfd(0, EFD_CLOEXEC);
         return *ret_group_fd < 0 ? -errno : 0;
 }
@@ -164,6 +240,25 @@ static int group_of(int fd) {
         return -EBADF;
 }
 
+/* As the real check (kernel-vfio.c): the group fd must be that group (the
+ * double's memfd of it, or its node), the container one of the double's
+ * (an eventfd). */
+static int fake_group_check(void *data, int group, int group_fd, int container_fd, char *why, size_t why_size) {
+        char target[512] = "?", ctarget[512] = "?";
+
+        (void) fd_target(group_fd, target, sizeof(target));
+        if (group_of(group_fd) != group) {
+                snprintf(why, why_size, "the group fd is %s, not IOMMU group %d", target, group);
+                return -EBADF;
+        }
+        (void) fd_target(container_fd, ctarget, sizeof(ctarget));
+        if (strcmp(ctarget, "anon_inode:[eventfd]") != 0) {
+                snprintf(why, why_size, "the container fd is %s, not a VFIO container", ctarget);
+                return -EBADF;
+        }
+        return 0;
+}
+
 static int sysfs_read(const struct pci_address *a, const char *attr, char *buf, size_t size) {
         char path[128], name[PCI_ADDRESS_STRLEN];
         FILE *f;
@@ -181,10 +276,11 @@ static int sysfs_read(const struct pci_address *a, const char *attr, char *buf, 
 
 static int fake_device_open(void *data, int group_fd, const struct pci_address *a, int *ret_device_fd,
                             bool *ret_can_reset) {
-        char methods[128] = "", name[64], address[PCI_ADDRESS_STRLEN], link[256], path[128], *slash;
+        char methods[128] = "", name[300], address[PCI_ADDRESS_STRLEN], link[256], path[128], *slash;
         ssize_t n;
         int fd;
 
+        reload();
         /* As the kernel: a group gives out only its own devices. */
         snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", pci_address_format(a, address));
         n = readlink(path, link, sizeof(link) - 1);
@@ -195,8 +291,11 @@ static int fake_device_open(void *data, int group_fd, const struct pci_address *
         if (!slash || group_of(group_fd) != atoi(slash + 1))
                 return -EINVAL;
 
-        /* A memfd named after the device: any dup of it says which device it is. */
-        snprintf(name, sizeof(name), "vfio-fake-%s", pci_address_format(a, address));
+        /* A memfd named after the device: any dup of it says which device it is.
+         * The kernel resets a function on its first open (vfio_pci_core_enable):
+         * the log says whether this one is. */
+        fake_name(name, sizeof(name), pci_address_format(a, address));
+        append_line(fake.open_log, "device-open %s first=%d", address, open_files(name) == 0);
         fd = memfd_create(name, MFD_CLOEXEC);
         if (fd < 0)
                 return -errno;
@@ -218,26 +317,8 @@ static int address_of(int fd, char ret[static PCI_ADDRESS_STRLEN]) {
         p = strstr(target, "vfio-fake-");
         if (!p)
                 return -EBADF;
-        snprintf(ret, PCI_ADDRESS_STRLEN, "%.*s", (int) strcspn(p + 10, " "), p + 10);
+        snprintf(ret, PCI_ADDRESS_STRLEN, "%.*s", (int) strcspn(p + 10, " @"), p + 10);
         return 0;
-}
-
-static void log_line(const char *fmt, ...) _printf_(1, 2);
-static void log_line(const char *fmt, ...) {
-        char path[256];
-        va_list ap;
-        FILE *f;
-
-        pthread_mutex_lock(&fake.lock);
-        snprintf(path, sizeof(path), "%s", fake.log);
-        pthread_mutex_unlock(&fake.lock);
-        if (!*path || !(f = fopen(path, "ae")))
-                return;
-        va_start(ap, fmt);
-        vfprintf(f, fmt, ap);
-        va_end(ap);
-        fputc('\n', f);
-        fclose(f);
 }
 
 /* The common part of both resets: take a while, then the configured outcome. */
@@ -279,25 +360,14 @@ static int fake_reset(int device_fd, const int *group_fds, size_t n_group_fds, b
                 snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids), "%s%d", i ? "+" : "", g);
         }
         start = monotonic_usec();
-        {
-                char path[256];
-                FILE *f;
-
-                pthread_mutex_lock(&fake.lock);
-                snprintf(path, sizeof(path), "%s", fake.begin_log);
-                pthread_mutex_unlock(&fake.lock);
-                if (*path && (f = fopen(path, "ae"))) {
-                        fprintf(f, "%s %s\n", hot ? "hot-reset" : "function-reset", a);
-                        fclose(f);
-                }
-        }
+        append_line(fake.begin_log, "%s %s", hot ? "hot-reset" : "function-reset", a);
         r = reset_outcome();
         end = monotonic_usec();
         if (hot)
-                log_line("hot-reset %s groups=%zu group_ids=%s result=%d start_usec=%" PRIu64 " end_usec=%" PRIu64,
+                append_line(fake.log, "hot-reset %s groups=%zu group_ids=%s result=%d start_usec=%" PRIu64 " end_usec=%" PRIu64,
                          a, n_group_fds, ids, r, start, end);
         else
-                log_line("function-reset %s result=%d start_usec=%" PRIu64 " end_usec=%" PRIu64, a, r, start,
+                append_line(fake.log, "function-reset %s result=%d start_usec=%" PRIu64 " end_usec=%" PRIu64, a, r, start,
                          end);
         return r;
 }
@@ -338,6 +408,7 @@ static const struct kernel_ops ops = {
         .name = "fake",
         .group_open = fake_group_open,
         .device_open = fake_device_open,
+        .group_check = fake_group_check,
         .low_power_exit = fake_low_power_exit,
         .hot_reset = fake_hot_reset,
         .function_reset = fake_function_reset,

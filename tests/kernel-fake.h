@@ -14,7 +14,16 @@
  * Configured by a spec "key=value,key=value": delay_ms=20, fail=EIO,
  * stall_ms=3000, lose=0000:04:00.1, busy=10+11 (groups that answer EBUSY),
  * log=/path, begin_log=/path (a line "hot-reset ADDR" as each reset begins,
- * with the spec it runs with already read). The spec comes from $VRD_FAKE_KERNEL, and is read again from the
+ * with the spec it runs with already read), open_log=/path (a line
+ * "group-open N result=R" for every group open, "device-open ADDR first=B"
+ * for every device fd, B 1 when no open file of the device exists anywhere
+ * in the world: the kernel resets a function on its first open).
+ *
+ * As the kernel, a group opens only while no process holds an open file of
+ * it (-EBUSY; systemd's fd store counts). The memfds are named
+ * "vfio-fake-group-N@WORLD" and "vfio-fake-ADDR@WORLD", WORLD the folder of
+ * $UMOCKDEV_DIR: tests side by side each see their own kernel. group_check
+ * knows its own fds: a group's memfd (or node), and eventfds as containers. The spec comes from $VRD_FAKE_KERNEL, and is read again from the
  * file $VRD_FAKE_KERNEL_FILE (if set) before every reset and group open. */
 
 #include "kernel.h"

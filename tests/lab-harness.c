@@ -19,12 +19,15 @@
 #include "bus-names.h"
 #include "lab-harness.h"
 #include "macro.h"
+#include "proc-state.h"
 #include "testbed.h"
 
 UMockdevTestbed *tb;
 struct harness h;
-char kernel_log[128], kernel_spec[128], config[128];
+char kernel_log[128], kernel_spec[128], config[128], open_log[128];
 const char *lab_kernel_spec;
+const char *const lab_daemon_args[] = { "--uevents=udev", "--config", config, NULL };
+void (*lab_start_daemon)(void);
 
 /* --- the daemon ------------------------------------------------------------ */
 
@@ -32,7 +35,7 @@ void set_kernel(const char *spec) {
         FILE *f = fopen(kernel_spec, "we");
 
         ck_assert_ptr_nonnull(f);
-        fprintf(f, "log=%s,%s\n", kernel_log, spec);
+        fprintf(f, "log=%s,open_log=%s,%s\n", kernel_log, open_log, spec);
         fclose(f);
 }
 
@@ -44,6 +47,7 @@ void setup(void) {
         h.daemon = getenv("VRD_FAKE_DAEMON");
         snprintf(kernel_log, sizeof(kernel_log), "%s/kernel.log", h.dir);
         snprintf(kernel_spec, sizeof(kernel_spec), "%s/kernel.spec", h.dir);
+        snprintf(open_log, sizeof(open_log), "%s/opens.log", h.dir);
         snprintf(config, sizeof(config), "%s/vfio-resetd.conf", h.dir);
         set_kernel(lab_kernel_spec ?: "delay_ms=20");
         setenv("VRD_FAKE_KERNEL_FILE", kernel_spec, 1);
@@ -58,7 +62,10 @@ void setup(void) {
         umockdev_testbed_set_property(tb, "/sys/devices/pci0000:00/0000:00:04.0/0000:02:00.1", "CURRENT_TAGS",
                                       ":vfio-resetd:");
         fclose(f);
-        harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", "--config", config, NULL });
+        if (lab_start_daemon)
+                lab_start_daemon();
+        else
+                harness_start_daemon(&h, lab_daemon_args);
 }
 
 void teardown(void) {
@@ -66,15 +73,23 @@ void teardown(void) {
         g_object_unref(tb);
 }
 
-/* Kernel resets logged by the double whose line has this text. */
-int count_resets(const char *address) {
+static int count_lines(const char *text, const char *file) {
         char *out = NULL;
         int n;
 
-        harness_run(&out, "grep -c -- '%s' '%s' 2>/dev/null || true", address, kernel_log);
+        harness_run(&out, "grep -c -- '%s' '%s' 2>/dev/null || true", text, file);
         n = atoi(out);
         free(out);
         return n;
+}
+
+/* Kernel resets logged by the double whose line has this text. */
+int count_resets(const char *text) {
+        return count_lines(text, kernel_log);
+}
+
+int count_opens(const char *text) {
+        return count_lines(text, open_log);
 }
 
 /* When the double's (only) kernel reset whose line has this text began and
@@ -256,17 +271,10 @@ void assert_idle(const char *path) {
 
 /* /proc/PID/stat's state: R, S, T (stopped), ...; 0 when gone. */
 char lab_state_of(pid_t pid) {
-        char path[64], buf[512], *p, state = 0;
-        FILE *f;
+        char dir[32], state = 0;
 
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        f = fopen(path, "re");
-        if (!f)
-                return 0;
-        if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
-                state = p[2];
-        fclose(f);
-        return state;
+        snprintf(dir, sizeof(dir), "/proc/%d", (int) pid);
+        return proc_stat_read(dir, &state, NULL, NULL) < 0 ? 0 : state;
 }
 
 /* A process that knows nothing of the daemon and holds group N open. */

@@ -16,9 +16,13 @@
 
 extern UMockdevTestbed *tb;
 extern struct harness h;
-extern char kernel_log[128], kernel_spec[128], config[128];
+extern char kernel_log[128], kernel_spec[128], config[128], open_log[128];
 /* The double's spec while setup() starts the daemon; "delay_ms=20" when NULL. */
 extern const char *lab_kernel_spec;
+/* The daemon's arguments in the lab. */
+extern const char *const lab_daemon_args[];
+/* How setup() starts the daemon once the bus is up: harness_start_daemon() when NULL. */
+extern void (*lab_start_daemon)(void);
 
 /* --- the daemon --- */
 /* The kernel double's spec for the next resets ("delay_ms=20,fail=EIO"; see kernel-fake.h). */
@@ -28,6 +32,8 @@ void setup(void);
 void teardown(void);
 /* Kernel resets logged by the double whose line has this text. */
 int count_resets(const char *text);
+/* The double's group and device opens (open_log) whose line has this text. */
+int count_opens(const char *text);
 /* When the double's (only) kernel reset whose line has this text began and
  * ended, CLOCK_MONOTONIC microseconds. */
 void reset_span(const char *text, uint64_t *ret_start, uint64_t *ret_end);

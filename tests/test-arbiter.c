@@ -12,9 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +22,7 @@
 #include "macro.h"
 #include "testbed.h"
 #include "lab-harness.h"
+#include "service-manager.h"
 
 
 /* --- tests ------------------------------------------------------------------------ */
@@ -687,41 +686,20 @@ END_TEST
 
 /* --- stopping ------------------------------------------------------------------------- */
 
-/* A daemon that tells systemd through $NOTIFY_SOCKET: the datagrams go to
- * *sock. With watchdog_usec, systemd's $WATCHDOG_USEC for it too. */
-static void restart_daemon_with_notify(int *sock, const char *watchdog_usec) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
+/* The daemon again, as systemd starts it: $NOTIFY_SOCKET read all along. */
+static void restart_daemon_with_notify(struct service_manager *sm) {
         ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", h.dir);
-        *sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        ck_assert_int_ge(*sock, 0);
-        ck_assert_int_eq(bind(*sock, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        setenv("NOTIFY_SOCKET", sa.sun_path, 1);
-        if (watchdog_usec)
-                setenv("WATCHDOG_USEC", watchdog_usec, 1);
-        harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", "--config", config, NULL });
-        unsetenv("NOTIFY_SOCKET");
-        unsetenv("WATCHDOG_USEC");
-}
-
-/* Everything the daemon told systemd so far, one string. */
-static void read_notify(int sock, char *buf, size_t size) {
-        ssize_t k;
-
-        while (strlen(buf) + 1 < size && (k = recv(sock, buf + strlen(buf), size - strlen(buf) - 2, 0)) > 0) {
-                buf[strlen(buf) + (size_t) k] = '\0';
-                strcat(buf, "\n");
-        }
+        service_manager_start(sm, h.dir, 64);
+        service_manager_start_daemon(sm, &h, (const char *const[]) { "--uevents=udev", "--config", config, NULL });
 }
 
 START_TEST(test_stop_mid_quiesce) {
+        struct service_manager sm;
         struct peer a, quiet;
         struct call c;
-        char said[1024] = "";
-        int sock;
+        char *said;
 
-        restart_daemon_with_notify(&sock, NULL);
+        restart_daemon_with_notify(&sm);
         peer_start(&a, "--take", "0000:04:00.0", NULL);
         peer_start(&quiet, "--silent", "--take", "0000:04:00.1", NULL);
         reset_async(&c, "0000:04:00.0", NULL);         /* a 10 s deadline: the stop comes first */
@@ -734,21 +712,22 @@ START_TEST(test_stop_mid_quiesce) {
         assert_peer_says(&a, "resume", "daemon-stopping");
         assert_peer_says(&quiet, "resume", "daemon-stopping");
         ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);        /* exited 0 by itself */
-        read_notify(sock, said, sizeof(said));
+        said = service_manager_said(&sm);
         ck_assert_msg(strstr(said, "READY=1") && strstr(said, "STOPPING=1"), "told systemd: %s", said);
+        free(said);
         ck_assert_int_eq(count_resets("0000:04"), 0);
-        close(sock);
+        service_manager_stop(&sm);
         peer_stop(&a);
         peer_stop(&quiet);
 }
 END_TEST
 
 START_TEST(test_stop_lets_the_kernel_finish) {
+        struct service_manager sm;
         struct peer a;
         struct call c;
-        int sock;
 
-        restart_daemon_with_notify(&sock, NULL);
+        restart_daemon_with_notify(&sm);
         set_kernel("delay_ms=800");
         peer_start(&a, "--take", "0000:04:00.0", NULL);
         reset_async(&c, "0000:04:00.0", NULL);
@@ -761,12 +740,29 @@ START_TEST(test_stop_lets_the_kernel_finish) {
         assert_peer_says(&a, "resume", "done");
         ck_assert_int_eq(count_resets("0000:04:00.0"), 1);
         ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
-        close(sock);
+        service_manager_stop(&sm);
         peer_stop(&a);
 }
 END_TEST
 
 /* --- the watchdog ---------------------------------------------------------------------- */
+
+/* The daemon again, as systemd starts it under WatchdogSec=: $WATCHDOG_USEC
+ * set, and the datagrams to $NOTIFY_SOCKET left on *sock, read by the test. */
+static void restart_daemon_with_watchdog(int *sock, const char *watchdog_usec) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", h.dir);
+        *sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        ck_assert_int_ge(*sock, 0);
+        ck_assert_int_eq(bind(*sock, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+        setenv("WATCHDOG_USEC", watchdog_usec, 1);
+        harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", "--config", config, NULL });
+        unsetenv("NOTIFY_SOCKET");
+        unsetenv("WATCHDOG_USEC");
+}
 
 /* The times (CLOCK_MONOTONIC usec) of the WATCHDOG=1 datagrams on sock within
  * span_usec; returns how many, at most max kept. */
@@ -798,7 +794,7 @@ START_TEST(test_watchdog_keepalive) {
         size_t n;
         int sock;
 
-        restart_daemon_with_notify(&sock, "2000000");
+        restart_daemon_with_watchdog(&sock, "2000000");
         start = monotonic_usec();
         n = watchdog_pings(sock, 7 * USEC_PER_SEC, at, ELEMENTSOF(at));
         ck_assert_msg(n >= 4, "%zu WATCHDOG=1 in 7 s with WATCHDOG_USEC=2 s", n);

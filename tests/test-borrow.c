@@ -19,25 +19,9 @@
 #include "lab-harness.h"
 #include "macro.h"
 
-static char state_of(pid_t pid);
 static void unhold(pid_t pid) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-}
-
-/* /proc/PID/stat's state: R, S, T (stopped), ...; 0 when gone. */
-static char state_of(pid_t pid) {
-        char path[64], buf[512], *p, state = 0;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        f = fopen(path, "re");
-        if (!f)
-                return 0;
-        if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
-                state = p[2];
-        fclose(f);
-        return state;
 }
 
 /* The daemon's open fds, but sockets: umockdev connects one to its ioctl
@@ -73,7 +57,7 @@ static void wait_watching(struct call *c, const pid_t *holders, size_t n, bool *
                 ret_seen_stopped[i] = false;
         for (int k = 0; k < 3000 && !c->done; k++) {
                 for (size_t i = 0; i < n; i++)
-                        ret_seen_stopped[i] = ret_seen_stopped[i] || state_of(holders[i]) == 'T';
+                        ret_seen_stopped[i] = ret_seen_stopped[i] || lab_state_of(holders[i]) == 'T';
                 (void) harness_wait(&h, &c->done, 10);
         }
         ck_assert_msg(c->done, "ResetDevice got no answer");
@@ -83,7 +67,7 @@ static void assert_running(pid_t pid) {
         char s = 0;
 
         /* SIGCONT takes effect at once, but give the scheduler a moment */
-        for (int i = 0; i < 100 && (s = state_of(pid)) == 'T'; i++)
+        for (int i = 0; i < 100 && (s = lab_state_of(pid)) == 'T'; i++)
                 usleep(10000);
         ck_assert_msg(s && s != 'T', "holder %d is %s", (int) pid, s ? "still stopped" : "gone");
 }
@@ -163,12 +147,12 @@ START_TEST(test_a_holder_stopped_before_stays_stopped) {
         struct call c;
 
         kill(v[0], SIGSTOP);
-        for (int i = 0; i < 100 && state_of(v[0]) != 'T'; i++)
+        for (int i = 0; i < 100 && lab_state_of(v[0]) != 'T'; i++)
                 usleep(10000);
         reset_sync(&c, "0000:03:00.0", "Borrow=b1,Force=b1");
         ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
         usleep(100000);
-        ck_assert_int_eq(state_of(v[0]), 'T');  /* not ours to continue */
+        ck_assert_int_eq(lab_state_of(v[0]), 'T');  /* not ours to continue */
         assert_running(v[1]);
         unhold(v[0]);
         unhold(v[1]);
@@ -238,7 +222,7 @@ START_TEST(test_holder_killed_while_stopped) {
         reset_async(&c, "0000:03:00.0", "Borrow=b1,Force=b1");
         /* once it is stopped (the reset under way), it dies */
         for (int i = 0; i < 300 && !seen; i++) {
-                seen = state_of(v[1]) == 'T';
+                seen = lab_state_of(v[1]) == 'T';
                 if (!seen)
                         (void) harness_wait(&h, &c.done, 10);
         }
@@ -300,7 +284,7 @@ START_TEST(test_holder_of_two_sets_stays_stopped_for_both) {
         /* The first is over; while the second is still in the kernel, the holder stays stopped. The
          * holder is looked at first, the set after: "resetting" then means it was looked at in time. */
         while (!b.done) {
-                char s0 = state_of(holder), *state = get_string(VRD_DEVSET_PATH_PREFIX "/dev_0000_07_10_0",
+                char s0 = lab_state_of(holder), *state = get_string(VRD_DEVSET_PATH_PREFIX "/dev_0000_07_10_0",
                                                                   VRD_DEVSET_IFACE, "State");
 
                 if (strcmp(state, "resetting") == 0) {

@@ -89,25 +89,7 @@ static void assert_set_peers(size_t n) {
         ck_abort_msg("bus_0000_04 has %zu peers, not %zu", k, n);
 }
 
-/* SIGKILL: the daemon cannot send a Resume, nor anything else, on its way out. */
-static void kill_daemon(void) {
-        ck_assert_int_eq(kill(h.daemon_pid, SIGKILL), 0);
-        ck_assert_int_eq(waitpid(h.daemon_pid, NULL, 0), h.daemon_pid);
-        h.daemon_pid = 0;
-}
 
-/* A peer that watches the device's set and never acknowledges a pause: it
- * keeps a reset quiescing until its deadline. Not a vrd_peer, so that nothing
- * of the library under test answers for it. */
-static sd_bus *silent_watcher(const char *address) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus *b = NULL;
-
-        ck_assert_int_ge(sd_bus_open_system(&b), 0);
-        ck_assert_msg(sd_bus_call_method(b, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "Watch", &e, NULL, "s",
-                                         address) >= 0, "Watch %s: %s", address, e.message);
-        return b;
-}
 
 static const char *unique_name(vrd_peer *p) {
         const char *name = NULL;
@@ -149,14 +131,6 @@ static pid_t expect_pid(struct harness_child *c) {
         return pid;
 }
 
-static void expect(struct harness_child *c, const char *prefix, const char *needle) {
-        char *line = harness_expect(c, prefix, 10000);
-
-        ck_assert_msg(line, "never saw a line '%s...' (passed over: %s)", prefix, c->skipped);
-        if (needle)
-                ck_assert_msg(strstr(line, needle), "'%s' lacks '%s'", line, needle);
-        free(line);
-}
 
 /* --- the library ------------------------------------------------------------ */
 
@@ -322,10 +296,10 @@ START_TEST(test_deferred_ack_and_forged_pause) {
 
         harness_spawn(&reset, (const char *const[]) { ctl(), "reset", "04:00.0", NULL });
         ck_assert(pump(p, &ev.pauses, 1, 10000));
-        expect(&reset, "quiescing: 0 of 1 peer acked", NULL);
+        harness_expect_line(&reset, "quiescing: 0 of 1 peer acked", NULL);
         ck_assert_int_eq(vrd_peer_pause_complete(p, ev.reset_id), 0);
-        expect(&reset, "quiescing: 1 of 1 peer acked", NULL);
-        expect(&reset, "done in ", NULL);
+        harness_expect_line(&reset, "quiescing: 1 of 1 peer acked", NULL);
+        harness_expect_line(&reset, "done in ", NULL);
         ck_assert_int_eq(harness_child_wait(&reset, 10000), 0);
         ck_assert(pump(p, &ev.resumes, 1, 5000));
         ck_assert_str_eq(ev.result, "done");
@@ -339,7 +313,7 @@ END_TEST
 START_TEST(test_daemon_gone) {
         struct events ev = { .defer = true };
         struct harness_child reset;
-        sd_bus *silent = silent_watcher("04:00.1");
+        sd_bus *silent = harness_silent_watcher("04:00.1");
         uint64_t killed;
         vrd_peer *p;
 
@@ -351,7 +325,7 @@ START_TEST(test_daemon_gone) {
         ck_assert(pump(p, &ev.pauses, 1, 10000));
         ck_assert_str_eq(ev.type, "pause");
 
-        kill_daemon();
+        harness_kill_daemon(&h, SIGKILL);     /* it cannot send a Resume, nor anything else */
         killed = monotonic_usec();
         ck_assert_msg(pump(p, &ev.resumes, 1, 2000), "no resume within 2 s of the daemon's death");
         ck_assert_str_eq(ev.result, "daemon-gone");
@@ -394,13 +368,13 @@ START_TEST(test_example_peer) {
         assert_man_page_shows("example-peer.c");
         snprintf(path, sizeof(path), "%s/example-peer", getenv("TESTS_BUILDDIR"));
         harness_spawn(&peer, (const char *const[]) { path, "0000:04:00.0", NULL });
-        expect(&peer, "took", "0000:04:00.0");
+        harness_expect_line(&peer, "took", "0000:04:00.0");
 
         free(assert_run(0, cmdf("%s reset 04:00.1", ctl()), "Resetting dev_set bus_0000_04 (1 peer)\n", "reset 1 started\n",
                         "quiescing: 1 of 1 peer acked\n", "resetting\n", "resuming\n",
                         "done in "));
-        expect(&peer, "pause", "pause pause");
-        expect(&peer, "resume", "resume done");
+        harness_expect_line(&peer, "pause", "pause pause");
+        harness_expect_line(&peer, "resume", "resume done");
 
         out = assert_run(0, cmdf("%s --json reset 0000:04:00.0 --timeout=5", ctl()), "\"result\"");
         o = json_tokener_parse(out);
@@ -414,7 +388,7 @@ START_TEST(test_example_peer) {
         ck_assert_ptr_null(strstr(out, "quiescing"));            /* JSON only */
         json_object_put(o);
         free(out);
-        expect(&peer, "resume", "resume done");
+        harness_expect_line(&peer, "resume", "resume done");
         harness_child_stop(&peer);
 }
 END_TEST
@@ -480,20 +454,20 @@ START_TEST(test_hold) {
         harness_spawn(&hold, (const char *const[]) { ctl(), "hold", "04:00.0", "0000:04:00.1", "--", "sh", script,
                                                      stop, NULL });
         pid = expect_pid(&hold);
-        expect(&hold, "env", "env 0000:04:00.0 0000:04:00.1");
-        /* the kernel double's device fds are memfds named after their device */
-        expect(&hold, "fds", "fds 0000:04:00.0 /memfd:vfio-fake-0000:04:00.0 (deleted) anon_inode:[eventfd]");
-        expect(&hold, "fds", "fds 0000:04:00.1 /memfd:vfio-fake-0000:04:00.1 (deleted) anon_inode:[eventfd]");
+        harness_expect_line(&hold, "env", "env 0000:04:00.0 0000:04:00.1");
+        /* the kernel double's device fds are memfds named after their device (and the testbed) */
+        harness_expect_line(&hold, "fds 0000:04:00.0 /memfd:vfio-fake-0000:04:00.0@", " (deleted) anon_inode:[eventfd]");
+        harness_expect_line(&hold, "fds 0000:04:00.1 /memfd:vfio-fake-0000:04:00.1@", " (deleted) anon_inode:[eventfd]");
         assert_set_peers(1);
         ck_assert_int_ne(process_state(pid), 'T');
 
         /* While the set is reset the command is stopped, after it it runs again. */
         set_kernel("delay_ms=600");
         harness_spawn(&reset, (const char *const[]) { ctl(), "reset", "04:00.0", NULL });
-        expect(&reset, "quiescing: 1 of 1 peer acked", NULL);
-        expect(&reset, "resetting", NULL);
+        harness_expect_line(&reset, "quiescing: 1 of 1 peer acked", NULL);
+        harness_expect_line(&reset, "resetting", NULL);
         ck_assert_msg(held_still(pid), "the command runs during the reset: state %c", process_state(pid));
-        expect(&reset, "done in ", NULL);
+        harness_expect_line(&reset, "done in ", NULL);
         ck_assert_int_eq(harness_child_wait(&reset, 10000), 0);
         for (int i = 0; i < 200 && process_state(pid) == 'T'; i++)
                 usleep(10000);
@@ -562,7 +536,7 @@ START_TEST(test_hold_waits_for_reset) {
 
         set_kernel("delay_ms=800");
         harness_spawn(&reset, (const char *const[]) { ctl(), "reset", "04:00.0", NULL });
-        expect(&reset, "resetting", NULL);
+        harness_expect_line(&reset, "resetting", NULL);
         harness_spawn(&hold, (const char *const[]) { ctl(), "hold", "04:00.1", "--", "sh", "-c", "echo started",
                                                      NULL });
         line = harness_expect(&hold, "started", 10000);
@@ -584,7 +558,7 @@ END_TEST
  * it, says why, and keeps it running to exit with its status. */
 START_TEST(test_hold_daemon_gone) {
         struct harness_child hold, reset;
-        sd_bus *silent = silent_watcher("04:00.1");
+        sd_bus *silent = harness_silent_watcher("04:00.1");
         char *line;
         pid_t pid;
 
@@ -594,14 +568,14 @@ START_TEST(test_hold_daemon_gone) {
         assert_set_peers(2);
         harness_spawn(&reset, (const char *const[]) { ctl(), "reset", "04:00.0", "--timeout=30", NULL });
         /* hold acknowledged, the silent watcher never will: the reset stays quiescing */
-        expect(&reset, "quiescing: 1 of 2 peers acked", NULL);
+        harness_expect_line(&reset, "quiescing: 1 of 2 peers acked", NULL);
         ck_assert_int_eq(process_state(pid), 'T');
 
-        kill_daemon();
+        harness_kill_daemon(&h, SIGKILL);
         for (int i = 0; i < 200 && process_state(pid) == 'T'; i++)
                 usleep(10000);
         ck_assert_msg(process_state(pid) != 'T', "the command is still stopped 2 s after the daemon died");
-        expect(&hold, "vfio-resetctl: vfio-resetd left the bus during reset 1; resuming sh (pid ", NULL);
+        harness_expect_line(&hold, "vfio-resetctl: vfio-resetd left the bus during reset 1; resuming sh (pid ", NULL);
         ck_assert_int_eq(kill(pid, 0), 0);
         ck_assert_int_eq(harness_child_wait(&hold, 300), -1);   /* hold stays with its command */
 
@@ -636,12 +610,12 @@ static int count_lookup(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 /* A take that found the set paused holds the command back; the daemon dying then ends hold. */
 START_TEST(test_hold_daemon_gone_before_start) {
         struct harness_child hold, reset;
-        sd_bus *silent = silent_watcher("04:00.1");
+        sd_bus *silent = harness_silent_watcher("04:00.1");
         sd_bus_slot *slot = NULL;
         unsigned lookups = 0;
 
         harness_spawn(&reset, (const char *const[]) { ctl(), "reset", "04:00.0", "--timeout=30", NULL });
-        expect(&reset, "quiescing: 0 of 1 peer acked", NULL);
+        harness_expect_line(&reset, "quiescing: 0 of 1 peer acked", NULL);
         /* hold is set up, waiting for the Resume, once the daemon answered both of its
          * lookups of the set's path (the library's and its own); a daemon killed before
          * that fails the take instead */
@@ -658,8 +632,8 @@ START_TEST(test_hold_daemon_gone_before_start) {
                                             "org.freedesktop.DBus", "RemoveMatch", NULL, NULL, "s", LOOKUPS), 0);
         sd_bus_slot_unref(slot);
         assert_set_peers(2);    /* a call of ours, answered after hold's */
-        kill_daemon();
-        expect(&hold, "vfio-resetctl: vfio-resetd left the bus during a reset of " SET04 "; not starting sh", NULL);
+        harness_kill_daemon(&h, SIGKILL);
+        harness_expect_line(&hold, "vfio-resetctl: vfio-resetd left the bus during a reset of " SET04 "; not starting sh", NULL);
         ck_assert_int_eq(harness_child_wait(&hold, 10000), 1);
         ck_assert_ptr_null(harness_expect(&hold, "started", 200));
         harness_child_stop(&reset);

@@ -221,11 +221,12 @@ static void wait_holding(pid_t pid) {
  * opens, and the holder runs outside umockdev's preload. */
 static pid_t hold_group_private_dev(const char *group) {
         char node[PATH_MAX], script[512];
+        g_autofree gchar *root = umockdev_testbed_get_root_dir(tb);        /* the caller's to free */
         struct stat st;
         pid_t pid;
 
         ck_assert_int_eq(stat("/dev/full", &st), 0);
-        snprintf(node, sizeof(node), "%s/dev/vfio/%s", umockdev_testbed_get_root_dir(tb), group);
+        snprintf(node, sizeof(node), "%s/dev/vfio/%s", root, group);
         ck_assert_msg(unlink(node) == 0 && symlink("/dev/full", node) == 0, "cannot replace %s: %m", node);
         snprintf(script, sizeof(script),
                  "mount -t tmpfs tmpfs /dev && mkdir /dev/vfio && mknod /dev/vfio/%s c %u %u && "

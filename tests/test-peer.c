@@ -4,8 +4,11 @@
  *   took ADDR paused=B fds=OK | watching ADDR | error NAME MESSAGE
  *   pause ID TYPE ADDR... | acked ID | resume ID RESULT
  * "ready NAME" comes once every take and watch is answered.
- * Usage: test-peer [--take ADDR]... [--watch ADDR]... [--silent] [--ack-after MS] */
+ * Usage: test-peer [--keep] [--take ADDR]... [--watch ADDR]... [--silent] [--ack-after MS]
+ * --keep holds on to the fds it took (else they close with the reply), as a
+ * peer that uses them does. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,7 +23,7 @@
 
 static sd_bus *bus;
 static sd_event *event;
-static bool silent;
+static bool silent, keep;
 static uint64_t ack_after_usec;
 
 static int ack(uint64_t id) {
@@ -83,9 +86,12 @@ static int call(const char *method, const char *address) {
         r = sd_bus_call_method(bus, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE, method, &e, &reply, "s", address);
         if (r < 0)
                 printf("error %s %s\n", e.name, e.message);
-        else if (strcmp(method, "TakeDevice") == 0 && sd_bus_message_read(reply, "hhb", &device, &iommu, &paused) >= 0)
+        else if (strcmp(method, "TakeDevice") == 0 && sd_bus_message_read(reply, "hhb", &device, &iommu, &paused) >= 0) {
                 printf("took %s paused=%d fds=%s\n", address, paused,
                        fstat(device, &a) == 0 && fstat(iommu, &b) == 0 ? "OK" : "BAD");
+                if (keep && (fcntl(device, F_DUPFD_CLOEXEC, 3) < 0 || fcntl(iommu, F_DUPFD_CLOEXEC, 3) < 0))
+                        printf("error keep %m\n");
+        }
         else
                 printf("watching %s\n", address);
         sd_bus_error_free(&e);
@@ -99,6 +105,7 @@ int main(int argc, char *argv[]) {
                 { "watch", required_argument, NULL, 'w' },
                 { "silent", no_argument, NULL, 's' },
                 { "ack-after", required_argument, NULL, 'a' },
+                { "keep", no_argument, NULL, 'k' },
                 {}
         };
         int c;
@@ -126,6 +133,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'a':
                         ack_after_usec = (uint64_t) atoi(optarg) * 1000;
+                        break;
+                case 'k':
+                        keep = true;
                         break;
                 default:
                         return 2;

@@ -8,6 +8,7 @@
  * fields of its log lines are checked against a fake journal ("journal"). */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,9 +226,9 @@ static struct peer *peer(const char *name, const char *device, bool take) {
         ck_assert_int_ge(peer_get(&m->peers, name, &p), 0);
         p->pid = getpid();
         if (take)
-                ck_assert_int_ge(peer_add(&p->claims, &p->n_claims, &a), 0);
+                ck_assert_int_ge(pci_address_set_add(&p->claims, &p->n_claims, &a), 0);
         else
-                ck_assert_int_ge(peer_add(&p->watches, &p->n_watches, &a), 0);
+                ck_assert_int_ge(pci_address_set_add(&p->watches, &p->n_watches, &a), 0);
         return p;
 }
 
@@ -805,16 +806,18 @@ static int script_stop(struct quiesce_target *qt, uint64_t deadline, quiesce_don
 
 static dev_t holder_rdev[2];    /* the device numbers of the holders' groups */
 
-/* How many fds of this process are a holder's group: borrowed ones. */
+/* How many fds of this process are a holder's group: borrowed ones (not the
+ * O_PATH lookups of the double's worker, which tells groups by their node). */
 static unsigned borrowed_open(void) {
         DIR *d = opendir("/proc/self/fd");
         struct dirent *de;
         unsigned n = 0;
 
         while (d && (de = readdir(d))) {
+                int fd = atoi(de->d_name), fl = fcntl(fd, F_GETFL);
                 struct stat st;
 
-                if (de->d_name[0] != '.' && fstat(atoi(de->d_name), &st) >= 0 && S_ISCHR(st.st_mode) &&
+                if (de->d_name[0] != '.' && fl >= 0 && !(fl & O_PATH) && fstat(fd, &st) >= 0 && S_ISCHR(st.st_mode) &&
                     (st.st_rdev == holder_rdev[0] || st.st_rdev == holder_rdev[1]))
                         n++;
         }

@@ -102,12 +102,17 @@ START_TEST(test_functions) {
 }
 END_TEST
 
-START_TEST(test_sets_of_the_lab) {
+/* The ids of every dev_set of the testbed, in order, are these. */
+static void assert_set_ids(const char *want) {
         struct topology *t = scan(NULL);
 
-        ck_assert_str_eq(set_ids(t), "bus_0000_01 bus_0000_04 bus_0000_05 bus_0000_06 dev_0000_00_02_0 "
-                                     "dev_0000_07_10_0 dev_0000_07_10_1 slot_0000_02_1 slot_0000_03_3");
+        ck_assert_str_eq(set_ids(t), want);
         topology_free(t);
+}
+
+START_TEST(test_sets_of_the_lab) {
+        assert_set_ids("bus_0000_01 bus_0000_04 bus_0000_05 bus_0000_06 dev_0000_00_02_0 "
+                       "dev_0000_07_10_0 dev_0000_07_10_1 slot_0000_02_1 slot_0000_03_3");
 }
 END_TEST
 
@@ -162,6 +167,121 @@ START_TEST(test_unbind_changes_sets) {
 }
 END_TEST
 
+/* A PCIe switch behind root port 00:09.0 (tests/topologies/switch.umockdev):
+ * downstream ports 06:00.0 (pciehp, slot 5), 06:01.0 (no hotplug), 06:02.0
+ * (slot 7 of the platform, its hotplug service unbound) and 06:03.0 (pciehp,
+ * slot 8, an SR-IOV PF with two VFs). */
+static void setup_switch(void) {
+        tb = testbed_new("switch");
+        udev = udev_new();
+        ck_assert_ptr_nonnull(udev);
+}
+
+/* "kind: member,member; reaches: function,function" of the set with this id. */
+static char *describe_set(const struct topology *t, const char *id) {
+        static char text[1024];
+        struct dev_set_specs *s = NULL;
+        const struct dev_set_spec *set = NULL;
+        char a[PCI_ADDRESS_STRLEN];
+
+        ck_assert_int_eq(dev_set_rule_apply(t, &s), 0);
+        for (size_t i = 0; i < s->n_sets; i++)
+                if (strcmp(s->sets[i].id, id) == 0)
+                        set = &s->sets[i];
+        ck_assert_msg(set, "no set %s", id);
+        snprintf(text, sizeof(text), "%s:", dev_set_kind_to_string(set->kind));
+        for (size_t i = 0; i < set->n_members; i++) {
+                strcat(text, i ? "," : " ");
+                strcat(text, pci_address_format(&t->functions[set->members[i]].address, a));
+        }
+        strcat(text, "; reaches:");
+        for (size_t i = 0; i < set->n_foreign; i++) {
+                strcat(text, i ? "," : " ");
+                strcat(text, pci_address_format(&t->functions[set->foreign[i]].address, a));
+        }
+        dev_set_specs_free(s);
+        return text;
+}
+
+START_TEST(test_switch_sets) {
+        assert_set_ids("bus_0000_08 bus_0000_09 dev_0000_0a_10_0 dev_0000_0a_10_2 slot_0000_07_5 slot_0000_0a_8");
+}
+END_TEST
+
+/* The function's slot (NULL: none) and whether it can be reset, and the
+ * description of the set it is in. */
+static void assert_in_set(const char *address, const char *slot, bool resettable, const char *set_id,
+                          const char *description) {
+        struct topology *t = scan(NULL);
+        const struct pci_function *f = get(t, address);
+
+        if (slot)
+                ck_assert_str_eq(f->slot, slot);
+        else
+                ck_assert_ptr_null(f->slot);
+        ck_assert_msg(f->slot_resettable == resettable, "%s: slot_resettable is %d", address, f->slot_resettable);
+        ck_assert_str_eq(describe_set(t, set_id), description);
+        topology_free(t);
+}
+
+/* The downstream port's hotplug service device is 0000:06:00.0:pcie204, not
+ * :pcie004 as on a root port: pciehp on it makes slot 5 resettable. */
+START_TEST(test_switch_downstream_port_with_pciehp) {
+        assert_in_set("0000:07:00.0", "5", true, "slot_0000_07_5", "slot: 0000:07:00.0,0000:07:00.1; reaches:");
+}
+END_TEST
+
+/* hotplug=off: no slot, no hotplug service; the bandwidth service bound to
+ * its own driver does not count. */
+START_TEST(test_switch_downstream_port_without_hotplug) {
+        assert_in_set("0000:08:00.0", NULL, false, "bus_0000_08", "bus: 0000:08:00.0,0000:08:00.1; reaches:");
+}
+END_TEST
+
+/* Both functions of the igb behind the pciehp port are one set across their
+ * two groups, and neither of the switch's sets reaches the other port's
+ * functions, although both ports sit on the switch's internal bus 06. */
+START_TEST(test_multifunction_behind_switch) {
+        struct topology *t = scan(NULL);
+        char *ids;
+
+        ck_assert_int_eq(get(t, "0000:07:00.0")->iommu_group, 30);
+        ck_assert_int_eq(get(t, "0000:07:00.1")->iommu_group, 31);
+        ids = set_ids(t);
+        ck_assert_ptr_null(strstr(ids, "bus_0000_07"));
+        ck_assert_ptr_null(strstr(ids, "bus_0000_06"));
+        topology_free(t);
+        assert_in_set("0000:07:00.1", "5", true, "slot_0000_07_5", "slot: 0000:07:00.0,0000:07:00.1; reaches:");
+        assert_in_set("0000:08:00.1", NULL, false, "bus_0000_08", "bus: 0000:08:00.0,0000:08:00.1; reaches:");
+}
+END_TEST
+
+/* A PF on vfio-pci with its VFs on vfio-pci, behind a pciehp port: each VF
+ * is a dev_set of its own; the PF's set is its slot, which its VFs are not
+ * in (their device numbers are not the slot's). */
+START_TEST(test_sriov_pf_with_vfs) {
+        struct topology *t = scan(NULL);
+        const struct pci_function *vf = get(t, "0000:0a:10.2");
+
+        ck_assert(vf->virtfn);
+        ck_assert_uint_eq(vf->physfn.bus, 0x0a);
+        ck_assert_uint_eq(vf->physfn.slot, 0);
+        ck_assert(!get(t, "0000:0a:00.0")->virtfn);
+        topology_free(t);
+        assert_in_set("0000:0a:00.0", "8", true, "slot_0000_0a_8", "slot: 0000:0a:00.0; reaches:");
+        assert_in_set("0000:0a:10.0", NULL, false, "dev_0000_0a_10_0", "single: 0000:0a:10.0; reaches:");
+        assert_in_set("0000:0a:10.2", NULL, false, "dev_0000_0a_10_2", "single: 0000:0a:10.2; reaches:");
+}
+END_TEST
+
+/* Slot 7 is the platform's: the port's hotplug service device exists but no
+ * driver took it (pciehp leaves a slot another hotplug driver registered),
+ * so the slot cannot be reset and the set is the bus. */
+START_TEST(test_slot_without_hotplug_driver) {
+        assert_in_set("0000:09:00.0", "7", false, "bus_0000_09", "bus: 0000:09:00.0; reaches:");
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("topology");
         TCase *tc = tcase_create("lab");
@@ -171,6 +291,16 @@ int main(void) {
         tcase_add_test(tc, test_sets_of_the_lab);
         tcase_add_test(tc, test_variant_drivers);
         tcase_add_test(tc, test_unbind_changes_sets);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("switch");
+        tcase_add_checked_fixture(tc, setup_switch, teardown);
+        tcase_add_test(tc, test_switch_sets);
+        tcase_add_test(tc, test_switch_downstream_port_with_pciehp);
+        tcase_add_test(tc, test_switch_downstream_port_without_hotplug);
+        tcase_add_test(tc, test_multifunction_behind_switch);
+        tcase_add_test(tc, test_sriov_pf_with_vfs);
+        tcase_add_test(tc, test_slot_without_hotplug_driver);
         suite_add_tcase(s, tc);
         return check_run(s);
 }

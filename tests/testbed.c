@@ -22,11 +22,18 @@ static void mkdir_parents(const char *path) {
                 }
 }
 
+/* umockdev_testbed_get_sys_dir() returns a string of the caller's (umockdev's API: "transfer full"). */
+static void sys_path(UMockdevTestbed *tb, const char *sys_relpath, char path[static PATH_MAX]) {
+        g_autofree gchar *sys = umockdev_testbed_get_sys_dir(tb);
+
+        snprintf(path, PATH_MAX, "%s/%s", sys, sys_relpath);
+}
+
 void testbed_write(UMockdevTestbed *tb, const char *sys_relpath, const char *value) {
         char path[PATH_MAX];
         FILE *f;
 
-        snprintf(path, sizeof(path), "%s/%s", umockdev_testbed_get_sys_dir(tb), sys_relpath);
+        sys_path(tb, sys_relpath, path);
         mkdir_parents(path);
         f = fopen(path, "we");
         ck_assert_msg(f, "cannot write %s: %m", path);
@@ -37,14 +44,14 @@ void testbed_write(UMockdevTestbed *tb, const char *sys_relpath, const char *val
 void testbed_unlink(UMockdevTestbed *tb, const char *sys_relpath) {
         char path[PATH_MAX];
 
-        snprintf(path, sizeof(path), "%s/%s", umockdev_testbed_get_sys_dir(tb), sys_relpath);
+        sys_path(tb, sys_relpath, path);
         ck_assert_msg(unlink(path) == 0, "unlink %s: %m", path);
 }
 
 void testbed_symlink(UMockdevTestbed *tb, const char *sys_relpath, const char *target) {
         char path[PATH_MAX];
 
-        snprintf(path, sizeof(path), "%s/%s", umockdev_testbed_get_sys_dir(tb), sys_relpath);
+        sys_path(tb, sys_relpath, path);
         mkdir_parents(path);
         (void) unlink(path);
         ck_assert_msg(symlink(target, path) == 0, "symlink %s: %m", path);

@@ -44,11 +44,19 @@
  *   started ID DEVSET | finished ID DEVSET RESULT duration_usec=N   (broadcasts,
  *                                     unless --no-broadcasts)
  *   released ADDR | exiting
+ *   daemon-gone OLD | daemon-back NEW              (the owner of org.vfioresetd1 changed)
+ *   rejoined ADDR paused=B reg=0xOFF value=0xV    (with --rejoin: taken again from a
+ *                                     restarted daemon, its register read through the old
+ *                                     mapping) | rejoin-error ADDR NAME MESSAGE
  *
  * Usage: bar-peer --take ADDR [--take ADDR]... [--ack | --silent | --ack-after MS]
  *          [--reg OFFSET] [--value V] [--busy MS] [--release-on-resume]
  *          [--exit-on-resume] [--log FILE] [--times FILE] [--prefix TEXT]
- *          [--no-broadcasts]
+ *          [--no-broadcasts] [--rejoin]
+ *
+ * --rejoin keeps the claims across a restart of the daemon, as docs/dbus-api.md
+ * (TakeDevice) says a peer does: when a daemon takes the bus name, TakeDevice
+ * again for every device it holds; the fds and mapping it had stay its own.
  *
  * It is also the scenarios' requester, because busctl prints a failed call's
  * message but not its error name:
@@ -110,7 +118,7 @@ static enum { ACK, SILENT, ACK_AFTER } mode = ACK;
 static uint64_t ack_after_usec;
 static uint32_t reg = 0x3800, value = 0x5a5a5a00;
 static unsigned busy_ms;
-static bool release_on_resume, exit_on_resume, no_broadcasts;
+static bool release_on_resume, exit_on_resume, no_broadcasts, rejoin;
 static FILE *logf, *timesf;
 static const char *prefix = "";
 
@@ -422,6 +430,41 @@ static int take(const char *address)
 	return 0;
 }
 
+/* The daemon's name changed hands: with --rejoin, take every device again
+ * from the new owner; the new fds close with the reply, ours stay. */
+static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	const char *name, *old_owner, *new_owner;
+
+	(void)userdata;
+	(void)error;
+	if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
+		return 0;
+	if (*old_owner)
+		say("daemon-gone %s", old_owner);
+	if (!*new_owner)
+		return 0;
+	say("daemon-back %s", new_owner);
+	for (size_t i = 0; rejoin && i < n_devs; i++) {
+		sd_bus_error e = SD_BUS_ERROR_NULL;
+		sd_bus_message *reply = NULL;
+		struct dev *d = &devs[i];
+		int device, iommu, paused = 0;
+
+		if (d->device_fd < 0)
+			continue;
+		if (sd_bus_call_method(bus, new_owner, ROOT_PATH, MANAGER_IFACE, "TakeDevice", &e, &reply, "s",
+				       d->address) < 0)
+			say("rejoin-error %s %s %s", d->address, e.name ?: "?", e.message ?: "");
+		else if (sd_bus_message_read(reply, "hhb", &device, &iommu, &paused) >= 0)
+			say("rejoined %s paused=%d reg=%#x value=0x%08x", d->address, paused, reg,
+			    d->bar ? d->bar[reg / 4] : 0);
+		sd_bus_message_unref(reply);
+		sd_bus_error_free(&e);
+	}
+	return 0;
+}
+
 static uint64_t now_usec(void)
 {
 	struct timespec ts;
@@ -516,7 +559,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: bar-peer --take ADDR... [--ack|--silent|--ack-after MS] [--reg OFF] [--value V]\n"
 			"       [--busy MS] [--release-on-resume] [--exit-on-resume] [--log FILE] [--times FILE]\n"
-			"       [--prefix TEXT] [--no-broadcasts]\n"
+			"       [--prefix TEXT] [--no-broadcasts] [--rejoin]\n"
 			"       bar-peer --reset ADDR [--timeout-usec N] [--force] [--borrow] [--count N] [--log FILE]\n"
 			"                [--prefix TEXT]\n");
 }
@@ -524,7 +567,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	enum { O_ACK = 0x100, O_SILENT, O_ACK_AFTER, O_REG, O_VALUE, O_BUSY, O_RELEASE, O_EXIT, O_LOG, O_PREFIX,
-	       O_RESET, O_TIMEOUT, O_FORCE, O_COUNT, O_TIMES, O_NO_BROADCASTS, O_BORROW };
+	       O_RESET, O_TIMEOUT, O_FORCE, O_COUNT, O_TIMES, O_NO_BROADCASTS, O_BORROW, O_REJOIN };
 	static const struct option options[] = {
 		{ "take", required_argument, NULL, 't' },
 		{ "ack", no_argument, NULL, O_ACK },
@@ -544,6 +587,7 @@ int main(int argc, char **argv)
 		{ "count", required_argument, NULL, O_COUNT },
 		{ "times", required_argument, NULL, O_TIMES },
 		{ "no-broadcasts", no_argument, NULL, O_NO_BROADCASTS },
+		{ "rejoin", no_argument, NULL, O_REJOIN },
 		{}
 	};
 	const char *takes[MAX_DEVICES], *unique = NULL, *reset_address = NULL;
@@ -602,6 +646,9 @@ int main(int argc, char **argv)
 		case O_NO_BROADCASTS:
 			no_broadcasts = true;
 			break;
+		case O_REJOIN:
+			rejoin = true;
+			break;
 		case O_TIMES:
 			timesf = fopen(optarg, "ae");
 			if (!timesf) {
@@ -657,6 +704,13 @@ int main(int argc, char **argv)
 	     (sd_bus_match_signal(bus, NULL, BUS_NAME, ROOT_PATH, MANAGER_IFACE, "ResetStarted", on_started, NULL) < 0 ||
 	      sd_bus_match_signal(bus, NULL, BUS_NAME, ROOT_PATH, MANAGER_IFACE, "ResetFinished", on_finished, NULL) < 0))) {
 		say("error cannot subscribe to Pause/Resume");
+		return 1;
+	}
+	if (sd_bus_add_match(bus, NULL,
+			     "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+			     "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" BUS_NAME "'",
+			     on_owner_changed, NULL) < 0) {
+		say("error cannot follow the owner of " BUS_NAME);
 		return 1;
 	}
 	for (size_t i = 0; i < n_takes; i++)

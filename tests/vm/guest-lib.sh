@@ -402,13 +402,21 @@ managed_daemon_start() {
 		return 1
 	fi
 }
+# --- the demo: lines for the person watching (run.sh --demo shows them) ------
+say() { echo "DEMO $*"; }
+# run COMMAND...: the command line, then what it printed.
+run() {
+	say "\$ $*"
+	"$@" 2>&1 | sed 's/^/DEMO /'
+}
+
 # Does the daemon own every member of the set at $set_path?
 managed() { [ "$(prop "${set_path:?}" org.vfioresetd1.DevSet Managed)" = true ]; }
 
 # --- the borrow scenarios: holders that never heard of the daemon -------------
 
 # igb_bus_set: the set they work on, the igb pair 04:00.0/04:00.1 (a bus set
-# in IOMMU groups 10 and 11, root port with hotplug=off), as $a, $b and
+# in IOMMU groups 11 and 12, root port with hotplug=off), as $a, $b and
 # $set_path, and the TDBAL value the holders and peers write, $written.
 igb_bus_set() {
 	a=0000:04:00.0 b=0000:04:00.1 written=0x5a5a5a00
@@ -548,3 +556,113 @@ expect_daemon_fds() {
 			sort | uniq -c | tr -s ' \n' ' ')"
 	fi
 }
+
+# --- the Debian root: libvirt domains and the hook --------------------------
+
+# hooks_install LOG: in a scenario's prepare step (before libvirtd reads
+# /etc/libvirt/hooks/qemu.d/): a hook that writes each call to LOG
+# (NAME OPERATION SUB-OPERATION EXTRA), and vfio-resetd's own hook linked in
+# from the prefix this tree was installed in (the unit's ExecStart names it).
+hooks_install() {
+	mkdir -p /etc/libvirt/hooks/qemu.d
+	printf '#!/bin/sh\necho "$*" >>%s\n' "$1" >/etc/libvirt/hooks/qemu.d/vmtest-log
+	chmod 755 /etc/libvirt/hooks/qemu.d/vmtest-log
+	_hi=$(sed -n 's/^ExecStart=//p' /etc/systemd/system/vfio-resetd.service \
+		/lib/systemd/system/vfio-resetd.service /usr/lib/systemd/system/vfio-resetd.service 2>/dev/null | head -n 1)
+	ln -sf "${_hi%/sbin/vfio-resetd}/libexec/vfio-resetd-libvirt-hook" /etc/libvirt/hooks/qemu.d/vfio-resetd
+}
+# service_start: `systemctl enable --now vfio-resetd` as a user runs it; its
+# output in /run/enable.out, status in $service_rc; returns once the unit's
+# MainPID owns the bus name (busctl lists an activatable name with pid "-"
+# until someone owns it).
+service_owner() { busctl --system list --no-legend 2>/dev/null | awk -v n="$VMTEST_NAME" '$1 == n && $2 != "-" { print $2 }'; }
+service_owned() { [ -n "$(service_owner)" ]; }
+service_start() {
+	systemctl enable --now vfio-resetd.service >/run/enable.out 2>&1
+	service_rc=$?
+	wait_for 30 service_owned
+}
+# domain_xml NAME BDF: a 64 MiB domain without disk or USB holding BDF as a
+# managed='no' hostdev (the function stays on vfio-pci).
+domain_xml() {
+	cat <<XML
+<domain type='qemu'>
+  <name>$1</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+    <hostdev mode='subsystem' type='pci' managed='no'>
+      <source><address domain='0x${2%%:*}' bus='0x$(echo "$2" | cut -d: -f2)' slot='0x$(echo "$2" | cut -d: -f3 | cut -d. -f1)' function='0x${2##*.}'/></source>
+    </hostdev>
+  </devices>
+</domain>
+XML
+}
+qemu_pid() { cat "/run/libvirt/qemu/$1.pid" 2>/dev/null; }
+# fd_targets PID: what each fd of PID is open on, one a line.
+fd_targets() {
+	for _fd in "/proc/$1/fd/"*; do
+		readlink "$_fd"
+	done 2>/dev/null
+}
+# holds_group PID GROUP: its fds include /dev/vfio/GROUP and a vfio device.
+holds_group() {
+	fd_targets "$1" | grep -qx "/dev/vfio/$2" && fd_targets "$1" | grep -qxF 'anon_inode:[vfio-device]'
+}
+# pid_unit PID: the innermost systemd unit of its cgroup path (libvirt puts
+# QEMU in .../machine-qemu\x2d1\x2dvm1.scope/libvirt/emulator).
+pid_unit() { awk -F/ '/^0::/ { for (i = NF; i > 1; i--) if ($i ~ /\.(scope|service)$/) { print $i; exit } }' "/proc/$1/cgroup"; }
+# pid_state PID: its state letter (R, S, T: stopped...): the root has no ps.
+pid_state() { awk '$1 == "State:" { print $2 }' "/proc/$1/status" 2>/dev/null; }
+# domain_start NAME BDF: virsh define and start; returns once its QEMU holds
+# BDF's group. Else $domain_why says why (and libvirt's log of it is shown).
+domain_start() {
+	domain_why=""
+	domain_xml "$1" "$2" >"/run/$1.xml"
+	virsh -q define "/run/$1.xml" >"/run/$1.define" 2>&1 || domain_why="define: $(cat "/run/$1.define");"
+	[ -n "$domain_why" ] || virsh -q start "$1" >"/run/$1.start" 2>&1 || domain_why="start: $(cat "/run/$1.start");"
+	[ -n "$domain_why" ] || [ "$(virsh domstate "$1" 2>&1)" = running ] || domain_why="domstate '$(virsh domstate "$1" 2>&1)';"
+	[ -n "$domain_why" ] || wait_for 10 holds_group "$(qemu_pid "$1")" "$(pci_group "$2")" ||
+		domain_why="QEMU pid '$(qemu_pid "$1")' does not hold /dev/vfio/$(pci_group "$2") and a vfio device: $(fd_targets "$(qemu_pid "$1")" | grep vfio | tr '\n' ' ');"
+	[ -z "$domain_why" ] && return 0
+	tail -n 20 "/var/log/libvirt/qemu/$1.log" 2>/dev/null | sed "s|^|VMTEST INFO $1.log: |"
+	return 1
+}
+# domain_alive NAME PID: prints why not, when the domain is not running or its
+# QEMU (PID) is gone, changed or stopped.
+domain_alive() {
+	_da=$(virsh domstate "$1" 2>&1)
+	[ "$_da" = running ] || printf ' %s is %s;' "$1" "'$_da'"
+	kill -0 "$2" 2>/dev/null || printf ' QEMU %s of %s is gone;' "$2" "$1"
+	[ "$(qemu_pid "$1")" = "$2" ] || printf " %s's QEMU is now '%s';" "$1" "$(qemu_pid "$1")"
+	case $(pid_state "$2") in T | t) printf ' QEMU %s is stopped;' "$2" ;; esac
+	return 0
+}
+# journal_dones SET: how many resets of SET the daemon's journal says ended done.
+journal_dones() { journalctl --no-pager -u vfio-resetd.service 2>/dev/null | grep -c "of $1: done after"; }
+# journal_done_wait SET N: until more than N resets of SET ended done (60 s).
+journal_done_wait() { wait_for 60 sh -c "[ \$(journalctl --no-pager -u vfio-resetd.service | grep -c 'of $1: done after') -gt $2 ]"; }
+
+# A guest's function without a reset of its own, as a GPU may be: with its
+# function resets off in sysfs (`reset_method` empty), vfio-pci resets it
+# neither when it is opened nor when it is let go, so what a user leaves in
+# its registers stays for the next one until the whole set is reset.
+# function_resets_off ADDR / function_resets_default ADDR.
+function_resets_off() { echo "" >"/sys/bus/pci/devices/$1/reset_method" && [ -z "$(cat "/sys/bus/pci/devices/$1/reset_method")" ]; }
+function_resets_default() { echo default >"/sys/bus/pci/devices/$1/reset_method"; }
+# stand_in ADDR: a stand-in for a guest (holder) opens ADDR as QEMU does,
+# writes TDBAL and goes, as a stopped guest's QEMU goes; prints
+# "wrote V, read back R".
+stand_in() {
+	holder --quiet "$1" >/run/stand-in.out 2>&1 &
+	_si=$!
+	wait_for 10 grep -q ' wrote TDBAL ' /run/stand-in.out
+	kill "$_si"
+	wait "$_si" 2>/dev/null
+	sed -n 's/.* wrote TDBAL \(0x[0-9a-f]*\) readback=\(0x[0-9a-f]*\)$/wrote \1, read back \2/p' /run/stand-in.out
+}
+# next_user ADDR: what the next user of ADDR reads in TDBAL (holder --peek).
+next_user() { holder --peek "$1" 2>&1 | sed -n 's/.* peeked TDBAL //p'; }

@@ -9,8 +9,9 @@
 set -u
 # shellcheck source=/dev/null
 . /usr/lib/vmtest/vmtest.sh
-# Where `make install` put the programs, when its prefix is not on PATH.
-PATH=${VMTEST_INSTALLED_PATH:+$VMTEST_INSTALLED_PATH:}$PATH
+# Where `make install` put the programs, when its prefix is not on PATH, and
+# the test programs (bar-peer, holder).
+PATH=${VMTEST_INSTALLED_PATH:+$VMTEST_INSTALLED_PATH:}/usr/lib/vmtest/bin:$PATH
 export PATH
 
 case $1 in

@@ -19,11 +19,19 @@
  *   ADDR status alive value=0xV loops=N changes=N conts=N max_gap_ms=M   (on SIGUSR1)
  *   ADDR rewrote TDBAL 0x5a5a5a00 readback=0xR   (on SIGUSR2: the mapping still writes)
  *   ADDR error WHAT: WHY                         (and exit status 1)
+ *   ADDR peeked TDBAL 0xV                        (--peek: read once, wrote nothing, exited)
  * max_gap_ms is the longest time between two of its reads: a stopped holder
  * shows its stop there. A stop sent before it ran the handler of the last
  * SIGCONT discards that SIGCONT: back-to-back stops may count once.
  *
- * Usage: holder [--pattern V] [--reg OFFSET] [--interval-ms N] [--quiet] ADDR
+ * With --peek it is the next user of a function instead: it opens the same
+ * way, reads the register once and exits, to show what a former user left.
+ *
+ * With --inherit it opens nothing: the device fd is the one vfio-resetctl hold
+ * passed it ($VFIO_RESETD_DEVICE_FD_DDDD_BB_SS_F), and hold is the daemon's
+ * peer for it (it stops and continues the holder for each reset).
+ *
+ * Usage: holder [--pattern V] [--reg OFFSET] [--interval-ms N] [--quiet] [--peek] [--inherit] ADDR
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -65,18 +73,20 @@ static void fail(const char *what, const char *why)
 
 static void usage(void)
 {
-        fprintf(stderr, "usage: holder [--pattern V] [--reg OFFSET] [--interval-ms N] [--quiet] ADDR\n");
+        fprintf(stderr, "usage: holder [--pattern V] [--reg OFFSET] [--interval-ms N] [--quiet] [--peek] [--inherit] ADDR\n");
         exit(2);
 }
 
 int main(int argc, char **argv)
 {
-        enum { O_PATTERN = 0x100, O_REG, O_INTERVAL, O_QUIET };
+        enum { O_PATTERN = 0x100, O_REG, O_INTERVAL, O_QUIET, O_PEEK, O_INHERIT };
         static const struct option options[] = {
                 { "pattern", required_argument, NULL, O_PATTERN },
                 { "reg", required_argument, NULL, O_REG },
                 { "interval-ms", required_argument, NULL, O_INTERVAL },
                 { "quiet", no_argument, NULL, O_QUIET },
+                { "peek", no_argument, NULL, O_PEEK },
+                { "inherit", no_argument, NULL, O_INHERIT },
                 {}
         };
         static const int signals[] = { SIGUSR1, SIGUSR2, SIGCONT, SIGTERM, SIGINT };
@@ -84,12 +94,12 @@ int main(int argc, char **argv)
         uint32_t pattern = 0x5a5a5a00, reg = 0x3800, last, v;
         unsigned long loops = 0, changes = 0;
         unsigned interval_ms = 10;
-        int group, group_fd, container_fd, device_fd, c, seen_conts = 0;
+        int group = -1, group_fd = -1, container_fd = -1, device_fd, c, seen_conts = 0;
         double prev_us, max_gap_us = 0;
         struct timespec tick;
         struct sigaction sa;
         struct vt_bar bar;
-        bool quiet = false;
+        bool quiet = false, peek = false, inherit = false;
         char path[64], why[256];
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
@@ -106,6 +116,12 @@ int main(int argc, char **argv)
                 case O_QUIET:
                         quiet = true;
                         break;
+                case O_PEEK:
+                        peek = true;
+                        break;
+                case O_INHERIT:
+                        inherit = true;
+                        break;
                 default:
                         usage();
                 }
@@ -121,6 +137,18 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
                 sigaction(signals[i], &sa, NULL);
 
+        if (inherit) {
+                const char *v;
+
+                /* hold's contract (vfio-resetctl(1)): VFIO_RESETD_DEVICE_FD_0000_04_00_0=N */
+                snprintf(path, sizeof(path), "VFIO_RESETD_DEVICE_FD_%.4s_%.2s_%.2s_%.1s", addr, addr + 5, addr + 8,
+                         addr + 11);
+                v = getenv(path);
+                if (!v)
+                        fail(path, "not set: run it under vfio-resetctl hold");
+                device_fd = atoi(v);
+                goto map;
+        }
         group = vt_group_of(addr);
         if (group < 0)
                 fail("iommu_group", strerror(-group));
@@ -145,10 +173,15 @@ int main(int argc, char **argv)
         device_fd = ioctl(group_fd, VFIO_GROUP_GET_DEVICE_FD, addr);
         if (device_fd < 0)
                 fail("VFIO_GROUP_GET_DEVICE_FD", strerror(errno));
+map:
         if (vt_map_bar0(device_fd, reg + 4, &bar, why, sizeof(why)) < 0)
                 fail("bar0", why);
         printf("%s ready pid=%d group=%d group_fd=%d container_fd=%d device_fd=%d bar0_size=%zu\n", addr,
                (int)getpid(), group, group_fd, container_fd, device_fd, bar.size);
+        if (peek) {
+                printf("%s peeked TDBAL 0x%08x\n", addr, bar.p[reg / 4]);
+                return 0;
+        }
         bar.p[reg / 4] = pattern;
         last = bar.p[reg / 4];
         printf("%s wrote TDBAL 0x%08x readback=0x%08x\n", addr, pattern, last);
@@ -189,7 +222,9 @@ int main(int argc, char **argv)
         }
         munmap((void *)bar.p, bar.size);
         close(device_fd);
-        close(container_fd);
-        close(group_fd);
+        if (!inherit) {
+                close(container_fd);
+                close(group_fd);
+        }
         return 0;
 }

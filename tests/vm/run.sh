@@ -102,19 +102,23 @@ t_fetched=$(now_us)
 for tool in dbus-daemon busctl; do
 	command -v "$tool" >/dev/null || { echo "run.sh: SKIP $name: no $tool on the host"; exit 77; }
 done
-checker="$cache/build/hot-reset-info"
-# Built apart, then renamed: parallel runs share the cache.
+# The test programs of this source tree (other trees sharing the cache may
+# have other versions of them), each built apart, then renamed: parallel
+# runs share the cache.
+progs="$cache/build/progs-$(echo "$here" | sha1sum | cut -c1-12)"
+mkdir -p "$progs"
+checker="$progs/hot-reset-info"
 ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$checker.$$" "$here/hot-reset-info.c"
 mv -f "$checker.$$" "$checker"
 # The peer that maps a BAR and serves pauses (the reset scenarios).
-peer="$cache/build/bar-peer"
+peer="$progs/bar-peer"
 # shellcheck disable=SC2046 # pkg-config's flags, one a word
 ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -pthread -o "$peer.$$" "$here/bar-peer.c" \
 	$(pkg-config --cflags --libs libsystemd)
 mv -f "$peer.$$" "$peer"
 # A program that holds a function without the daemon, and the raw borrowed
 # reset (the borrow scenarios).
-holder="$cache/build/holder" borrower="$cache/build/borrow-reset"
+holder="$progs/holder" borrower="$progs/borrow-reset"
 ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$holder.$$" "$here/holder.c"
 mv -f "$holder.$$" "$holder"
 ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$borrower.$$" "$here/borrow-reset.c"
@@ -174,6 +178,10 @@ else
 		echo "run.sh: $name: the unit's sandbox hides $exec_start: the guest runs a copy in /usr/lib/vmtest/sbin" ;;
 	esac
 	install -D -m 755 "$here/guest-root-run.sh" "$stage/usr/lib/vmtest/run"
+	# The test programs, on the scenario's PATH (guest-root-run.sh); the
+	# root's libsystemd is the host's (both bookworm).
+	install -D -m 755 "$peer" "$stage/usr/lib/vmtest/bin/bar-peer"
+	install -D -m 755 "$holder" "$stage/usr/lib/vmtest/bin/holder"
 	# What mounting the root takes, and vfio-pci's (not the NICs' drivers:
 	# the root's udev loads those, for the natives).
 	mk+=(--modules "crc32c_generic virtio_pci virtio_blk ext4 vfio vfio_iommu_type1 irqbypass vfio_pci_core vfio_pci"
@@ -214,7 +222,7 @@ if [ "$root_kind" = debian ]; then
 	# qcow2 over the raw image, deleted when QEMU ends), so the cached image
 	# stays as it was built. At 00:10.0, after the shared layout: no address
 	# moves, but the groups behind the root ports are one higher (a root-bus
-	# device gets its group before them): 04:00.0/04:00.1 are in 11 and 12.
+	# device gets its group before them): 04:00.0/04:00.1 are in 12 and 13.
 	# shellcheck disable=SC2054 # the commas are QEMU's
 	root_qemu=(-drive "file=$cache/debian/root.img,if=none,id=root,format=raw,snapshot=on"
 		-device virtio-blk-pci,drive=root,addr=10.0)
@@ -243,6 +251,16 @@ qemu=(
 	# no hotplug: bus set spanning two groups
 	-device pcie-root-port,id=rp4,chassis=4,slot=4,addr=07.0,hotplug=off,x-speed=5,x-width=1
 	-device igb,bus=rp4,addr=00.0,multifunction=on,romfile= -device igb,bus=rp4,addr=00.1,romfile=
+	# a PCIe switch (buses 05-08) behind a root port without hotplug: a
+	# downstream port with pciehp (slot set, its hotplug service device is
+	# pcie204, not a root port's pcie004) and one with hotplug=off (bus set).
+	# xio3130-downstream has no x-speed; a hot reset behind it takes ~1.3 s.
+	-device pcie-root-port,id=rp9,chassis=9,slot=9,addr=09.0,hotplug=off,x-speed=5,x-width=1
+	-device x3130-upstream,id=up9,bus=rp9,addr=00.0
+	-device xio3130-downstream,id=dp5,bus=up9,chassis=5,slot=5,addr=00.0
+	-device igb,bus=dp5,addr=00.0,multifunction=on,romfile= -device igb,bus=dp5,addr=00.1,romfile=
+	-device xio3130-downstream,id=dp6,bus=up9,chassis=6,slot=6,addr=01.0,hotplug=off
+	-device igb,bus=dp6,addr=00.0,multifunction=on,romfile= -device igb,bus=dp6,addr=00.1,romfile=
 	"${extra_qemu[@]}"
 	"${root_qemu[@]}"
 	-kernel "$cache/kernel/vmlinuz" -initrd "$initrd"

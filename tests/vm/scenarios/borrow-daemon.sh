@@ -2,7 +2,7 @@
 # Borrowed reset through the daemon, in the guest: ResetDevice on a set held
 # by programs that never heard of vfio-resetd. Two holders (tests/vm/holder.c,
 # no D-Bus, like QEMU) each hold one function of the igb bus set
-# 04:00.0/04:00.1 (groups 10 and 11); the daemon manages nothing.
+# 04:00.0/04:00.1 (groups 11 and 12); the daemon manages nothing.
 # 1. Without Borrow: NotOwned naming both holders' pids.
 # 2. Borrow without Force: NotOwned saying Force would allow it; neither
 #    holder was stopped (states sampled during the call, no SIGCONT seen).
@@ -10,7 +10,7 @@
 #    and continued once, both run (not stopped) after; the daemon holds as
 #    many fds after as before (it closed what it borrowed).
 # 4. Holder B exits, A still holds 04:00.0: Borrow and Force resets the set
-#    (the daemon opens the freed group 11 itself), A sees its register reset
+#    (the daemon opens the freed group 12 itself), A sees its register reset
 #    and runs on; the daemon's fds are back to their count.
 set -u
 # shellcheck source=/dev/null

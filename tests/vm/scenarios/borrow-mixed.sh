@@ -3,7 +3,7 @@
 # guest. The daemon manages igb 04:00.0 (config [Manage]) and a protocol peer
 # (bar-peer, TakeDevice, acks every pause) takes it; a holder
 # (tests/vm/holder.c, no D-Bus) holds 04:00.1, the other function of the
-# same bus set (groups 10 and 11).
+# same bus set (groups 11 and 12).
 # 1. Without Borrow: NotOwned naming the holder's pid.
 # 2. Borrow and Force: done; the peer got Pause (its register still held what
 #    it wrote when it acked), Resume "done" and reads TDBAL 0; the holder was

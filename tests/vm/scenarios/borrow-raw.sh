@@ -1,7 +1,7 @@
 #!/bin/sh
 # Borrowed reset, raw, in the guest: what the kernel allows, with no daemon.
 # Two holder processes (tests/vm/holder.c: no D-Bus, like QEMU) each hold one
-# function of the igb bus set 04:00.0/04:00.1 (IOMMU groups 10 and 11: nobody
+# function of the igb bus set 04:00.0/04:00.1 (IOMMU groups 11 and 12: nobody
 # can open both, so nobody can reset the set), map BAR0 and write TDBAL.
 # borrow-reset (tests/vm/borrow-reset.c), as root with CAP_SYS_PTRACE: SIGSTOP
 # both, pidfd_getfd each one's group fd, VFIO_GROUP_GET_DEVICE_FD on each

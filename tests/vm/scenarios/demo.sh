@@ -10,12 +10,6 @@ set -u
 # shellcheck source=/dev/null
 . /usr/lib/vmtest.sh
 
-say() { echo "DEMO $*"; }
-run() {
-	say "\$ $*"
-	"$@" 2>&1 | sed 's/^/DEMO /'
-}
-
 need_programs vfio-resetd vfio-resetctl busctl bar-peer || exit 0
 if ! bus_start || ! daemon_start; then
 	vmtest_fail demo "vfio-resetd did not start"

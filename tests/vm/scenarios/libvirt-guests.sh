@@ -9,7 +9,10 @@
 # domains live (the daemon's log names the adapter that stopped each QEMU):
 # afterwards both are running and both QEMUs alive. A libvirt
 # hook, installed before libvirtd starts (the `prepare` step), records the
-# domains' lives; polkitd answers for a caller other than root.
+# domains' lives; polkitd answers for a caller other than root. On vm1's
+# destroy vfio-resetd's own hook scrubs the set while vm2 runs; and a
+# stand-in guest's register shows what that scrub does to a device without
+# a function reset of its own.
 # vmtest-root: debian
 set -u
 # shellcheck source=/dev/null
@@ -20,18 +23,7 @@ hook_log=/run/vmtest-hook.log
 # vmtest-prepare.service, before libvirtd starts: libvirtd reads
 # /etc/libvirt/hooks/qemu.d/ when it starts.
 if [ "${1:-}" = prepare ]; then
-	mkdir -p /etc/libvirt/hooks/qemu.d
-	cat >/etc/libvirt/hooks/qemu.d/vmtest-log <<EOF
-#!/bin/sh
-# Each call (as root, the domain XML on stdin): NAME OPERATION SUB-OPERATION EXTRA.
-echo "\$*" >>$hook_log
-EOF
-	chmod 755 /etc/libvirt/hooks/qemu.d/vmtest-log
-	# vfio-resetd's own hook, from where this tree installed it (the unit names the prefix)
-	exec_start=$(sed -n 's/^ExecStart=//p' /etc/systemd/system/vfio-resetd.service \
-		/lib/systemd/system/vfio-resetd.service /usr/lib/systemd/system/vfio-resetd.service 2>/dev/null | head -n 1)
-	prefix=${exec_start%/sbin/vfio-resetd}
-	ln -sf "$prefix/libexec/vfio-resetd-libvirt-hook" /etc/libvirt/hooks/qemu.d/vfio-resetd
+	hooks_install "$hook_log"
 	exit 0
 fi
 
@@ -50,17 +42,13 @@ for f in /usr/lib/systemd/system/vfio-resetd.service /usr/share/dbus-1/system.d/
 	if [ -e "$f" ]; then installed="$installed $f"; else installed="$installed (no $f)"; fi
 done
 vmtest_info "installed:$installed"
-systemctl enable --now vfio-resetd.service >/run/enable.out 2>&1
-rc=$?
+service_start
+rc=$service_rc
 show "systemctl enable --now vfio-resetd" </run/enable.out
 active=$(systemctl is-active vfio-resetd.service)
 enabled=$(systemctl is-enabled vfio-resetd.service)
 main_pid=$(systemctl show -p MainPID --value vfio-resetd.service)
-# busctl lists an activatable name with pid "-" until someone owns it.
-owner_pid() { busctl --system list --no-legend 2>/dev/null | awk -v n="$VMTEST_NAME" '$1 == n && $2 != "-" { print $2 }'; }
-owned() { [ -n "$(owner_pid)" ]; }
-wait_for 30 owned
-owner=$(owner_pid)
+owner=$(service_owner)
 why=""
 [ "$rc" -eq 0 ] || why="$why systemctl enable --now exited with status $rc;"
 [ "$active" = active ] || why="$why is-active says '$active';"
@@ -74,61 +62,16 @@ if [ -n "$why" ]; then
 fi
 
 # 2. Two domains, one igb function each (managed='no': already on vfio-pci).
-domain_xml() {
-	_bdf=$2
-	cat <<EOF
-<domain type='qemu'>
-  <name>$1</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64'>hvm</type></os>
-  <devices>
-    <controller type='usb' model='none'/>
-    <memballoon model='none'/>
-    <hostdev mode='subsystem' type='pci' managed='no'>
-      <source><address domain='0x${_bdf%%:*}' bus='0x$(echo "$_bdf" | cut -d: -f2)' slot='0x$(echo "$_bdf" | cut -d: -f3 | cut -d. -f1)' function='0x${_bdf##*.}'/></source>
-    </hostdev>
-  </devices>
-</domain>
-EOF
-}
-qemu_pid() { cat "/run/libvirt/qemu/$1.pid" 2>/dev/null; }
-# What each fd of PID is open on, one a line.
-fd_targets() {
-	for _fd in "/proc/$1/fd/"*; do
-		readlink "$_fd"
-	done 2>/dev/null
-}
-# holds_group PID GROUP: its fds include /dev/vfio/GROUP and a vfio device.
-holds_group() {
-	fd_targets "$1" | grep -qx "/dev/vfio/$2" && fd_targets "$1" | grep -qxF 'anon_inode:[vfio-device]'
-}
-# The systemd unit a process is in: the innermost unit of its cgroup path
-# (libvirt puts QEMU in .../machine-qemu\x2d1\x2dvm1.scope/libvirt/emulator).
-pid_unit() { awk -F/ '/^0::/ { for (i = NF; i > 1; i--) if ($i ~ /\.(scope|service)$/) { print $i; exit } }' "/proc/$1/cgroup"; }
-# Its state letter (R, S, T: stopped...): the root has no ps.
-pid_state() { awk '$1 == "State:" { print $2 }' "/proc/$1/status" 2>/dev/null; }
-
 for d in vm1:$a vm2:$b; do
 	name=${d%%:*} bdf=${d#*:}
 	group=$(pci_group "$bdf")
-	domain_xml "$name" "$bdf" >"/run/$name.xml"
 	vmtest_info "virsh start $name ($bdf, group $group)"
-	why=""
-	virsh -q define "/run/$name.xml" >"/run/$name.define" 2>&1 || why="$why define: $(cat "/run/$name.define");"
-	[ -n "$why" ] || virsh -q start "$name" >"/run/$name.start" 2>&1 || why="$why start: $(cat "/run/$name.start");"
+	domain_start "$name" "$bdf"
 	pid=$(qemu_pid "$name")
-	state=$(virsh domstate "$name" 2>&1)
-	[ -n "$why" ] || [ "$state" = running ] || why="$why domstate '$state';"
-	[ -n "$why" ] || wait_for 10 holds_group "$pid" "$group" ||
-		why="$why QEMU pid '$pid' does not hold /dev/vfio/$group and a vfio device: $(fd_targets "$pid" | grep vfio | tr '\n' ' ');"
 	user=$(stat -c %U "/proc/$pid" 2>/dev/null)
 	unit=$(pid_unit "$pid")
-	vmtest_result "domain $name runs, its QEMU (pid $pid, user $user, unit $unit) holds /dev/vfio/$group and $bdf" "$why"
-	if [ -n "$why" ]; then
-		tail -n 20 "/var/log/libvirt/qemu/$name.log" 2>/dev/null | show "$name.log"
-		exit 0
-	fi
+	vmtest_result "domain $name runs, its QEMU (pid $pid, user $user, unit $unit) holds /dev/vfio/$group and $bdf" "$domain_why"
+	[ -z "$domain_why" ] || exit 0
 	eval "pid_$name=\$pid unit_$name=\$unit"
 done
 # shellcheck disable=SC2154 # set by the eval above
@@ -220,16 +163,7 @@ why=""
 [ -n "$a2" ] || why="$why no adapter both stopped and let go vm2 (pid $pid2, $unit2);"
 vmtest_result "the ${a1:-?} adapter stopped vm1 and let it go, the ${a2:-?} adapter vm2" "$why"
 
-why=""
-for d in vm1:$pid1 vm2:$pid2; do
-	name=${d%%:*} pid=${d#*:}
-	state=$(virsh domstate "$name" 2>&1)
-	[ "$state" = running ] || why="$why $name is '$state';"
-	kill -0 "$pid" 2>/dev/null || why="$why QEMU $pid of $name is gone;"
-	[ "$(qemu_pid "$name")" = "$pid" ] || why="$why $name's QEMU is now '$(qemu_pid "$name")';"
-	st=$(pid_state "$pid")
-	case $st in T | t) why="$why QEMU $pid is still stopped ($st);" ;; esac
-done
+why="$(domain_alive vm1 "$pid1")$(domain_alive vm2 "$pid2")"
 vmtest_result "after the borrowed reset both domains are running and both QEMUs alive" "$why"
 # What each QEMU said after its command line (-msg timestamp=on), if anything.
 for n in vm1 vm2; do
@@ -240,19 +174,51 @@ done
 # hook asks for a scrub of its device's set, which vm2 still holds a sibling
 # of: a borrowed reset (vm2 suspended through libvirt, vm1's group opened for
 # it), vm2 running on after. The daemon keeps serving.
-dones() { journalctl --no-pager -u vfio-resetd.service 2>/dev/null | grep -c 'of bus_0000_04: done after'; }
-done_before=$(dones)
+done_before=$(journal_dones bus_0000_04)
 virsh -q destroy vm1 >/dev/null 2>&1
 why=""
-wait_for 60 sh -c "[ \$(journalctl --no-pager -u vfio-resetd.service | grep -c 'of bus_0000_04: done after') -gt $done_before ]" ||
-	why="$why no reset of bus_0000_04 finished 'done' after vm1 was destroyed;"
+journal_done_wait bus_0000_04 "$done_before" || why="$why no reset of bus_0000_04 finished 'done' after vm1 was destroyed;"
 journalctl --no-pager -t vfio-resetd-hook 2>/dev/null | grep -qF "vm1 released: asked vfio-resetd to scrub the dev_set of $a" ||
 	why="$why the hook did not ask to scrub $a;"
-[ "$(virsh domstate vm2 2>/dev/null)" = running ] || why="$why vm2 is '$(virsh domstate vm2 2>/dev/null)';"
-kill -0 "$pid2" 2>/dev/null || why="$why vm2's QEMU $pid2 is gone;"
-case $(pid_state "$pid2") in T | t) why="$why vm2's QEMU is stopped;" ;; esac
+why="$why$(domain_alive vm2 "$pid2")"
 journalctl --no-pager -t vfio-resetd-hook 2>/dev/null | show vfio-resetd-hook
 vmtest_result "vm1 destroyed: vfio-resetd's hook scrubbed the set while vm2 runs on" "$why"
+# 8. What the scrub does to the device. A stand-in for a guest (holder: it
+# opens 04:00.0 as QEMU does and writes TDBAL, BAR0 + 0x3800) stops, and the
+# next user of the function reads what it left. igb has a function reset
+# (FLR) that vfio-pci runs itself whenever a function is opened or let go, so
+# the function resets are switched off first, as for a GPU without one:
+# only a reset of the whole set can clean it then. Without the hook the next
+# user finds the register as the stand-in left it; after the hook, run as
+# libvirt runs it, it finds 0, and vm2 runs on.
+why=""
+function_resets_off "$a" || why="$why $a's function resets are not off: '$(cat "/sys/bus/pci/devices/$a/reset_method")';"
+wrote=$(stand_in "$a")
+left=$(next_user "$a")
+vmtest_info "the stand-in on $a: $wrote; the next user, with no scrub between, reads TDBAL $left"
+[ "$wrote" = "wrote 0x5a5a5a00, read back 0x5a5a5a00" ] || why="$why the stand-in: '$wrote' $(cat /run/stand-in.out);"
+[ "$left" = 0x5a5a5a00 ] || why="$why the next user reads '$left', not the stand-in's 0x5a5a5a00;"
+vmtest_result "without the hook, the next user of $a finds the stopped user's TDBAL" "$why"
+
+wrote=$(stand_in "$a")
+domain_xml stand-in "$a" >/run/stand-in.xml
+done_before=$(journal_dones bus_0000_04)
+t0=$(date +%s%N)
+/etc/libvirt/hooks/qemu.d/vfio-resetd stand-in release end - </run/stand-in.xml >/run/hook.out 2>&1
+rc=$?
+hook_ms=$((($(date +%s%N) - t0) / 1000000))
+journal_done_wait bus_0000_04 "$done_before"
+left=$(next_user "$a")
+vmtest_info "the stand-in: $wrote; the hook (stand-in release end -) exited $rc in $hook_ms ms; the next user reads TDBAL $left"
+why=""
+[ "$rc" -eq 0 ] || why="$why the hook exited $rc: $(cat /run/hook.out);"
+[ "$hook_ms" -lt 5000 ] || why="$why the hook took $hook_ms ms;"
+[ "$(journal_dones bus_0000_04)" -gt "$done_before" ] || why="$why no reset of bus_0000_04 finished 'done';"
+[ "$left" = 0x00000000 ] || why="$why the next user reads '$left';"
+why="$why$(domain_alive vm2 "$pid2")"
+vmtest_result "the hook, run as libvirt runs it, scrubs $a: the next user reads TDBAL 0, vm2 runs on" "$why"
+function_resets_default "$a"
+
 virsh -q destroy vm2 >/dev/null 2>&1
 why=""
 for h in "vm1 stopped end -" "vm1 release end -" "vm2 stopped end -" "vm2 release end -"; do

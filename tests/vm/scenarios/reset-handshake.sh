@@ -1,7 +1,7 @@
 #!/bin/sh
 # Reset scenario (a), in the guest: the full handshake on a real kernel.
 # The daemon manages the igb pair 04:00.0/04:00.1 (a bus set spanning IOMMU
-# groups 10 and 11, root port with hotplug=off). Two bar-peer processes take
+# groups 11 and 12, root port with hotplug=off). Two bar-peer processes take
 # one function each, map BAR0 and write TDBAL (reset value 0). A ResetDevice
 # through busctl: both get Pause naming their own function, both ack (one a
 # second late, and the reset must wait for it), the kernel's hot reset runs,

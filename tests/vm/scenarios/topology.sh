@@ -18,6 +18,10 @@ expected="
 0000:03:00.1 slot 0000:03:00.0,0000:03:00.1 2
 0000:04:00.0 bus 0000:04:00.0,0000:04:00.1 2
 0000:04:00.1 bus 0000:04:00.0,0000:04:00.1 2
+0000:07:00.0 slot 0000:07:00.0,0000:07:00.1 1
+0000:07:00.1 slot 0000:07:00.0,0000:07:00.1 1
+0000:08:00.0 bus 0000:08:00.0,0000:08:00.1 1
+0000:08:00.1 bus 0000:08:00.0,0000:08:00.1 1
 "
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 
@@ -53,14 +57,59 @@ echo "$expected" | while read -r bdf kind set ngroups; do
 	vmtest_result "kernel-set $bdf ($kind)" "$why"
 done
 
-# A slot set needs pciehp on the port (pci_probe_reset_slot): 04.0 and 06.0
-# have it, 07.0 (hotplug=off) must not.
-why=""
-for port in 0000:00:04.0 0000:00:06.0; do
-	[ -e "/sys/bus/pci_express/drivers/pciehp/$port:pcie004" ] || why="$why no pciehp on $port;"
+for bdf in 0000:05:00.0 0000:07:00.0 0000:08:00.0; do
+	g=$(pci_group "$bdf")
+	members=""
+	for m in "/sys/kernel/iommu_groups/$g/devices"/*; do members="$members ${m##*/}"; done
+	vmtest_info "group $g ($bdf's):$members"
 done
-[ -e /sys/bus/pci_express/drivers/pciehp/0000:00:07.0:pcie004 ] && why="$why pciehp on 0000:00:07.0;"
-vmtest_result "kernel-slot-ports" "$why"
+
+# The switch's sets reset: the slot through pciehp, the bus through the
+# downstream port's secondary bus reset.
+for bdf in 0000:07:00.0 0000:08:00.0; do
+	why=""
+	out=$(hot-reset-info --time-hot-reset "$bdf" -n 1 2>&1) || why="$out"
+	echo "$out" | while IFS= read -r line; do vmtest_info "hot reset: $line"; done
+	vmtest_result "kernel-reset $bdf" "$why"
+done
+
+# The kind as the kernel decides it (pci_probe_reset_slot): a slot set needs
+# the function's slot to belong to a hotplug driver that can reset it, pciehp.
+# Two views of that: the slot's own "module" link (/sys/bus/pci/slots/N), and
+# pciehp's binding of the hotplug service device of the port above, whose name
+# encodes the port type (pcie004 on a root port, pcie204 on a switch
+# downstream port). Both must say "slot" for the slot sets and "bus" for the
+# others.
+link_name() { l=$(readlink "$1" 2>/dev/null) && echo "${l##*/}"; }
+pciehp_ports=""
+for s in /sys/bus/pci_express/drivers/pciehp/*:*; do
+	[ -e "$s" ] || continue
+	vmtest_info "pciehp binds ${s##*/}"
+	port=$(dirname "$(readlink -f "$s")")
+	pciehp_ports="$pciehp_ports ${port##*/}"
+done
+for s in /sys/bus/pci/slots/*; do
+	vmtest_info "slot ${s##*/}: address $(cat "$s/address"), module $(link_name "$s/module")"
+done
+slot_module() {
+	for s in /sys/bus/pci/slots/*; do
+		[ "$(cat "$s/address" 2>/dev/null)" = "${1%.*}" ] || continue
+		link_name "$s/module"
+		return
+	done
+}
+echo "$expected" | while read -r bdf kind _; do
+	case $kind in "" | single) continue ;; esac
+	port=$(basename "$(dirname "$(readlink -f "/sys/bus/pci/devices/$bdf")")")
+	module=$(slot_module "$bdf")
+	case " $pciehp_ports " in *" $port "*) bound=pciehp ;; *) bound=none ;; esac
+	why=""
+	case $kind:$module:$bound in
+	slot:pciehp:pciehp | bus:[!p]*:none | bus::none) ;;
+	*) why="slot module '${module}', port $port's hotplug service: $bound" ;;
+	esac
+	vmtest_result "kernel-kind $bdf ($kind)" "$why"
+done
 
 # 3. The daemon's view.
 need_programs vfio-resetd busctl || exit 0

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
+
 
 #include "log.h"
 #include "macro.h"
@@ -23,8 +23,7 @@ static void help(void) {
                "     --config=PATH      Read PATH instead of " CONFIG_FILE_PATH "\n"
                "     --vfio-driver=NAME Treat driver NAME as a vfio-pci variant (repeatable)\n"
                "     --uevents=SOURCE   Follow 'udev' or 'kernel' uevents (default: udev when\n"
-               "                        systemd-udevd runs, else kernel) on a socket of its\n"
-               "                        own, when systemd passed none\n",
+               "                        systemd-udevd runs, else kernel)\n",
                program_invocation_short_name);
 }
 
@@ -83,18 +82,6 @@ static int parse_argv(int argc, char *argv[], struct manager *m) {
         return 1;
 }
 
-/* What systemd passed (LISTEN_FDS): the uevent socket of vfio-resetd.socket,
- * by its name. Other fds, and the environment, are left for whoever else
- * looks at them. */
-static void take_passed_fds(struct manager *m) {
-        _cleanup_strv_free_ char **names = NULL;
-        int n = sd_listen_fds_with_names(false, &names);
-
-        for (int i = 0; i < n; i++)
-                if (streq_ptr(names[i], "uevent"))
-                        m->uevent_fd = SD_LISTEN_FDS_START + i;
-}
-
 int vfio_resetd_main(int argc, char *argv[], const struct kernel_ops *kernel) {
         _cleanup_(manager_freep) struct manager *m = NULL;
         int r;
@@ -107,7 +94,6 @@ int vfio_resetd_main(int argc, char *argv[], const struct kernel_ops *kernel) {
         r = parse_argv(argc, argv, m);
         if (r <= 0)
                 return r < 0 ? 2 : EXIT_SUCCESS;
-        take_passed_fds(m);
 
         r = manager_bus_start(m);
         if (r >= 0)

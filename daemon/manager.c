@@ -56,7 +56,6 @@ int manager_new(const struct kernel_ops *kernel, struct manager **ret) {
         if (!m)
                 return -ENOMEM;
         m->kernel = kernel;
-        m->uevent_fd = -EBADF;
         r = sd_event_default(&m->event);
         if (r < 0) {
                 free(m);
@@ -123,9 +122,10 @@ struct manager *manager_free(struct manager *m) {
         strv_free(m->bus_paused_peers_pending);
         sd_event_source_disable_unref(m->bus_paused_peers_flush);
         sd_event_source_unref(m->rescan_source);
-        sd_event_source_unref(m->uevent_io);
-        if (m->uevent_fd >= 0)
-                close(m->uevent_fd);
+        sd_event_source_unref(m->monitor_source);
+        udev_monitor_unref(m->monitor);
+        sd_event_source_unref(m->udev_queue_source);
+        udev_queue_unref(m->udev_queue);
         udev_unref(m->udev);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
@@ -309,53 +309,87 @@ static int on_rescan(sd_event_source *s, void *userdata) {
 
 static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct manager *m = userdata;
-        struct uevent e;
-        int r;
+        struct udev_device *d;
 
         /* Drain the burst, then rescan once: a bind moves a whole set, and a
          * full rescan keeps every set right without per-event bookkeeping. */
-        while ((r = uevent_receive(fd, m->uevent_group, &e)) > 0) {
+        while ((d = udev_monitor_receive_device(m->monitor))) {
+                const char *action = udev_device_get_action(d) ?: "?";
                 struct pci_address a;
 
-                log_debug("uevent %s %s (driver %s)", e.action, e.sysname, e.driver[0] ? e.driver : "none");
-                if (pci_address_parse(e.sysname, &a, NULL, 0) >= 0)
-                        manager_note_removal(m, &a, strcmp(e.action, "remove") == 0);
+                log_debug("uevent %s %s (driver %s)", action, udev_device_get_sysname(d),
+                          udev_device_get_driver(d) ?: "none");
+                if (pci_address_parse(udev_device_get_sysname(d), &a, NULL, 0) >= 0)
+                        manager_note_removal(m, &a, strcmp(action, "remove") == 0);
+                udev_device_unref(d);
         }
-        if (r == -ENOBUFS)
-                log_warning("Missed uevents (the socket's buffer overflowed): rescanning");
-        else if (r < 0)
-                log_warning_errno(r, "Failed to read a uevent: %m");
+        m->udev_queue_pending = m->udev_queue != NULL;
         return sd_event_source_set_enabled(m->rescan_source, SD_EVENT_ONESHOT);
 }
 
+/* A kernel uevent reaches the daemon before udevd has run its rules on it,
+ * so the scan it starts may not see a tag a rule gives the device yet.
+ * udevd removes /run/udev/queue when its queue runs empty (what
+ * udevadm-settle(8) waits for): the daemon scans again then. */
+static int on_udev_queue(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct manager *m = userdata;
+
+        (void) udev_queue_flush(m->udev_queue);
+        if (!m->udev_queue_pending || udev_queue_get_queue_is_empty(m->udev_queue) <= 0)
+                return 0;
+        m->udev_queue_pending = false;
+        log_debug("udevd's queue ran empty after a kernel uevent: rescanning for its rules' tags");
+        return sd_event_source_set_enabled(m->rescan_source, SD_EVENT_ONESHOT);
+}
+
+static int follow_udev_queue(struct manager *m) {
+        int fd, r;
+
+        m->udev_queue = udev_queue_new(m->udev);
+        if (!m->udev_queue)
+                return log_oom();
+        fd = udev_queue_get_fd(m->udev_queue);
+        if (fd < 0)
+                return log_error_errno(fd, "Failed to watch udevd's queue: %m");
+        r = sd_event_add_io(m->event, &m->udev_queue_source, fd, EPOLLIN, on_udev_queue, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch udevd's queue: %m");
+        return 0;
+}
+
 static int start_uevents(struct manager *m) {
-        bool passed = m->uevent_fd >= 0;
+        bool udevd = access("/run/udev/control", F_OK) >= 0;
+        const char *source;
         int r;
 
-        if (passed) {
-                r = uevent_socket_adopt(m->uevent_fd);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to listen on the uevent socket systemd passed: %m");
-                m->uevent_group = r;
-        } else {
-                m->uevent_group = m->uevent_source == UEVENT_SOURCE_KERNEL ? UEVENT_GROUP_KERNEL :
-                                  m->uevent_source == UEVENT_SOURCE_UDEV ? UEVENT_GROUP_UDEV :
-                                  access("/run/udev/control", F_OK) >= 0 ? UEVENT_GROUP_UDEV : UEVENT_GROUP_KERNEL;
-                r = uevent_socket_open(m->uevent_group);
-                if (r < 0)      /* EAFNOSUPPORT: RestrictAddressFamilies= of a unit that passed no socket */
-                        return log_error_errno(r, "Failed to open a %s uevent socket: %m%s",
-                                               m->uevent_group == UEVENT_GROUP_UDEV ? "udev" : "kernel",
-                                               r == -EAFNOSUPPORT ? " (systemd passed none: is vfio-resetd.socket active?)" : "");
-                m->uevent_fd = r;
-        }
-        r = sd_event_add_io(m->event, &m->uevent_io, m->uevent_fd, EPOLLIN, on_uevent, m);
+        /* udevd's events are multicast in udevd's network namespace alone;
+         * the kernel's reach every network namespace of the initial user
+         * namespace (lib/kobject_uevent.c), the unit's PrivateNetwork= too. */
+        source = m->uevent_source == UEVENT_SOURCE_KERNEL ? "kernel" :
+                 m->uevent_source == UEVENT_SOURCE_UDEV ? "udev" :
+                 udevd ? "udev" : "kernel";
+        m->monitor = udev_monitor_new_from_netlink(m->udev, source);
+        if (!m->monitor)
+                return log_error_errno(ENOMEM, "Failed to open a %s uevent monitor", source);
+        r = udev_monitor_filter_add_match_subsystem_devtype(m->monitor, "pci", NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to filter uevents: %m");
+        r = udev_monitor_enable_receiving(m->monitor);
+        if (r < 0)
+                return log_error_errno(r, "Failed to listen to %s uevents: %m", source);
+        r = sd_event_add_io(m->event, &m->monitor_source, udev_monitor_get_fd(m->monitor), EPOLLIN, on_uevent, m);
         if (r < 0)
                 return r;
         r = sd_event_add_defer(m->event, &m->rescan_source, on_rescan, m);
         if (r < 0)
                 return r;
-        log_info("Following %s uevents for PCI devices%s", m->uevent_group == UEVENT_GROUP_UDEV ? "udev" : "kernel",
-                 passed ? " on the socket systemd passed" : "");
+        if (udevd && strcmp(source, "kernel") == 0) {
+                r = follow_udev_queue(m);
+                if (r < 0)
+                        return r;
+        }
+        log_info("Following %s uevents for PCI devices%s", source,
+                 m->udev_queue ? ", and udevd's queue for its rules' tags" : "");
         return sd_event_source_set_enabled(m->rescan_source, SD_EVENT_OFF);
 }
 

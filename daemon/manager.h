@@ -21,9 +21,10 @@
 #include "polkit.h"
 #include "quiesce.h"
 #include "topology.h"
-#include "uevent.h"
 
 struct udev;
+struct udev_monitor;
+struct udev_queue;
 
 enum uevent_source {
         UEVENT_SOURCE_AUTO,     /* udev when systemd-udevd runs, else the kernel's */
@@ -43,13 +44,16 @@ struct manager {
         sd_event *event;
         sd_bus *bus;                    /* the bus faces' connection */
         struct udev *udev;
-        /* Where PCI uevents come from: the socket systemd passed (named
-         * "uevent"), taken before manager_start(), or one of the daemon's own. */
-        int uevent_fd;
-        enum uevent_group uevent_group;
-        sd_event_source *uevent_io;
+        struct udev_monitor *monitor;
+        sd_event_source *monitor_source;
         sd_event_source *rescan_source; /* coalesces a burst of uevents into one rescan */
-        enum uevent_source uevent_source;       /* for a socket of its own */
+        enum uevent_source uevent_source;
+        /* Following the kernel's uevents while udevd runs: udevd's queue, so
+         * that a set is scanned again once udevd has applied its rules (tags)
+         * to what the kernel announced. */
+        struct udev_queue *udev_queue;
+        sd_event_source *udev_queue_source;
+        bool udev_queue_pending;        /* a kernel uevent came since udevd's queue last ran empty */
         /* Functions a "remove" uevent announced: the kernel sends it before it
          * takes the device out of sysfs, so a scan may still see them. */
         struct pci_address *removed;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/kcmp.h>
 
@@ -81,6 +82,7 @@ static const char *field(char *const *fields, size_t n, const char *key) {
 
 static void handle(struct service_manager *s, char *text, int *fds, size_t n_fds) {
         char *fields[32], line[4096] = "", *save = NULL;
+        struct timespec now;
         const char *name;
         size_t n = 0;
 
@@ -88,7 +90,9 @@ static void handle(struct service_manager *s, char *text, int *fds, size_t n_fds
                 fields[n++] = f;
         for (size_t i = 0; i < n; i++)
                 snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s ", fields[i]);
-        snprintf(line + strlen(line), sizeof(line) - strlen(line), "fds=%zu", n_fds);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        snprintf(line + strlen(line), sizeof(line) - strlen(line), "fds=%zu at=%lld", n_fds,
+                 (long long) now.tv_sec * 1000000 + now.tv_nsec / 1000);
         pthread_mutex_lock(&s->lock);
         say(s, line);
         name = field(fields, n, "FDNAME");

@@ -32,7 +32,9 @@ struct service_manager {
                 int fd;
         } *fds;
         size_t n_fds, max_fds;
-        char *said;             /* every message, one a line, its fields space-separated, then "fds=N" */
+        /* every message, one a line, its fields space-separated, then "fds=N
+         * at=USEC": how many fds came with it, when it was read (CLOCK_MONOTONIC) */
+        char *said;
         size_t said_len;
         bool stop;
         /* for the child of the next start */

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -684,6 +686,80 @@ START_TEST(test_udev_tag_opts_in) {
 END_TEST
 
 
+/* How many scans the daemon's log reports so far ("Topology: ..."). */
+static unsigned scans_logged(void) {
+        _cleanup_free_ char *log = NULL;
+        unsigned n = 0;
+
+        ck_assert_int_eq(harness_run(&log, "cat %s/daemon.log", h.dir), 0);
+        for (const char *p = log; (p = strstr(p, "Topology: ")); p++)
+                n++;
+        return n;
+}
+
+static int devset_managed(const char *id) {
+        _cleanup_free_ char *path = NULL;
+        int managed = -1;
+
+        ck_assert_int_ge(asprintf(&path, VRD_DEVSET_PATH_PREFIX "/%s", id), 0);
+        ck_assert_int_ge(sd_bus_get_property_trivial(h.bus, VRD_BUS_NAME, path, VRD_DEVSET_IFACE, "Managed", NULL,
+                                                     'b', &managed), 0);
+        return managed;
+}
+
+/* The unit's daemon follows the kernel's uevents (udevd's do not reach its
+ * network namespace), which come before udevd has run its rules: a tag a
+ * rule gives must still be seen, once udevd's queue runs empty. The daemon
+ * runs with a /run of its own where the test plays udevd's part:
+ * /run/udev/control (udevd runs) and /run/udev/queue (events in hand),
+ * reached through /proc/PID/root. */
+START_TEST(test_kernel_uevents_wait_for_udevd) {
+        static const char *const private_run[] = {
+                "/usr/bin/unshare", "--mount", "/bin/sh", "-c",
+                "mount -t tmpfs tmpfs /run && mkdir /run/udev && : >/run/udev/control && : >/run/udev/queue && "
+                "exec \"$0\" \"$@\"", NULL };
+        const char *const fns[] = { "/sys/devices/pci0000:00/0000:00:04.0/0000:02:00.0",
+                                    "/sys/devices/pci0000:00/0000:00:04.0/0000:02:00.1" };
+        char queue[64];
+        unsigned scans;
+
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        for (size_t i = 0; i < ELEMENTSOF(fns); i++)
+                umockdev_testbed_set_property(tb, fns[i], "CURRENT_TAGS", ":other:");
+        h.wrapper = private_run;
+        harness_start_daemon(&h, (const char *const[]) { "--uevents=kernel", "--config", config, NULL });
+        ck_assert_int_eq(devset_managed("slot_0000_02_1"), 0);
+        free(assert_run(0, cmdf("cat %s/daemon.log", h.dir), "Following kernel uevents for PCI devices, and udevd's queue"));
+
+        /* the kernel's event, and the daemon's scan of it, before udevd's rules ran */
+        scans = scans_logged();
+        umockdev_testbed_uevent(tb, fns[0], "change");
+        for (uint64_t end = monotonic_usec() + 5 * USEC_PER_SEC; scans_logged() == scans;) {
+                ck_assert_msg(monotonic_usec() < end, "no scan after the kernel's uevent");
+                usleep(20 * 1000);
+        }
+        /* udevd's rules tag the set: nothing tells the daemon yet */
+        for (size_t i = 0; i < ELEMENTSOF(fns); i++)
+                umockdev_testbed_set_property(tb, fns[i], "CURRENT_TAGS", ":vfio-resetd:");
+        usleep(300 * 1000);
+        ck_assert_int_eq(devset_managed("slot_0000_02_1"), 0);
+        /* udevd's queue runs empty: the daemon scans again and sees the tags */
+        snprintf(queue, sizeof(queue), "/proc/%d/root/run/udev/queue", (int) h.daemon_pid);
+        ck_assert_int_eq(unlink(queue), 0);
+        for (uint64_t end = monotonic_usec() + 5 * USEC_PER_SEC; devset_managed("slot_0000_02_1") != 1;) {
+                ck_assert_msg(monotonic_usec() < end, "the tagged set is not managed after udevd's queue ran empty");
+                usleep(20 * 1000);
+        }
+        /* and only after a kernel uevent: udevd's queue running empty alone starts no scan */
+        scans = scans_logged();
+        ck_assert_int_eq(close(open(queue, O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+        ck_assert_int_eq(unlink(queue), 0);
+        usleep(300 * 1000);
+        ck_assert_uint_eq(scans_logged(), scans);
+}
+END_TEST
+
+
 /* --- stopping ------------------------------------------------------------------------- */
 
 /* The daemon again, as systemd starts it: $NOTIFY_SOCKET read all along. */
@@ -747,40 +823,21 @@ END_TEST
 
 /* --- the watchdog ---------------------------------------------------------------------- */
 
-/* The daemon again, as systemd starts it under WatchdogSec=: $WATCHDOG_USEC
- * set, and the datagrams to $NOTIFY_SOCKET left on *sock, read by the test. */
-static void restart_daemon_with_watchdog(int *sock, const char *watchdog_usec) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", h.dir);
-        *sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        ck_assert_int_ge(*sock, 0);
-        ck_assert_int_eq(bind(*sock, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        setenv("NOTIFY_SOCKET", sa.sun_path, 1);
-        setenv("WATCHDOG_USEC", watchdog_usec, 1);
-        harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", "--config", config, NULL });
-        unsetenv("NOTIFY_SOCKET");
-        unsetenv("WATCHDOG_USEC");
-}
-
-/* The times (CLOCK_MONOTONIC usec) of the WATCHDOG=1 datagrams on sock within
- * span_usec; returns how many, at most max kept. */
-static size_t watchdog_pings(int sock, uint64_t span_usec, uint64_t *at, size_t max) {
+/* The times (CLOCK_MONOTONIC usec) at which the service manager read a
+ * WATCHDOG=1, after since; returns how many, at most max kept. */
+static size_t watchdog_pings(struct service_manager *sm, uint64_t since, uint64_t *at, size_t max) {
+        _cleanup_free_ char *said = service_manager_said(sm);
         size_t n = 0;
 
-        for (uint64_t end = monotonic_usec() + span_usec, now; (now = monotonic_usec()) < end;) {
-                struct pollfd p = { .fd = sock, .events = POLLIN };
-                char buf[512];
-                ssize_t k;
+        for (const char *l = said; l && *l && n < max; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "") {
+                const char *end = strchr(l, '\n') ?: l + strlen(l), *t = strstr(l, " at=");
+                uint64_t when;
 
-                if (poll(&p, 1, (int) ((end - now) / 1000) + 1) <= 0)
+                if (!t || t > end || strncmp(l, "WATCHDOG=1 ", 11) != 0)
                         continue;
-                while ((k = recv(sock, buf, sizeof(buf) - 1, 0)) > 0) {
-                        buf[k] = '\0';
-                        if (strstr(buf, "WATCHDOG=1") && n < max)
-                                at[n++] = monotonic_usec();
-                }
+                when = strtoull(t + 4, NULL, 10);
+                if (when > since)
+                        at[n++] = when;
         }
         return n;
 }
@@ -790,37 +847,44 @@ static size_t watchdog_pings(int sock, uint64_t span_usec, uint64_t *at, size_t 
  * and none while it does not run (a stuck loop; here stopped with SIGSTOP). */
 START_TEST(test_watchdog_keepalive) {
         const uint64_t period = 2 * USEC_PER_SEC;
-        uint64_t at[64], start;
+        struct service_manager sm;
+        uint64_t at[64], start, stopped;
         size_t n;
-        int sock;
 
-        restart_daemon_with_watchdog(&sock, "2000000");
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        service_manager_start(&sm, h.dir, 64);
+        setenv("WATCHDOG_USEC", "2000000", 1);
         start = monotonic_usec();
-        n = watchdog_pings(sock, 7 * USEC_PER_SEC, at, ELEMENTSOF(at));
+        service_manager_start_daemon(&sm, &h, (const char *const[]) { "--uevents=udev", "--config", config, NULL });
+        unsetenv("WATCHDOG_USEC");
+        usleep(7 * USEC_PER_SEC);
+        n = watchdog_pings(&sm, start, at, ELEMENTSOF(at));
         ck_assert_msg(n >= 4, "%zu WATCHDOG=1 in 7 s with WATCHDOG_USEC=2 s", n);
         ck_assert_msg(at[0] - start < period, "the first WATCHDOG=1 came after %" PRIu64 " ms", (at[0] - start) / 1000);
         for (size_t i = 1; i < n; i++)
                 ck_assert_msg(at[i] - at[i - 1] < period, "%" PRIu64 " ms between WATCHDOG=1 %zu and %zu",
                               (at[i] - at[i - 1]) / 1000, i - 1, i);
 
-        /* a loop that does not run keeps silent: stopped, then what it sent before read away */
+        /* a loop that does not run keeps silent (what it sent before it stopped read by then) */
         ck_assert_int_eq(kill(h.daemon_pid, SIGSTOP), 0);
         for (uint64_t end = monotonic_usec() + 5 * USEC_PER_SEC; lab_state_of(h.daemon_pid) != 'T';) {
                 ck_assert_msg(monotonic_usec() < end, "the daemon did not stop");
                 usleep(10 * 1000);
         }
-        for (char buf[512]; recv(sock, buf, sizeof(buf), 0) > 0;)
-                ;
-        n = watchdog_pings(sock, period * 3 / 2, at, ELEMENTSOF(at));
+        usleep(200 * 1000);
+        stopped = monotonic_usec();
+        usleep(period * 3 / 2);
+        n = watchdog_pings(&sm, stopped, at, ELEMENTSOF(at));
         ck_assert_msg(n == 0, "%zu WATCHDOG=1 from a stopped daemon", n);
 
         /* and speaks again once it runs */
         ck_assert_int_eq(kill(h.daemon_pid, SIGCONT), 0);
-        n = watchdog_pings(sock, period, at, ELEMENTSOF(at));
+        usleep(period);
+        n = watchdog_pings(&sm, stopped, at, ELEMENTSOF(at));
         ck_assert_msg(n >= 1, "no WATCHDOG=1 within WATCHDOG_USEC after SIGCONT");
         ck_assert(harness_name_has_owner(&h, VRD_BUS_NAME));
         ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
-        close(sock);
+        service_manager_stop(&sm);
 }
 END_TEST
 
@@ -879,6 +943,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_states_and_signals);
         tcase_add_test(tc, test_polkit_decides_for_others);
         tcase_add_test(tc, test_udev_tag_opts_in);
+        tcase_add_test(tc, test_kernel_uevents_wait_for_udevd);
         tcase_add_test(tc, test_set_rebuilt_mid_reset_waits_for_the_old_reset);
         tcase_add_test(tc, test_stop_mid_quiesce);
         tcase_add_test(tc, test_stop_lets_the_kernel_finish);

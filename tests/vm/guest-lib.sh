@@ -569,6 +569,7 @@ hooks_install() {
 	chmod 755 /etc/libvirt/hooks/qemu.d/vmtest-log
 	_hi=$(sed -n 's/^ExecStart=//p' /etc/systemd/system/vfio-resetd.service \
 		/lib/systemd/system/vfio-resetd.service /usr/lib/systemd/system/vfio-resetd.service 2>/dev/null | head -n 1)
+	_hi=${_hi%% *}	# the program, without its arguments
 	ln -sf "${_hi%/sbin/vfio-resetd}/libexec/vfio-resetd-libvirt-hook" /etc/libvirt/hooks/qemu.d/vfio-resetd
 }
 # service_start: `systemctl enable --now vfio-resetd` as a user runs it; its

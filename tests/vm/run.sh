@@ -168,14 +168,18 @@ else
 	# _inst is below its build folder) installs a daemon that the unit's own
 	# PrivateTmp= and ProtectHome= hide from it. The guest runs the same
 	# binary from a copy outside them; the unit's sandbox stays as installed.
-	exec_start=$(sed -n 's/^ExecStart=//p' "$stage/usr/lib/systemd/system/vfio-resetd.service")
-	case $exec_start in
+	# (the unit is where pkg-config's systemd.pc said: /lib or /usr/lib)
+	exec_start=$(cd "$stage" && sed -n 's/^ExecStart=//p' ./lib/systemd/system/vfio-resetd.service \
+		./usr/lib/systemd/system/vfio-resetd.service 2>/dev/null | head -n 1)
+	exec_prog=${exec_start%% *} exec_args=${exec_start#"$exec_prog"}
+	case $exec_prog in
 	/tmp/* | /var/tmp/* | /home/* | /root/* | /run/user/*)
-		install -D -m 755 "$stage$exec_start" "$stage/usr/lib/vmtest/sbin/vfio-resetd"
+		install -D -m 755 "$stage$exec_prog" "$stage/usr/lib/vmtest/sbin/vfio-resetd"
 		mkdir -p "$stage/etc/systemd/system/vfio-resetd.service.d"
-		printf '# run.sh: %s is hidden by PrivateTmp= or ProtectHome=\n[Service]\nExecStart=\nExecStart=%s\n' \
-			"$exec_start" /usr/lib/vmtest/sbin/vfio-resetd >"$stage/etc/systemd/system/vfio-resetd.service.d/vmtest-prefix.conf"
-		echo "run.sh: $name: the unit's sandbox hides $exec_start: the guest runs a copy in /usr/lib/vmtest/sbin" ;;
+		printf '# run.sh: %s is hidden by PrivateTmp= or ProtectHome=\n[Service]\nExecStart=\nExecStart=%s%s\n' \
+			"$exec_prog" /usr/lib/vmtest/sbin/vfio-resetd "$exec_args" \
+			>"$stage/etc/systemd/system/vfio-resetd.service.d/vmtest-prefix.conf"
+		echo "run.sh: $name: the unit's sandbox hides $exec_prog: the guest runs a copy in /usr/lib/vmtest/sbin" ;;
 	esac
 	install -D -m 755 "$here/guest-root-run.sh" "$stage/usr/lib/vmtest/run"
 	# The test programs, on the scenario's PATH (guest-root-run.sh); the

@@ -4,8 +4,8 @@
  * (bench/gen-topology.sh, TOPOLOGY_DIR, name "sets"), every device managed.
  * N peers (a crowd of bus connections in this process, tests/bus-harness.h)
  * join in STEPS steps, spread evenly over the sets; after each step the
- * daemon's VmRSS (proc(5), /proc/PID/status) is read. Then every set is
- * reset at once (each peer acks its Pause) and the RSS read again.
+ * daemon's VmRSS (proc(5), /proc/PID/status) is read. Then the first set
+ * is reset (each of its peers acks its Pause) and the RSS read again.
  * One connection takes an fd here and one in dbus-daemon: N peers need N
  * fds of each process's RLIMIT_NOFILE (raised to the hard limit,
  * getrlimit(2)). When the hard limit cannot hold N, as many as fit join and
@@ -110,24 +110,27 @@ START_TEST(bench) {
                 fflush(stdout);
         }
 
-        /* every set reset at once, every peer acking */
+        /* A reset of the first set, its peers acking. Not of every set: with
+         * ten thousand peers dbus-daemon matches each of the ten thousand
+         * Pause and Resume against every peer's match rules (tens of
+         * seconds), and the daemon's RSS would tell nothing more. */
         t = monotonic_usec();
         answered = 0;
-        for (size_t i = 0; i < sets; i++)
-                ck_assert_int_ge(sd_bus_call_method_async(h.bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
-                                                          "ResetDevice", on_reply, NULL, "sa{sv}", addresses[i], 0),
-                                 0);
+        ck_assert_int_ge(sd_bus_call_method_async(h.bus, NULL, VRD_BUS_NAME, VRD_ROOT_PATH, VRD_MANAGER_IFACE,
+                                                  "ResetDevice", on_reply, NULL, "sa{sv}", addresses[0], 0), 0);
         for (bool all = false; !all;) {
-                all = answered == sets;
+                all = answered == 1;
                 for (size_t s = 0; s < steps; s++) {
                         crowd_pump(&crowds[s], s == 0 ? h.bus : NULL);
-                        all = all && crowd_resumed(&crowds[s], 1) == crowds[s].n;
+                        /* peer i of each crowd watches addresses[i % sets] */
+                        for (size_t i = 0; all && i < crowds[s].n; i += sets)
+                                all = crowds[s].peers[i].n_resumed >= 1;
                 }
-                ck_assert_msg(monotonic_usec() - t < 300 * USEC_PER_SEC, "%zu of %zu sets answered", answered, sets);
+                ck_assert_msg(monotonic_usec() - t < 300 * USEC_PER_SEC, "the reset was not answered");
         }
         ck_assert_msg(harness_daemon_alive(&h), "the daemon died");
-        printf("reset_all_s=%.1f ", (monotonic_usec() - t) / 1e6);
-        print_rss(cmdf("peers=%zu sets=%zu after a reset of every set:", fit, sets));
+        printf("reset_s=%.1f ", (monotonic_usec() - t) / 1e6);
+        print_rss(cmdf("peers=%zu sets=%zu after a reset of one set:", fit, sets));
 
         for (size_t s = 0; s <= steps; s++) {
                 sx += (double) joined[s];

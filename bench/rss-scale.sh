@@ -2,7 +2,7 @@
 # The daemon's RSS with many peers spread over many sets (bench/rss-scale.c),
 # on a generated fake sysfs (bench/gen-topology.sh: SETS bus sets of two
 # functions) with the kernel test double. Prints the RSS after each step of
-# joining peers, after a reset of every set, and the line fitted through
+# joining peers, after a reset of one set, and the line fitted through
 # the steps (bytes per peer).
 # Usage: bench/rss-scale.sh [-n PEERS] [--steps STEPS] [SETS]   (default: 10000 peers, 4 steps, 64 sets)
 # Needs a built tree (make, then make bench/rss-scale tests/vfio-resetd-fake).

@@ -8,7 +8,6 @@
 #include "bus-names.h"
 #include "log.h"
 #include "macro.h"
-#include "bus-later.h"
 #include "strv.h"
 #include "polkit.h"
 
@@ -58,27 +57,17 @@ static void bus_resume(void *userdata, const char *peer, const char *set_path, u
                 log_warning_errno(r, "Cannot send Resume to %s: %m", peer);
 }
 
-/* The broadcasts go out with the sets' PropertiesChanged, after the Pause and
- * Resume of the same loop iteration, in the order they happened. */
 static void bus_started(void *userdata, const char *set_path, uint64_t reset_id) {
         struct manager *m = userdata;
-        sd_bus_message *s = NULL;
 
-        if (sd_bus_message_new_signal(m->bus, &s, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "ResetStarted") >= 0 &&
-            sd_bus_message_append(s, "ot", set_path, reset_id) >= 0)
-                bus_later_send(m, set_path, TAKE_PTR(s));
-        sd_bus_message_unref(s);
+        (void) sd_bus_emit_signal(m->bus, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "ResetStarted", "ot", set_path, reset_id);
 }
 
 static void bus_finished(void *userdata, const struct reset_outcome *o) {
         struct manager *m = userdata;
-        sd_bus_message *s = NULL;
 
-        if (sd_bus_message_new_signal(m->bus, &s, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "ResetFinished") >= 0 &&
-            sd_bus_message_append(s, "otst", o->set_path, o->reset_id, reset_result_to_string(o->result),
-                                  o->duration_usec) >= 0)
-                bus_later_send(m, o->set_path, TAKE_PTR(s));
-        sd_bus_message_unref(s);
+        (void) sd_bus_emit_signal(m->bus, VRD_ROOT_PATH, VRD_MANAGER_IFACE, "ResetFinished", "otst", o->set_path,
+                                  o->reset_id, reset_result_to_string(o->result), o->duration_usec);
 }
 
 static const char *const result_errors[_RESET_RESULT_MAX] = {
@@ -95,9 +84,6 @@ static void bus_reply(void *userdata, void *request, const struct reset_outcome 
         struct bus_request *q = request;
         int r;
 
-        /* A requester that follows the set's progress (vfio-resetctl reset)
-         * hears every change of its set before the answer. */
-        bus_later_flush(userdata, o->set_path);
         if (q->answered)
                 r = 0;
         else if (o->result != RESET_DONE)

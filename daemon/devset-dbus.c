@@ -2,14 +2,12 @@
 /* org.vfioresetd1.DevSet: one object per dev_set with at least one vfio device. */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "bus-names.h"
 #include "log.h"
 #include "arbiter-dbus.h"
 #include "devset-dbus.h"
 #include "macro.h"
-#include "bus-later.h"
 #include "strv.h"
 
 static int property_get_kind(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -237,65 +235,8 @@ int dev_set_bus_register(struct manager *m) {
         return sd_bus_add_node_enumerator(m->bus, NULL, VRD_DEVSET_PATH_PREFIX, dev_set_node_enumerator, m);
 }
 
-/* One entry of a PropertiesChanged: the value as it is now, read as
- * sd_bus_emit_properties_changed(3) reads it (the getter, or for a property
- * without one the field at its offset). */
-static int append_changed(sd_bus_message *msg, struct dev_set *s, const char *name) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        const sd_bus_vtable *v;
-        const char *sig;
-        void *field;
-        int r;
-
-        for (v = dev_set_vtable; v->type != _SD_BUS_VTABLE_END; v++)
-                if (v->type == _SD_BUS_VTABLE_PROPERTY && strcmp(v->x.property.member, name) == 0)
-                        break;
-        if (v->type == _SD_BUS_VTABLE_END || !(v->flags & SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE))
-                return -EDOM;   /* what sd-bus answers for a property that emits no change */
-        sig = v->x.property.signature;
-        field = (uint8_t *) s + v->x.property.offset;
-        r = sd_bus_message_open_container(msg, 'e', "sv");
-        if (r >= 0)
-                r = sd_bus_message_append(msg, "s", name);
-        if (r >= 0)
-                r = sd_bus_message_open_container(msg, 'v', sig);
-        if (r >= 0 && v->x.property.get)
-                r = v->x.property.get(s->manager->bus, s->path, VRD_DEVSET_IFACE, name, msg, s, &e);
-        else if (r >= 0 && strcmp(sig, "s") == 0)
-                r = sd_bus_message_append(msg, "s", *(char **) field ?: "");
-        else if (r >= 0)
-                r = sd_bus_message_append_basic(msg, sig[0], field);
-        sd_bus_error_free(&e);
-        if (r >= 0)
-                r = sd_bus_message_close_container(msg);
-        return r < 0 ? r : sd_bus_message_close_container(msg);
-}
-
-/* The values of now, sent after the replies and unicast signals of this
- * loop iteration (bus_later_send): a State that changes again
- * before they go out is still announced with each value it took. */
 int dev_set_bus_emit_changed(struct dev_set *s, const char *const *properties) {
-        sd_bus_message *msg = NULL;
-        int r;
-
         if (!s->manager->bus)
                 return 0;
-        r = sd_bus_message_new_signal(s->manager->bus, &msg, s->path, "org.freedesktop.DBus.Properties",
-                                      "PropertiesChanged");
-        if (r >= 0)
-                r = sd_bus_message_append(msg, "s", VRD_DEVSET_IFACE);
-        if (r >= 0)
-                r = sd_bus_message_open_container(msg, 'a', "{sv}");
-        for (const char *const *p = properties; r >= 0 && *p; p++)
-                r = append_changed(msg, s, *p);
-        if (r >= 0)
-                r = sd_bus_message_close_container(msg);
-        if (r >= 0)
-                r = sd_bus_message_append(msg, "as", 0);       /* every property here emits its value */
-        if (r < 0) {
-                sd_bus_message_unref(msg);
-                return log_warning_errno(r, "Cannot announce the change of %s: %m", s->id);
-        }
-        bus_later_send(s->manager, s->path, msg);
-        return 0;
+        return sd_bus_emit_properties_changed_strv(s->manager->bus, s->path, VRD_DEVSET_IFACE, (char **) properties);
 }

@@ -4,7 +4,6 @@
 
 #include "arbiter-dbus.h"
 #include "bus-address.h"
-#include "bus-later.h"
 #include "bus-names.h"
 #include "device-dbus.h"
 #include "devset-dbus.h"
@@ -75,10 +74,7 @@ static const sd_bus_vtable manager_vtable[] = {
 
 static void on_object_added(void *userdata, const char *path) {
         struct manager *m = userdata;
-        int r;
-
-        bus_later_flush(m, NULL);       /* what was queued tells of the objects as they were */
-        r = sd_bus_emit_object_added(m->bus, path);
+        int r = sd_bus_emit_object_added(m->bus, path);
 
         if (r < 0)
                 log_warning_errno(r, "Failed to announce %s: %m", path);
@@ -86,17 +82,13 @@ static void on_object_added(void *userdata, const char *path) {
 
 static void on_object_removed(void *userdata, const char *path) {
         struct manager *m = userdata;
-        int r;
-
-        bus_later_flush(m, NULL);
-        r = sd_bus_emit_object_removed(m->bus, path);
+        int r = sd_bus_emit_object_removed(m->bus, path);
 
         if (r < 0)
                 log_warning_errno(r, "Failed to announce removal of %s: %m", path);
 }
 
 static void on_device_changed(void *userdata, struct device *d, const char *const *properties) {
-        bus_later_flush(userdata, NULL);        /* in order with the sets' changes queued */
         (void) device_bus_emit_changed(d, properties);
 }
 

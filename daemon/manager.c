@@ -121,15 +121,6 @@ struct manager *manager_free(struct manager *m) {
         topology_free(m->topology);
         strv_free(m->bus_paused_peers_pending);
         sd_event_source_disable_unref(m->bus_paused_peers_flush);
-        /* the observers' signals still queued (bus_later_send) go out before the bus closes */
-        for (size_t i = 0; i < m->n_bus_later; i++) {
-                if (m->bus)
-                        (void) sd_bus_send(m->bus, m->bus_later[i].msg, NULL);
-                sd_bus_message_unref(m->bus_later[i].msg);
-                free(m->bus_later[i].set_path);
-        }
-        free(m->bus_later);
-        sd_event_source_disable_unref(m->bus_later_flush);
         sd_event_source_unref(m->rescan_source);
         sd_event_source_unref(m->monitor_source);
         udev_monitor_unref(m->monitor);

@@ -78,15 +78,6 @@ struct manager {
         /* The bus face's: dev_sets whose PausedPeers change waits for an idle loop. */
         char **bus_paused_peers_pending;
         sd_event_source *bus_paused_peers_flush;
-        /* The bus face's: signals for observers (PropertiesChanged of sets,
-         * ResetStarted, ResetFinished), built when they happen and sent after
-         * the Pause, Resume and replies of the same loop iteration. */
-        struct bus_later {
-                sd_bus_message *msg;
-                char *set_path;
-        } *bus_later;
-        size_t n_bus_later;
-        sd_event_source *bus_later_flush;
 
         /* Holders are looked up on demand, at most once per loop iteration. */
         uint64_t holders_stamp;

@@ -17,7 +17,8 @@ set -eu
 bench_parse "$0 [-r RESETS] [N...]" -r -- "$@"
 set -- ${bench_rest[@]+"${bench_rest[@]}"}
 [ $# -gt 0 ] || set -- 1 10 100
-VALGRIND=$(command -v valgrind) && command -v callgrind_control >/dev/null || { echo "$0: needs valgrind" >&2; exit 1; }
+VALGRIND=$(command -v valgrind) || { echo "$0: needs valgrind" >&2; exit 1; }
+command -v callgrind_control >/dev/null || { echo "$0: needs callgrind_control (valgrind)" >&2; exit 1; }
 export VALGRIND
 export TOPOLOGY_DIR=$top/tests/topologies
 for n in "$@"; do

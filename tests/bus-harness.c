@@ -415,6 +415,10 @@ size_t crowd_room(void) {
 }
 
 void crowd_join(struct crowd *c, size_t n, const char *address) {
+        crowd_join_spread(c, n, &address, 1);
+}
+
+void crowd_join_spread(struct crowd *c, size_t n, const char *const *addresses, size_t n_addresses) {
         ck_assert_msg(n <= crowd_room(), "%zu peers do not fit under the fd limit (room for %zu)", n, crowd_room());
         *c = (struct crowd) {
                 .peers = calloc(n, sizeof(*c->peers)),
@@ -425,6 +429,7 @@ void crowd_join(struct crowd *c, size_t n, const char *address) {
         ck_assert(c->peers && c->fds && c->queued);
         for (size_t i = 0; i < n; i++) {
                 struct crowd_peer *p = &c->peers[i];
+                const char *address = addresses[i % n_addresses];
                 sd_bus_error e = SD_BUS_ERROR_NULL;
 
                 ck_assert_int_ge(sd_bus_open_system(&p->bus), 0);

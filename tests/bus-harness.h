@@ -102,6 +102,8 @@ struct crowd {
 size_t crowd_room(void);
 /* Connects n peers (at most crowd_room()), each Watch(address). */
 void crowd_join(struct crowd *c, size_t n, const char *address);
+/* The same, peer i watching addresses[i % n_addresses]. */
+void crowd_join_spread(struct crowd *c, size_t n, const char *const *addresses, size_t n_addresses);
 /* Processes what every peer and also (may be NULL) has ready, waiting up to 1 ms: one poll(2) for all. */
 void crowd_pump(struct crowd *c, sd_bus *also);
 /* How many peers heard at least this many Resume signals; paused any pause. */

@@ -9,7 +9,10 @@
 #   --cache  where the source, the build tree and the result are kept
 #            (default $VMTEST_KERNEL_CACHE, else /var/cache/vfio-resetd-tests)
 # Prints the kernel folder on stdout (the layout of fetch.sh's CACHE/kernel:
-# vmlinuz, version, root/lib/modules/KVER), after building it if needed:
+# vmlinuz, version, root/lib/modules/KVER; besides, config, the kernel's
+# configuration, and usr/include, its uapi headers, for programs that use
+# what bookworm's linux-libc-dev lacks, such as VFIO_DEVICE_BIND_IOMMUFD),
+# after building it if needed:
 #   CACHE/kernel-7.3-HASH/    HASH: of kernel-7.3.config and $recipe below,
 #                             so only a change to either builds again
 #   CACHE/src/linux-VERSION/  the unpacked source (read-only use: the build
@@ -24,7 +27,7 @@
 set -eu
 
 # Bump when the way the kernel is built changes (not for comments).
-recipe=1
+recipe=2
 here=$(cd "$(dirname "$0")" && pwd)
 fragment="$here/kernel-7.3.config"
 base=${VMTEST_KERNEL_CACHE:-/var/cache/vfio-resetd-tests}
@@ -231,6 +234,11 @@ kmake INSTALL_MOD_PATH="$tmp/root" INSTALL_MOD_STRIP=1 DEPMOD=/usr/sbin/depmod m
 [ -f "$tmp/root/lib/modules/$kver/modules.dep" ] || { rm -rf "$tmp"; skip "modules_install made no modules.dep for $kver"; }
 # The module tree's links back into the build tree are of no use to a guest.
 rm -f "$tmp/root/lib/modules/$kver/build" "$tmp/root/lib/modules/$kver/source"
+# The uapi headers as headers_install lays them out (without its rsync):
+# "make headers" exports them into the build tree's usr/include.
+kmake headers >>"$log" 2>&1 || { rm -rf "$tmp"; skip "make headers failed, see $log"; }
+mkdir -p "$tmp/usr"
+(cd "$build/usr" && find include -name '*.h' | cpio -pdm --quiet "$tmp/usr")
 echo "$kver" >"$tmp/version"
 {
 	cat "$src.stamp"

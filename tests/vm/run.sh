@@ -131,7 +131,10 @@ kconfig="$kdir/config"
 # shellcheck disable=SC2013 # symbols, one a word
 for sym in $(sed -n 's/^# vmtest-config://p' "$scenario"); do
 	if ! grep -Eq "^CONFIG_$sym=[ym]$" "$kconfig"; then
-		echo "run.sh: SKIP $name: the $kernel kernel ($kver) has no CONFIG_$sym (run it with --kernel 7.3)"
+		hint=""
+		[ "$kernel" = 7.3 ] || ! grep -Eq "^CONFIG_$sym=[ym]$" "$here/kernel-7.3.config" ||
+			hint=" (the 7.3 kernel has it: --kernel 7.3)"
+		echo "run.sh: SKIP $name: the $kernel kernel ($kver) has no CONFIG_$sym$hint"
 		exit 77
 	fi
 done

@@ -90,6 +90,7 @@ module_deps() {
 module_softdeps() {
 	[ -f "$moddir/modules.softdep" ] || return 0
 	local n
+	# shellcheck disable=SC2013 # module names, one a word
 	for n in $(awk -v m="$1" '$1 == "softdep" && $2 == m {
 			for (i = 3; i <= NF; i++) { if ($i == "pre:") pre = 1; else if ($i ~ /:$/) pre = 0; else if (pre) print $i } }' \
 		"$moddir/modules.softdep"); do
@@ -210,7 +211,8 @@ ln -s /etc/machine-id "$root/var/lib/dbus/machine-id"
 {
 	printf 'VMTEST_KVER=%s\n' "$kver"
 	printf 'VMTEST_NATIVE="%s"\n' "${natives[*]}"
-	printf 'VMTEST_SCENARIO=%s\n' "$(basename "$scenario" .sh)"
+	sname=$(basename "$scenario")
+	printf 'VMTEST_SCENARIO=%s\n' "${sname%.*}"
 	for e in "${envs[@]}"; do
 		printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"
 	done

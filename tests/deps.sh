@@ -3,7 +3,8 @@
 # libdbus-1-dev, libpolkit-gobject-1-dev and systemd also for their .pc files
 # alone: configure reads where dbus-daemon, polkitd and systemd look; clang with
 # libFuzzer (libclang-rt-dev), llvm's symbolizer and valgrind for .ci/run's
-# sanitizer, fuzz and memcheck passes.
+# sanitizer, fuzz and memcheck passes; what building the VM tests' 7.3 kernel takes
+# (tests/vm/build-kernel.sh: flex, bison, bc, libelf and OpenSSL headers, xz).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt_get() { apt-get -o DPkg::Lock::Timeout=600 -q "$@"; }
@@ -15,4 +16,5 @@ apt_get install -y --no-install-recommends \
 	libvirt-dev libvirt-daemon \
 	libdbus-1-dev libpolkit-gobject-1-dev \
 	qemu-system-x86 busybox-static cpio kmod mmdebstrap e2fsprogs \
+	flex bison bc libelf-dev libssl-dev xz-utils \
 	clang libclang-rt-dev llvm valgrind

@@ -564,8 +564,15 @@ static int fill_own_job(struct reset *r) {
                     reset_job_add_device(r->job, pci_address_format(&d->fn.address, address), fd,
                                          d->fn.vendor_id, d->fn.device_id);
         }
-        if (k >= 0 && r->job->hot)
+        if (k >= 0 && r->job->hot) {
                 k = a->ownership->ops->reset_group_fds(a->ownership, s, &groups, &n_groups);
+                if (k >= 0 && n_groups == 0)
+                        log_struct(LOG_DEBUG, RESET_FIELDS(r), "MESSAGE=Reset %" PRIu64 " of %s: hot reset with an "
+                                   "empty group list (cdev)", r->id, r->set_id, NULL);
+                else if (k >= 0)
+                        log_struct(LOG_DEBUG, RESET_FIELDS(r), "MESSAGE=Reset %" PRIu64 " of %s: hot reset with %zu "
+                                   "group fds (legacy)", r->id, r->set_id, n_groups, NULL);
+        }
         for (size_t i = 0; k >= 0 && i < n_groups; i++) {
                 int fd = fcntl(groups[i], F_DUPFD_CLOEXEC, 3);
 

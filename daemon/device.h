@@ -40,6 +40,7 @@ struct device {
 struct device_holder {
         struct device *device;
         struct holder process;  /* .target is unused */
+        bool cdev;              /* through its cdev (/dev/vfio/devices/vfioX), not its group */
 };
 
 /* Opted in: tagged "vfio-resetd" by udev, or listed in the config. */

@@ -100,6 +100,30 @@ static int property_get_holder_details(sd_bus *bus, const char *path, const char
         return append_holders(reply, userdata, true, error);
 }
 
+/* HolderCdevs: the holders of Holders that hold a member through its cdev
+ * (address, pid): the kernel's proof for them is an iommufd context, which
+ * borrowing cannot give the daemon. */
+static int property_get_holder_cdevs(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct dev_set *s = userdata;
+        const struct device_holder *h;
+        size_t n;
+        int r;
+
+        r = manager_get_holders(s->manager, &h, &n);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot look up the holders of %s: %m", s->id);
+        r = sd_bus_message_open_container(reply, 'a', "(su)");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                char buf[PCI_ADDRESS_STRLEN];
+
+                if (h[i].device->dev_set == s && h[i].cdev)
+                        r = sd_bus_message_append(reply, "(su)", pci_address_format(&h[i].device->fn.address, buf),
+                                                  (uint32_t) h[i].process.pid);
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
 /* HolderDomains: the holders of Holders that an adapter knows as a virtual
  * machine (address, pid, domain name, UUID), from the same scan. */
 static int property_get_holder_domains(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -192,6 +216,9 @@ static const sd_bus_vtable dev_set_vtable[] = {
          * their manager names them (address, pid, domain name, UUID); libvirt's
          * domains for now; the same scan, no change signal */
         SD_BUS_PROPERTY("HolderDomains", "a(suss)", property_get_holder_domains, 0, 0),
+        /* beyond DESIGN.md section 5: the holders of Holders that hold a member
+         * through its cdev (address, pid); the same scan, no change signal */
+        SD_BUS_PROPERTY("HolderCdevs", "a(su)", property_get_holder_cdevs, 0, 0),
         SD_BUS_METHOD_WITH_NAMES("Reset", "a{sv}", SD_BUS_PARAM(options), "st", SD_BUS_PARAM(result)
                                  SD_BUS_PARAM(duration_usec), method_dev_set_reset, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END

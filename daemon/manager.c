@@ -261,7 +261,9 @@ int manager_get_holders(struct manager *m, const struct device_holder **ret, siz
                                 dup = dup || (m->holders[k].device == d && m->holders[k].process.pid == found[i].pid);
                         if (dup)
                                 continue;
-                        m->holders[m->n_holders++] = (struct device_holder) { .device = d, .process = found[i] };
+                        m->holders[m->n_holders++] = (struct device_holder) {
+                                .device = d, .process = found[i], .cdev = !o->group,
+                        };
                 }
         }
         m->holders_stamp = now;

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bus-names.h"
@@ -27,6 +29,7 @@
 
 static const char *extra_config;        /* appended to the lab's config before the daemon starts */
 static char base_config[4096];          /* the lab's config as setup() wrote it, "" until read */
+static bool nodes_added;                /* the unmanaged slot 3 pair's cdev nodes, once per testbed */
 
 static void add_cdev(const char *device, const char *cdev) {
         char *path = NULL;
@@ -42,6 +45,18 @@ static void start_cdev_daemon(void) {
 
         add_cdev("0000:04:00.0", "vfio10");
         add_cdev("0000:04:00.1", "vfio11");
+        /* The unmanaged slot 3 pair gets cdev nodes too, for holders to open. */
+        for (int fn = 0; fn < 2 && !nodes_added; fn++) {
+                char *rec = NULL;
+
+                ck_assert_int_ge(asprintf(&rec, "P: /devices/pci0000:00/0000:00:06.0/0000:03:00.%d/vfio-dev/vfio%d\n"
+                                          "N: vfio/devices/vfio%d\nE: SUBSYSTEM=vfio-dev\n"
+                                          "E: DEVNAME=/dev/vfio/devices/vfio%d\nE: MAJOR=511\nE: MINOR=%d\n"
+                                          "A: dev=511:%d\n", fn, 8 + fn, 8 + fn, 8 + fn, 8 + fn, 8 + fn), 0);
+                ck_assert(umockdev_testbed_add_from_string(tb, rec, NULL));
+                free(rec);
+        }
+        nodes_added = true;
         /* The lab's config as setup() wrote it, then this start's lines. */
         if (!base_config[0]) {
                 f = fopen(config, "re");
@@ -59,6 +74,7 @@ static void start_cdev_daemon(void) {
 
 static void setup_cdev(void) {
         base_config[0] = '\0';
+        nodes_added = false;
         lab_kernel_spec = CDEV_SPEC;
         lab_start_daemon = start_cdev_daemon;
         setup();
@@ -281,6 +297,64 @@ START_TEST(test_config_keeps_a_set_on_legacy) {
 }
 END_TEST
 
+/* A process that knows nothing of the daemon (sleep) holding /dev/vfio/devices/CDEV open as fd 3. */
+static pid_t hold_cdev(const char *cdev) {
+        pid_t pid = fork();
+        char cmd[96];
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                snprintf(cmd, sizeof(cmd), "exec sleep 120 3</dev/vfio/devices/%s", cdev);
+                execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 300 && lab_state_of(pid) != 'S'; i++)
+                usleep(10000);
+        for (int i = 0; i < 300; i++) {
+                char path[64], comm[32] = "";
+                FILE *f;
+
+                snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+                f = fopen(path, "re");
+                if (f && fgets(comm, sizeof(comm), f) && strncmp(comm, "sleep", 5) == 0) {
+                        fclose(f);
+                        return pid;
+                }
+                if (f)
+                        fclose(f);
+                usleep(10000);
+        }
+        ck_abort_msg("sleep never held /dev/vfio/devices/%s", cdev);
+}
+
+/* Two programs each hold one member through its cdev: explain says why
+ * borrowing cannot join them and what would; Borrow is refused naming them. */
+START_TEST(test_cdev_holders_cannot_be_borrowed) {
+        pid_t v[2] = { hold_cdev("vfio8"), hold_cdev("vfio9") };
+        char *out = NULL, pid[32];
+        struct call c;
+        int status;
+
+        status = harness_run(&out, "%s explain 03:00.0", getenv("VRD_CTL"));
+        snprintf(pid, sizeof(pid), "pid %d", (int) v[1]);
+        ck_assert_msg(strstr(out, "0000:03:00.1 is held open through its cdev") && strstr(out, pid) &&
+                      strstr(out, "borrowing cannot help") && strstr(out, "a device binds to one context only") &&
+                      strstr(out, "release their members"), "%d: %s", status, out);
+        free(out);
+
+        reset_sync(&c, "03:00.0", "Borrow=b1,Force=b1");
+        ck_assert_str_eq(c.error, VRD_ERROR_NOT_OWNED);
+        ck_assert_msg(strstr(c.message, "0000:03:00.0 is held by") && strstr(c.message, "through its cdev") &&
+                      strstr(c.message, "must release the device"), "%s", c.message);
+        ck_assert_int_eq(count_resets("0000:03"), 0);
+        ck_assert_msg(lab_state_of(v[0]) != 'T' && lab_state_of(v[1]) != 'T', "a holder was stopped");
+        for (size_t i = 0; i < 2; i++) {
+                kill(v[i], SIGKILL);
+                waitpid(v[i], NULL, 0);
+        }
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("cdev");
         TCase *tc = tcase_create("fake-kernel");
@@ -294,6 +368,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_ioas_failures_name_the_device);
         tcase_add_test(tc, test_stall_and_lost_device);
         tcase_add_test(tc, test_config_keeps_a_set_on_legacy);
+        tcase_add_test(tc, test_cdev_holders_cannot_be_borrowed);
         suite_add_tcase(s, tc);
         return s;
 }

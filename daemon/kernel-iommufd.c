@@ -16,6 +16,7 @@
 #include "kernel-iommufd.h"
 #include "macro.h"
 #include "vfio-cdev-uapi.h"
+#include "vfio-chardev.h"
 
 bool iommufd_offered(void *data) {
         struct stat st;

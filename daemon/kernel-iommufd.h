@@ -1,22 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The real kernel backend's two halves (kernel-vfio.c: groups and containers,
- * and the table; kernel-iommufd.c: cdevs and iommufd) and what they share. */
+/* The real kernel backend's cdev half (cdevs and iommufd), which the table in
+ * kernel-vfio.c points to. */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "pci-address.h"
-
-/* The number of a char device the kernel registered, from its sysfs "dev" file. */
-int vfio_sysfs_devnum(const char *path, dev_t *ret);
-/* 1 when fd is the char device want, 0 when not. */
-int vfio_is_char_device(int fd, dev_t want);
-/* "/dev/null", "anon_inode:[eventfd]": what an fd is, for a message. */
-const char *vfio_fd_what(int fd, char *buf, size_t size);
 
 bool iommufd_offered(void *data);
 int iommufd_open(void *data, int *ret_iommufd);

@@ -82,4 +82,21 @@ struct iommu_ioas_alloc {
         __u32 out_ioas_id;
 };
 #define IOMMU_IOAS_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_ALLOC)
+
+#define IOMMUFD_CMD_IOAS_MAP 0x85
+enum iommufd_ioas_map_flags {
+        IOMMU_IOAS_MAP_FIXED_IOVA = 1 << 0,
+        IOMMU_IOAS_MAP_WRITEABLE = 1 << 1,
+        IOMMU_IOAS_MAP_READABLE = 1 << 2,
+};
+struct iommu_ioas_map {
+        __u32 size;
+        __u32 flags;
+        __u32 ioas_id;
+        __u32 __reserved;
+        __aligned_u64 user_va;
+        __aligned_u64 length;
+        __aligned_u64 iova;
+};
+#define IOMMU_IOAS_MAP _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_MAP)
 #endif

@@ -9,6 +9,7 @@
  * comes back as a D-Bus error naming the address. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "check-run.h"
 #include "lab-harness.h"
 #include "macro.h"
+#include "service-manager.h"
 
 #define DEV04_0 VRD_DEVICE_PATH_PREFIX "/pci_0000_04_00_0"
 #define DEV04_1 VRD_DEVICE_PATH_PREFIX "/pci_0000_04_00_1"
@@ -297,40 +299,10 @@ START_TEST(test_config_keeps_a_set_on_legacy) {
 }
 END_TEST
 
-/* A process that knows nothing of the daemon (sleep) holding /dev/vfio/devices/CDEV open as fd 3. */
-static pid_t hold_cdev(const char *cdev) {
-        pid_t pid = fork();
-        char cmd[96];
-
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                snprintf(cmd, sizeof(cmd), "exec sleep 120 3</dev/vfio/devices/%s", cdev);
-                execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);
-                _exit(127);
-        }
-        for (int i = 0; i < 300 && lab_state_of(pid) != 'S'; i++)
-                usleep(10000);
-        for (int i = 0; i < 300; i++) {
-                char path[64], comm[32] = "";
-                FILE *f;
-
-                snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
-                f = fopen(path, "re");
-                if (f && fgets(comm, sizeof(comm), f) && strncmp(comm, "sleep", 5) == 0) {
-                        fclose(f);
-                        return pid;
-                }
-                if (f)
-                        fclose(f);
-                usleep(10000);
-        }
-        ck_abort_msg("sleep never held /dev/vfio/devices/%s", cdev);
-}
-
 /* Two programs each hold one member through its cdev: explain says why
  * borrowing cannot join them and what would; Borrow is refused naming them. */
 START_TEST(test_cdev_holders_cannot_be_borrowed) {
-        pid_t v[2] = { hold_cdev("vfio8"), hold_cdev("vfio9") };
+        pid_t v[2] = { hold_node("/dev/vfio/devices/vfio8"), hold_node("/dev/vfio/devices/vfio9") };
         char *out = NULL, pid[32];
         struct call c;
         int status;
@@ -355,6 +327,66 @@ START_TEST(test_cdev_holders_cannot_be_borrowed) {
 }
 END_TEST
 
+static bool daemon_said(const char *text) {
+        char *out = NULL;
+        bool r;
+
+        harness_run(&out, "grep -cF -- '%s' '%s/daemon.log' || true", text, h.dir);
+        r = atoi(out) > 0;
+        free(out);
+        return r;
+}
+
+/* Under a service manager the context and the bound cdevs are parked in the
+ * fd store; a restart takes them back (a cdev binds once: the stored file is
+ * the device), checked, and refuses what is not what its name says. */
+START_TEST(test_restart_takes_the_context_back) {
+        struct service_manager sm;
+        struct peer a;
+        struct call c;
+        int null;
+
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        service_manager_start(&sm, h.dir, 64);
+        service_manager_start_daemon(&sm, &h, lab_daemon_args);
+        ck_assert(service_manager_wait_said(&sm, "FDNAME=cdev-pci_0000_04_00_1", 5000));
+        ck_assert_uint_eq(service_manager_count(&sm, "iommufd-bus_0000_04"), 1);
+        ck_assert_uint_eq(service_manager_count(&sm, "cdev-pci_0000_04_00_0"), 1);
+        peer_start(&a, "--keep", "--take", "0000:04:00.0", NULL);
+        assert_peer_says(&a, "took", "fds=OK");
+
+        ck_assert_int_eq(harness_kill_daemon(&h, SIGKILL), 128 + SIGKILL);
+        service_manager_start_daemon(&sm, &h, lab_daemon_args);
+        ck_assert_msg(daemon_said("Took iommufd-bus_0000_04 back from the fd store") &&
+                      daemon_said("Took cdev-pci_0000_04_00_0 back from the fd store"), "nothing taken back");
+        ck_assert(!daemon_said("Refusing"));
+        /* Bound by setup()'s daemon and by the first under the store, not again. */
+        ck_assert_int_eq(count_opens("cdev-bind 0000:04:00.0"), 2);
+        assert_ownership(DEV04_0, "cdev");
+        peer_stop(&a);
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        assert_peer_says(&a, "took", "fds=OK");
+        reset_sync(&c, "04:00.0", NULL);
+        ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
+        ck_assert_int_eq(count_resets("hot-reset 0000:04:00.0 groups=0 "), 1);
+        peer_stop(&a);
+
+        /* A stored fd that is not the cdev its name says is refused and closed. */
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        service_manager_flush(&sm);
+        null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        ck_assert_int_ge(null, 0);
+        service_manager_store(&sm, "cdev-pci_0000_04_00_1", null);
+        service_manager_start_daemon(&sm, &h, lab_daemon_args);
+        ck_assert_msg(daemon_said("Refusing cdev-pci_0000_04_00_1") &&
+                      daemon_said("the device fd is /dev/null, not /dev/vfio/devices/vfio11"), "not refused");
+        ck_assert_int_eq(count_opens("cdev-bind 0000:04:00.1 vfio11 result=0"), 3);     /* bound afresh */
+        assert_ownership(DEV04_1, "cdev");
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        service_manager_stop(&sm);
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("cdev");
         TCase *tc = tcase_create("fake-kernel");
@@ -369,6 +401,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_stall_and_lost_device);
         tcase_add_test(tc, test_config_keeps_a_set_on_legacy);
         tcase_add_test(tc, test_cdev_holders_cannot_be_borrowed);
+        tcase_add_test(tc, test_restart_takes_the_context_back);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -91,19 +91,8 @@ fi
 id=$(sed -n 's/^pause \([0-9]*\) pause .*/\1/p' /run/peer-A.log | tail -n 1)
 [ -n "$id" ] || id=none
 wait_for 10 peer_has A "^rewrote " && wait_for 10 peer_has B "^rewrote "
-for p in A:$a B:$b; do
-	_p=${p%%:*} _addr=${p#*:} why=""
-	peer_has "$_p" "^pause $id pause $_addr\$" || why="$why no 'pause $id pause $_addr';"
-	peer_has "$_p" "^before-ack $_addr reg=0x3800 value=$written\$" || why="$why TDBAL changed before the ack;"
-	peer_has "$_p" "^acked $id\$" || why="$why did not ack $id;"
-	peer_has "$_p" "^resume $id done\$" || why="$why no 'resume $id done';"
-	peer_has "$_p" "^value $_addr reg=0x3800 mmap=0x00000000 pread=0x00000000 reset=yes\$" ||
-		why="$why TDBAL not back at 0 after the reset: $(peer_line "$_p" "^value ");"
-	peer_has "$_p" "^rewrote $_addr reg=0x3800 value=$written readback=$written\$" ||
-		why="$why could not write TDBAL again after Resume;"
-	kill -0 "$(peer_pid "$_p")" 2>/dev/null || why="$why the peer died;"
-	vmtest_result "peer $_p ($_addr) paused, acked, resumed, saw the reset, kept its fds (reset $id)" "$why"
-done
+check_peer A "$a" "$id"
+check_peer B "$b" "$id"
 why=""
 daemon_has "Reset $id of bus_0000_04: hot reset with an empty group list \(cdev\)" ||
 	why="$why no 'hot reset with an empty group list';"

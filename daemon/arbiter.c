@@ -798,8 +798,10 @@ static void reset_begin(struct reset *r) {
                    "MESSAGE=Reset %" PRIu64 " of %s: quiescing %zu peers%s", r->id, r->set_id, n_peers,
                    r->options.borrow ? " and the holders" : "", NULL);
 
-        /* Who holds the set is decided before anyone hears of the reset. */
-        if (r->options.borrow) {
+        /* Who holds the set is decided before anyone hears of the reset. A
+         * set the daemon owns whole has nobody to borrow from (and in the
+         * cdev model no group it could open: its cdevs block them). */
+        if (r->options.borrow && !dev_set_is_managed(s)) {
                 k = plan_borrow(a, s, &r->options, &r->borrow, &refused);
                 if (k >= 0 && !(r->targets = calloc(r->borrow->n_targets + 1, sizeof(*r->targets))))
                         k = -ENOMEM;
@@ -838,8 +840,12 @@ static void reset_begin(struct reset *r) {
 
 int arbiter_borrow_check(struct arbiter *a, struct dev_set *s, const struct reset_options *o, char **ret_message) {
         struct borrow *b = NULL;
-        int k = plan_borrow(a, s, o, &b, ret_message);
+        int k;
 
+        *ret_message = NULL;
+        if (dev_set_is_managed(s))
+                return 0;
+        k = plan_borrow(a, s, o, &b, ret_message);
         borrow_free(b);
         return k;
 }

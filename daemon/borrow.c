@@ -60,6 +60,19 @@ static int add_groups(struct borrow *b, const struct dev_set *s, const struct ow
                                 return -ENOMEM;
                         return -EINVAL;
                 }
+                /* The daemon's cdev members prove ownership by its iommufd
+                 * context, which the others' borrowed groups cannot join
+                 * ("zero-length array is only for cdev opened devices",
+                 * vfio_pci_ioctl_pci_hot_reset), nor can their groups be
+                 * opened while its cdevs are bound. */
+                if (d->model == OWNERSHIP_CDEV && d->device_fd >= 0) {
+                        if (asprintf(ret_message, "Cannot reset %s with Borrow: vfio-resetd owns %s through its cdev, "
+                                     "bound to an iommufd context of its own, and the kernel resets a set with cdev "
+                                     "members only for one context holding every member: the members others hold "
+                                     "cannot be borrowed into it", s->id, address) < 0)
+                                return -ENOMEM;
+                        return -EPERM;
+                }
                 if (find_group(b, d->fn.iommu_group))
                         continue;
                 snprintf(path, sizeof(path), "/dev/vfio/%d", d->fn.iommu_group);

@@ -30,7 +30,8 @@ static void on_device_request(void *userdata, struct device *d) {
         struct manager *m = userdata;
 
         arbiter_device_gone(&m->arbiter, d);
-        manager_emit_device_changed(m, d, (const char *[]) { "Managed", "Peers", NULL });
+        manager_emit_device_changed(m, d, (const char *[]) {
+                "Managed", "Peers", "Ownership", "IommufdDevId", "IommufdIoasId", NULL });
         if (d->dev_set)
                 manager_emit_dev_set_changed(m, d->dev_set, (const char *[]) { "Managed", "Peers", NULL });
 }

@@ -387,6 +387,19 @@ START_TEST(test_restart_takes_the_context_back) {
 }
 END_TEST
 
+/* The libvirt hook resets with Borrow: a set the daemon owns whole through
+ * cdev has nobody to borrow from, and is reset as the daemon's own. */
+START_TEST(test_borrow_of_an_owned_set) {
+        struct call c;
+
+        reset_sync(&c, "04:00.1", "Borrow=b1");
+        ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
+        ck_assert_str_eq(c.result, "done");
+        ck_assert_int_eq(count_resets("hot-reset 0000:04:00.0 groups=0 "), 1);
+        ck_assert_int_eq(count_opens("group-open 10 "), 0);
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("cdev");
         TCase *tc = tcase_create("fake-kernel");
@@ -402,6 +415,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_config_keeps_a_set_on_legacy);
         tcase_add_test(tc, test_cdev_holders_cannot_be_borrowed);
         tcase_add_test(tc, test_restart_takes_the_context_back);
+        tcase_add_test(tc, test_borrow_of_an_owned_set);
         suite_add_tcase(s, tc);
         return s;
 }

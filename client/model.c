@@ -224,6 +224,10 @@ static int read_device_property(sd_bus_message *m, const char *name, struct ctl_
                 return read_string(m, "o", &d->dev_set);
         if (strcmp(name, "PhysicalFunction") == 0)
                 return read_string(m, "s", &d->physfn);
+        if (strcmp(name, "Ownership") == 0)
+                return read_string(m, "s", &d->ownership);
+        if (strcmp(name, "IommufdIoasId") == 0)
+                return sd_bus_message_read(m, "v", "u", &d->ioas);
         if (strcmp(name, "VendorId") == 0)
                 return sd_bus_message_read(m, "v", "q", &d->vendor_id);
         if (strcmp(name, "DeviceId") == 0)
@@ -311,6 +315,7 @@ static void device_done(struct ctl_device *d) {
         free(d->driver);
         free(d->dev_set);
         free(d->physfn);
+        free(d->ownership);
         strv_free(d->reset_methods);
         strv_free(d->peers);
 }

@@ -23,6 +23,8 @@ struct ctl_device {
         char **reset_methods;
         bool managed;
         char **peers;
+        char *ownership;        /* "legacy", "cdev", ""; NULL from an older daemon */
+        uint32_t ioas;          /* cdev: IommufdIoasId, 0 none */
 };
 
 struct ctl_holder {

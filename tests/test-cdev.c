@@ -150,6 +150,15 @@ START_TEST(test_take_and_reset_through_the_context) {
         ck_assert_uint_gt(ioas_b, 0);
         ck_assert_uint_ne(ioas_a, ioas_b);                      /* an IOAS of its own each */
         ck_assert_int_eq(count_opens("ioas-attach 0000:04:00.0"), 1);
+        {
+                char *out = NULL, want[128];
+
+                harness_run(&out, "%s status 04:00.0", getenv("VRD_CTL"));
+                snprintf(want, sizeof(want), "Managed: yes, through its cdev bound to the set's iommufd context "
+                         "(IOAS %u)", ioas_a);
+                ck_assert_msg(strstr(out, want), "%s", out);
+                free(out);
+        }
 
         reset_sync(&c, "04:00.1", NULL);
         ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);

@@ -34,12 +34,13 @@ static char base_config[4096];          /* the lab's config as setup() wrote it,
 static bool nodes_added;                /* the unmanaged slot 3 pair's cdev nodes, once per testbed */
 
 static void add_cdev(const char *device, const char *cdev) {
+        gchar *sys = umockdev_testbed_get_sys_dir(tb);
         char *path = NULL;
 
-        ck_assert_int_ge(asprintf(&path, "%s/devices/pci0000:00/0000:00:07.0/%s/vfio-dev/%s",
-                                  umockdev_testbed_get_sys_dir(tb), device, cdev), 0);
+        ck_assert_int_ge(asprintf(&path, "%s/devices/pci0000:00/0000:00:07.0/%s/vfio-dev/%s", sys, device, cdev), 0);
         ck_assert_int_eq(g_mkdir_with_parents(path, 0755), 0);
         free(path);
+        g_free(sys);
 }
 
 static void start_cdev_daemon(void) {

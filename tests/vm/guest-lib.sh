@@ -294,11 +294,15 @@ need_programs() {
 
 # --- the reset scenarios: the daemon owning devices, bar-peer peers ----------
 
-# manage_config FILE QUIESCE_SEC ADDR...: a daemon config that manages ADDRs.
+# manage_config FILE QUIESCE_SEC ADDR...: a daemon config that manages ADDRs,
+# with [Ownership] Model=$VMTEST_OWNERSHIP (legacy unless a scenario says:
+# the scenarios written for groups and containers test them on the 7.3
+# kernel too, where auto would pick cdev).
 manage_config() {
 	_mc_file=$1 _mc_quiesce=$2
 	shift 2
-	printf '[Manage]\nDevice=%s\n[Reset]\nQuiesceTimeoutSec=%s\n' "$*" "$_mc_quiesce" >"$_mc_file"
+	printf '[Manage]\nDevice=%s\n[Reset]\nQuiesceTimeoutSec=%s\n[Ownership]\nModel=%s\n' "$*" "$_mc_quiesce" \
+		"${VMTEST_OWNERSHIP:-legacy}" >"$_mc_file"
 }
 
 # peer_start NAME ARGS...: bar-peer (tests/vm/bar-peer.c) in the background.

@@ -28,7 +28,8 @@ vmtest_dump cdev-info /run/cdev-info.txt
 kernel_set03=$(grep '^info 0000:03:00.0 bound=2 ' /run/cdev-info.txt | field set | tr ',' '\n' | cut -d: -f1-3 |
 	sort | tr '\n' ' ')
 
-managed_daemon_start "$a" "$b" || exit 0
+# The default model: auto picks cdev on this kernel.
+VMTEST_OWNERSHIP=auto managed_daemon_start "$a" "$b" || exit 0
 if ! wait_for 30 managed; then
 	vmtest_fail managed "$set_path is not Managed: $(prop "$set_path" org.vfioresetd1.DevSet Managed 2>&1)"
 	vmtest_stop

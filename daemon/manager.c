@@ -245,10 +245,10 @@ int manager_get_holders(struct manager *m, const struct device_holder **ret, siz
                  * daemon's own (the service manager's fd store) is no holder. */
                 if (g && holder_has_file(found[i].pid, g->group_fd) > 0)
                         continue;
-                /* A cdev binds once, so whoever holds the daemon's bound cdev
-                 * file holds it from the daemon: its peers (TakeDevice hands
-                 * out that file) and the fd store. */
-                if (!o->group && o->device->model == OWNERSHIP_CDEV && o->device->device_fd >= 0 &&
+                /* Whoever holds the daemon's own device file holds it from the
+                 * daemon: its peers (TakeDevice hands out that file) and the
+                 * fd store. A bound cdev is that file (it binds once). */
+                if (!o->group && o->device->device_fd >= 0 &&
                     holder_has_file(found[i].pid, o->device->device_fd) > 0)
                         continue;
 

@@ -54,7 +54,12 @@ int cmd_status(struct ctl *c, int argc, char *argv[]) {
         printf("%s\n", strv_length(d->reset_methods) ? "" : " none");
         if (d->physfn && *d->physfn)
                 printf("   SR-IOV PF: %s\n", d->physfn);
-        printf("     Managed: %s\n", d->managed ? "yes" : "no");
+        if (d->managed && streq_ptr(d->ownership, "cdev"))
+                printf("     Managed: yes, through its cdev bound to the set's iommufd context (IOAS %u)\n", d->ioas);
+        else if (d->managed && streq_ptr(d->ownership, "legacy"))
+                printf("     Managed: yes, through its IOMMU group and a container of the group's own\n");
+        else
+                printf("     Managed: %s\n", d->managed ? "yes" : "no");
         printf("      DevSet: %s (%s)\n", s->id, s->kind);
         printf("     Members: %s\n", members ?: "?");
         printf("       State: %s\n", s->state);

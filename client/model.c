@@ -130,6 +130,38 @@ const struct ctl_domain *ctl_dev_set_domain(const struct ctl_dev_set *s, const s
         return NULL;
 }
 
+bool ctl_dev_set_holds_cdev(const struct ctl_dev_set *s, const struct ctl_holder *h) {
+        for (size_t i = 0; i < s->n_cdev_holders; i++)
+                if (s->cdev_holders[i].pid == h->pid && streq_ptr(s->cdev_holders[i].address, h->address))
+                        return true;
+        return false;
+}
+
+static void clear_cdev_holders(struct ctl_dev_set *s) {
+        for (size_t j = 0; j < s->n_cdev_holders; j++)
+                free(s->cdev_holders[j].address);
+        s->cdev_holders = mfree(s->cdev_holders);
+        s->n_cdev_holders = 0;
+}
+
+static int read_cdev_holders(sd_bus_message *m, struct ctl_dev_set *s) {
+        const char *a;
+        uint32_t pid;
+        int r;
+
+        clear_cdev_holders(s);
+        r = enter_array(m, "(su)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(su)", &a, &pid)) > 0) {
+                struct ctl_holder *n = realloc(s->cdev_holders, sizeof(*n) * (s->n_cdev_holders + 1));
+
+                if (!n)
+                        return -ENOMEM;
+                s->cdev_holders = n;
+                n[s->n_cdev_holders++] = (struct ctl_holder) { .address = strdup(a), .pid = pid };
+        }
+        return leave_array(m, r);
+}
+
 static void clear_uninspected(struct ctl_dev_set *s) {
         for (size_t j = 0; j < s->n_uninspected; j++)
                 free(s->uninspected[j].command);
@@ -192,6 +224,10 @@ static int read_device_property(sd_bus_message *m, const char *name, struct ctl_
                 return read_string(m, "o", &d->dev_set);
         if (strcmp(name, "PhysicalFunction") == 0)
                 return read_string(m, "s", &d->physfn);
+        if (strcmp(name, "Ownership") == 0)
+                return read_string(m, "s", &d->ownership);
+        if (strcmp(name, "IommufdIoasId") == 0)
+                return sd_bus_message_read(m, "v", "u", &d->ioas);
         if (strcmp(name, "VendorId") == 0)
                 return sd_bus_message_read(m, "v", "q", &d->vendor_id);
         if (strcmp(name, "DeviceId") == 0)
@@ -243,6 +279,8 @@ static int read_dev_set_property(sd_bus_message *m, const char *name, struct ctl
                 return read_foreign(m, s);
         if (strcmp(name, "UninspectedProcesses") == 0)
                 return read_uninspected(m, s);
+        if (strcmp(name, "HolderCdevs") == 0)
+                return read_cdev_holders(m, s);
         if (strcmp(name, "Managed") == 0) {
                 int r = sd_bus_message_read(m, "v", "b", &b);
                 s->managed = b;
@@ -277,6 +315,7 @@ static void device_done(struct ctl_device *d) {
         free(d->driver);
         free(d->dev_set);
         free(d->physfn);
+        free(d->ownership);
         strv_free(d->reset_methods);
         strv_free(d->peers);
 }
@@ -294,6 +333,7 @@ static void dev_set_done(struct ctl_dev_set *s) {
         clear_domains(s);
         clear_foreign(s);
         clear_uninspected(s);
+        clear_cdev_holders(s);
 }
 
 int ctl_model_add(struct ctl_model *model, const char *path, sd_bus_message *m) {

@@ -23,6 +23,8 @@ struct ctl_device {
         char **reset_methods;
         bool managed;
         char **peers;
+        char *ownership;        /* "legacy", "cdev", ""; NULL from an older daemon */
+        uint32_t ioas;          /* cdev: IommufdIoasId, 0 none */
 };
 
 struct ctl_holder {
@@ -73,6 +75,8 @@ struct ctl_dev_set {
         size_t n_foreign;
         struct ctl_process *uninspected;
         size_t n_uninspected;
+        struct ctl_holder *cdev_holders;        /* HolderCdevs: .address and .pid only; none from an older daemon */
+        size_t n_cdev_holders;
 };
 
 struct ctl_model {
@@ -101,6 +105,8 @@ const struct ctl_dev_set *ctl_model_dev_set(const struct ctl_model *m, const cha
 struct ctl_device *ctl_model_find_device(struct ctl_model *m, const char *path);
 struct ctl_dev_set *ctl_model_find_dev_set(struct ctl_model *m, const char *path);
 void ctl_dev_set_clear_holders(struct ctl_dev_set *s);
+/* Does h hold its member through the member's cdev (HolderCdevs)? */
+bool ctl_dev_set_holds_cdev(const struct ctl_dev_set *s, const struct ctl_holder *h);
 
 /* The libvirt domain that holder h of s is, or NULL. */
 const struct ctl_domain *ctl_dev_set_domain(const struct ctl_dev_set *s, const struct ctl_holder *h);

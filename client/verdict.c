@@ -118,11 +118,20 @@ int verdict_compute(const struct ctl_model *m, const struct ctl_dev_set *s, stru
                 const struct ctl_domain *dom = ctl_dev_set_domain(s, h);
                 char name[HOLDER_NAME_MAX];
 
-                r = add(v, &(struct blocker) { .type = BLOCKER_HOLDER, .address = h->address, .holder = h },
-                        "%s (IOMMU group %d) is held open by %s%s%s%s%s", h->address, group_of(m, h->address),
-                        holder_name(name, sizeof(name), h->pid, h->command, h->uid, h->unit),
-                        dom ? ": libvirt domain " : "", dom ? dom->name : "", dom ? " " : "",
-                        dom ? dom->uuid : "");
+                if (ctl_dev_set_holds_cdev(s, h))
+                        r = add(v, &(struct blocker) { .type = BLOCKER_HOLDER, .address = h->address, .holder = h },
+                                "%s is held open through its cdev (/dev/vfio/devices/vfioX, bound to an iommufd "
+                                "context) by %s%s%s%s%s", h->address,
+                                holder_name(name, sizeof(name), h->pid, h->command, h->uid, h->unit),
+                                dom ? ": libvirt domain " : "", dom ? dom->name : "", dom ? " " : "",
+                                dom ? dom->uuid : "");
+                else
+                        r = add(v, &(struct blocker) { .type = BLOCKER_HOLDER, .address = h->address, .holder = h },
+                                "%s (IOMMU group %d) is held open by %s%s%s%s%s", h->address,
+                                group_of(m, h->address),
+                                holder_name(name, sizeof(name), h->pid, h->command, h->uid, h->unit),
+                                dom ? ": libvirt domain " : "", dom ? dom->name : "", dom ? " " : "",
+                                dom ? dom->uuid : "");
                 if (r < 0)
                         return r;
         }
@@ -168,6 +177,8 @@ int verdict_compute(const struct ctl_model *m, const struct ctl_dev_set *s, stru
                 }
                 v->borrowable = v->borrowable || v->blockers[i].type == BLOCKER_HOLDER;
         }
+        /* A cdev holder's proof is its iommufd context: nothing borrowed joins two. */
+        v->borrowable = v->borrowable && s->n_cdev_holders == 0;
         if (v->resettable)
                 r = asprintf(&v->summary, "Yes: nothing blocks a %s of %s now.",
                              single ? "function reset" : "hot reset", s->id);
@@ -178,7 +189,16 @@ int verdict_compute(const struct ctl_model *m, const struct ctl_dev_set *s, stru
                 r = asprintf(&v->summary, "No: %s holds every group of %s. It owns the set and can reset it "
                              "itself; no other process can while it holds them.",
                              holder_name(name, sizeof(name), owner, h->command, h->uid, h->unit), s->id);
-        } else if (v->n_blockers == 1 && unseen)
+        } else if (s->n_cdev_holders > 0 && s->n_foreign == 0)
+                r = asprintf(&v->summary, "No: %s cannot be reset while it is held, and borrowing cannot help. "
+                             "Its members are held through their cdevs, where the kernel's proof for a hot reset "
+                             "is one iommufd context with every member of the set bound to it, and a device binds "
+                             "to one context only (a second VFIO_DEVICE_BIND_IOMMUFD fails EINVAL): the holders' "
+                             "contexts cannot be joined by taking their fds. What works: quiesce the holders and "
+                             "have all but one release their members (close the cdev), so that the one left can "
+                             "bind every member to its context and reset; or have vfio-resetd own the set "
+                             "(manage it, and let the programs take their devices with TakeDevice).", s->id);
+        else if (v->n_blockers == 1 && unseen)
                 r = asprintf(&v->summary, "Cannot tell: nothing the daemon can see blocks a %s of %s, but it "
                              "could not look into every process, and any of those may hold a member.",
                              single ? "function reset" : "hot reset", s->id);

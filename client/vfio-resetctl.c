@@ -181,6 +181,8 @@ json_object *ctl_device_to_json(const struct ctl_device *d) {
         json_object_object_add(o, "reset_methods", methods);
         json_object_object_add(o, "physical_function", json_object_new_string(d->physfn ?: ""));
         json_object_object_add(o, "managed", json_object_new_boolean(d->managed));
+        if (d->ownership)
+                json_object_object_add(o, "ownership", json_object_new_string(d->ownership));
         return o;
 }
 

@@ -511,7 +511,11 @@ static char *job_outcome(const struct reset *r, enum reset_result *ret) {
                              "%s did not come back after the %s of %s: its config space reads %04x:%04x, not %04x:%04x",
                              d->address, j->hot ? "hot reset" : "function reset", r->set_id, d->read_vendor,
                              d->read_device, d->vendor_id, d->device_id);
-        } else if (j->error < 0)
+        } else if (j->not_owned[0])
+                k = asprintf(&msg, "%s of %s failed: %s is not bound to the iommufd context that %s is bound to "
+                             "(hot-reset info: NOT_OWNED), and the kernel resets a cdev set only for a context that "
+                             "holds every member", j->step, r->set_id, j->not_owned, j->address);
+        else if (j->error < 0)
                 k = asprintf(&msg, "%s of %s failed%s%s: %s (%s)", j->step, r->set_id, j->address ? " on " : "",
                              j->address ?: "", strerror(-j->error), strerrorname_np(-j->error) ?: "?");
         else {
@@ -560,8 +564,15 @@ static int fill_own_job(struct reset *r) {
                     reset_job_add_device(r->job, pci_address_format(&d->fn.address, address), fd,
                                          d->fn.vendor_id, d->fn.device_id);
         }
-        if (k >= 0 && r->job->hot)
+        if (k >= 0 && r->job->hot) {
                 k = a->ownership->ops->reset_group_fds(a->ownership, s, &groups, &n_groups);
+                if (k >= 0 && n_groups == 0)
+                        log_struct(LOG_DEBUG, RESET_FIELDS(r), "MESSAGE=Reset %" PRIu64 " of %s: hot reset with an "
+                                   "empty group list (cdev)", r->id, r->set_id, NULL);
+                else if (k >= 0)
+                        log_struct(LOG_DEBUG, RESET_FIELDS(r), "MESSAGE=Reset %" PRIu64 " of %s: hot reset with %zu "
+                                   "group fds (legacy)", r->id, r->set_id, n_groups, NULL);
+        }
         for (size_t i = 0; k >= 0 && i < n_groups; i++) {
                 int fd = fcntl(groups[i], F_DUPFD_CLOEXEC, 3);
 
@@ -787,8 +798,10 @@ static void reset_begin(struct reset *r) {
                    "MESSAGE=Reset %" PRIu64 " of %s: quiescing %zu peers%s", r->id, r->set_id, n_peers,
                    r->options.borrow ? " and the holders" : "", NULL);
 
-        /* Who holds the set is decided before anyone hears of the reset. */
-        if (r->options.borrow) {
+        /* Who holds the set is decided before anyone hears of the reset. A
+         * set the daemon owns whole has nobody to borrow from (and in the
+         * cdev model no group it could open: its cdevs block them). */
+        if (r->options.borrow && !dev_set_is_managed(s)) {
                 k = plan_borrow(a, s, &r->options, &r->borrow, &refused);
                 if (k >= 0 && !(r->targets = calloc(r->borrow->n_targets + 1, sizeof(*r->targets))))
                         k = -ENOMEM;
@@ -827,8 +840,12 @@ static void reset_begin(struct reset *r) {
 
 int arbiter_borrow_check(struct arbiter *a, struct dev_set *s, const struct reset_options *o, char **ret_message) {
         struct borrow *b = NULL;
-        int k = plan_borrow(a, s, o, &b, ret_message);
+        int k;
 
+        *ret_message = NULL;
+        if (dev_set_is_managed(s))
+                return 0;
+        k = plan_borrow(a, s, o, &b, ret_message);
         borrow_free(b);
         return k;
 }

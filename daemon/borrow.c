@@ -60,6 +60,19 @@ static int add_groups(struct borrow *b, const struct dev_set *s, const struct ow
                                 return -ENOMEM;
                         return -EINVAL;
                 }
+                /* The daemon's cdev members prove ownership by its iommufd
+                 * context, which the others' borrowed groups cannot join
+                 * ("zero-length array is only for cdev opened devices",
+                 * vfio_pci_ioctl_pci_hot_reset), nor can their groups be
+                 * opened while its cdevs are bound. */
+                if (d->model == OWNERSHIP_CDEV && d->device_fd >= 0) {
+                        if (asprintf(ret_message, "Cannot reset %s with Borrow: vfio-resetd owns %s through its cdev, "
+                                     "bound to an iommufd context of its own, and the kernel resets a set with cdev "
+                                     "members only for one context holding every member: the members others hold "
+                                     "cannot be borrowed into it", s->id, address) < 0)
+                                return -ENOMEM;
+                        return -EPERM;
+                }
                 if (find_group(b, d->fn.iommu_group))
                         continue;
                 snprintf(path, sizeof(path), "/dev/vfio/%d", d->fn.iommu_group);
@@ -142,6 +155,18 @@ int borrow_plan(const struct dev_set *s, const struct ownership *o, const struct
                 if (dh->device->dev_set != s || !(g = find_group(b, dh->device->fn.iommu_group)) ||
                     g->how == BORROW_OWNED || planned(b, dh->process.pid, g->group))
                         continue;
+                /* The kernel's proof for a cdev holder is its iommufd context,
+                 * and a device binds to one context only (VFIO_DEVICE_BIND_IOMMUFD
+                 * of a device bound elsewhere: EINVAL): no fd the daemon can
+                 * borrow puts every member in one context. */
+                if (dh->cdev) {
+                        pci_address_format(&dh->device->fn.address, address);
+                        k = appendf(&refused, "%s%s is held by %s through its cdev, bound to an iommufd context of "
+                                    "that process's own, which borrowing cannot join with another (a device binds "
+                                    "to one context only); it must release the device for the reset",
+                                    refused ? "; " : "", address, holder_describe(&dh->process, name));
+                        continue;
+                }
                 /* Pin the process, then see that it still holds the group: a pid
                  * that exited, or was reused since the scan, holds nothing. */
                 pidfd = pidfd_open(dh->process.pid, 0);

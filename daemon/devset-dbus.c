@@ -63,9 +63,15 @@ static int property_get_paused_peers(sd_bus *bus, const char *path, const char *
         return r < 0 ? r : sd_bus_message_append_strv(reply, l);
 }
 
-/* Holders (address, pid, command) and, with details, HolderDetails (address, pid, uid, command, unit). */
-static int append_holders(sd_bus_message *reply, struct dev_set *s, bool details, sd_bus_error *error) {
-        const char *type = details ? "(suuss)" : "(sus)";
+enum holders_view {
+        HOLDERS,                /* (address, pid, command) */
+        HOLDER_DETAILS,         /* (address, pid, uid, command, unit) */
+        HOLDER_CDEVS,           /* (address, pid) of those that hold a member through its cdev */
+};
+
+/* Holders, HolderDetails or HolderCdevs, from the one scan. */
+static int append_holders(sd_bus_message *reply, struct dev_set *s, enum holders_view view, sd_bus_error *error) {
+        const char *type = view == HOLDER_DETAILS ? "(suuss)" : view == HOLDER_CDEVS ? "(su)" : "(sus)";
         const struct device_holder *h;
         size_t n;
         int r;
@@ -78,12 +84,14 @@ static int append_holders(sd_bus_message *reply, struct dev_set *s, bool details
                 const struct holder *p = &h[i].process;
                 char buf[PCI_ADDRESS_STRLEN];
 
-                if (h[i].device->dev_set != s)
+                if (h[i].device->dev_set != s || (view == HOLDER_CDEVS && !h[i].cdev))
                         continue;
                 pci_address_format(&h[i].device->fn.address, buf);
-                if (details)
+                if (view == HOLDER_DETAILS)
                         r = sd_bus_message_append(reply, type, buf, (uint32_t) p->pid, (uint32_t) p->uid, p->comm,
                                                   p->unit);
+                else if (view == HOLDER_CDEVS)
+                        r = sd_bus_message_append(reply, type, buf, (uint32_t) p->pid);
                 else
                         r = sd_bus_message_append(reply, type, buf, (uint32_t) p->pid, p->comm);
         }
@@ -92,12 +100,19 @@ static int append_holders(sd_bus_message *reply, struct dev_set *s, bool details
 
 static int property_get_holders(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return append_holders(reply, userdata, false, error);
+        return append_holders(reply, userdata, HOLDERS, error);
 }
 
 static int property_get_holder_details(sd_bus *bus, const char *path, const char *interface, const char *property,
                                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return append_holders(reply, userdata, true, error);
+        return append_holders(reply, userdata, HOLDER_DETAILS, error);
+}
+
+/* HolderCdevs: the kernel's proof for them is an iommufd context, which
+ * borrowing cannot give the daemon. */
+static int property_get_holder_cdevs(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return append_holders(reply, userdata, HOLDER_CDEVS, error);
 }
 
 /* HolderDomains: the holders of Holders that an adapter knows as a virtual
@@ -192,6 +207,9 @@ static const sd_bus_vtable dev_set_vtable[] = {
          * their manager names them (address, pid, domain name, UUID); libvirt's
          * domains for now; the same scan, no change signal */
         SD_BUS_PROPERTY("HolderDomains", "a(suss)", property_get_holder_domains, 0, 0),
+        /* beyond DESIGN.md section 5: the holders of Holders that hold a member
+         * through its cdev (address, pid); the same scan, no change signal */
+        SD_BUS_PROPERTY("HolderCdevs", "a(su)", property_get_holder_cdevs, 0, 0),
         SD_BUS_METHOD_WITH_NAMES("Reset", "a{sv}", SD_BUS_PARAM(options), "st", SD_BUS_PARAM(result)
                                  SD_BUS_PARAM(duration_usec), method_dev_set_reset, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END

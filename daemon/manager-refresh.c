@@ -33,7 +33,7 @@ struct device_change {
         struct dev_set *old_set;        /* compared, never followed: it may be freed */
         bool moved;
         bool was_managed;
-        const char *changed[8];
+        const char *changed[12];
 };
 
 /* Everything a refresh needs, made before anything changes. */
@@ -266,8 +266,11 @@ static void refresh_plan_apply(struct manager *m, struct refresh_plan *p) {
                         n++;
                 if (c->moved && n < ELEMENTSOF(c->changed) - 1)
                         c->changed[n++] = "DevSet";
-                if (c->was_managed != (c->device->device_fd >= 0) && n < ELEMENTSOF(c->changed) - 1)
-                        c->changed[n++] = "Managed";
+                /* Taken or let go: its model and iommufd ids came or went with it. */
+                if (c->was_managed != (c->device->device_fd >= 0))
+                        for (size_t k = 0; k < 4 && n < ELEMENTSOF(c->changed) - 1; k++)
+                                c->changed[n++] = (const char *[]) { "Managed", "Ownership", "IommufdDevId",
+                                                                     "IommufdIoasId" }[k];
                 c->changed[n] = NULL;
                 if (n > 0)
                         manager_emit_device_changed(m, c->device, c->changed);

@@ -30,7 +30,8 @@ static void on_device_request(void *userdata, struct device *d) {
         struct manager *m = userdata;
 
         arbiter_device_gone(&m->arbiter, d);
-        manager_emit_device_changed(m, d, (const char *[]) { "Managed", "Peers", NULL });
+        manager_emit_device_changed(m, d, (const char *[]) {
+                "Managed", "Peers", "Ownership", "IommufdDevId", "IommufdIoasId", NULL });
         if (d->dev_set)
                 manager_emit_dev_set_changed(m, d->dev_set, (const char *[]) { "Managed", "Peers", NULL });
 }
@@ -62,7 +63,7 @@ int manager_new(const struct kernel_ops *kernel, struct manager **ret) {
                 return r;
         }
         m->ownership = (struct ownership) {
-                .ops = &ownership_legacy_ops,
+                .ops = &ownership_model_ops,
                 .kernel = kernel,
                 .event = m->event,
                 .events.device_request = on_device_request,
@@ -106,6 +107,7 @@ struct manager *manager_free(struct manager *m) {
                 m->ownership.ops->release(&m->ownership, m->devices[i]);
         fdstore_done(&m->fdstore);
         free(m->ownership.groups);
+        free(m->ownership.contexts);
         polkit_registry_free(m->polkit);
         config_done(&m->config);
         free(m->config_path);
@@ -245,6 +247,12 @@ int manager_get_holders(struct manager *m, const struct device_holder **ret, siz
                  * daemon's own (the service manager's fd store) is no holder. */
                 if (g && holder_has_file(found[i].pid, g->group_fd) > 0)
                         continue;
+                /* Whoever holds the daemon's own device file holds it from the
+                 * daemon: its peers (TakeDevice hands out that file) and the
+                 * fd store. A bound cdev is that file (it binds once). */
+                if (!o->group && o->device->device_fd >= 0 &&
+                    holder_has_file(found[i].pid, o->device->device_fd) > 0)
+                        continue;
 
                 for (size_t j = 0; j < m->n_devices; j++) {
                         struct device *d = m->devices[j];
@@ -256,7 +264,9 @@ int manager_get_holders(struct manager *m, const struct device_holder **ret, siz
                                 dup = dup || (m->holders[k].device == d && m->holders[k].process.pid == found[i].pid);
                         if (dup)
                                 continue;
-                        m->holders[m->n_holders++] = (struct device_holder) { .device = d, .process = found[i] };
+                        m->holders[m->n_holders++] = (struct device_holder) {
+                                .device = d, .process = found[i], .cdev = !o->group,
+                        };
                 }
         }
         m->holders_stamp = now;

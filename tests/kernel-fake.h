@@ -19,6 +19,18 @@
  * for every device fd, B 1 when no open file of the device exists anywhere
  * in the world: the kernel resets a function on its first open).
  *
+ * The cdev model: iommufd=1 (/dev/iommu exists), bind_fail=ADDR+ADDR
+ * (VFIO_DEVICE_BIND_IOMMUFD fails EINVAL: bound in another context),
+ * not_owned=ADDR+ADDR (the hot-reset info says NOT_OWNED, and the empty-list
+ * reset fails EINVAL), attach_fail=ADDR+ADDR (VFIO_DEVICE_ATTACH_IOMMUFD_PT
+ * fails EINVAL), ioas_fail=1 (IOMMU_IOAS_ALLOC fails ENOMEM). A context is a
+ * memfd "vfio-fake-iommufd-PID-N@WORLD", a bound cdev one named
+ * "vfio-fake-ADDR#iommufd-PID-N@WORLD": whoever holds it holds that device
+ * in that context. open_log gets "cdev-bind ADDR CDEV result=R",
+ * "ioas-alloc CONTEXT result=R", "ioas-attach ADDR ioas=N result=R" and
+ * "ioas-destroy N result=R". A hot reset from a bound cdev must pass no
+ * group and have every vfio-pci function of its bus bound to its context.
+ *
  * As the kernel, a group opens only while no process holds an open file of
  * it (-EBUSY; systemd's fd store counts). The memfds are named
  * "vfio-fake-group-N@WORLD" and "vfio-fake-ADDR@WORLD", WORLD the folder of

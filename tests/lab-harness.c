@@ -279,12 +279,19 @@ char lab_state_of(pid_t pid) {
 
 /* A process that knows nothing of the daemon and holds group N open. */
 pid_t hold_group(int group) {
+        char node[32];
+
+        snprintf(node, sizeof(node), "/dev/vfio/%d", group);
+        return hold_node(node);
+}
+
+pid_t hold_node(const char *node) {
         pid_t pid = fork();
-        char cmd[64];
+        char cmd[160];
 
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
-                snprintf(cmd, sizeof(cmd), "exec sleep 120 3</dev/vfio/%d", group);
+                snprintf(cmd, sizeof(cmd), "exec sleep 120 3<%s", node);
                 execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);
                 _exit(127);
         }
@@ -313,7 +320,7 @@ pid_t hold_group(int group) {
 
                 snprintf(path, sizeof(path), "/proc/%d/fd/3", (int) pid);
                 (void) !readlink(path, target, sizeof(target) - 1);
-                ck_abort_msg("holder of group %d did not start: fd 3 is '%s', state %c", group, target,
+                ck_abort_msg("holder of %s did not start: fd 3 is '%s', state %c", node, target,
                              lab_state_of(pid) ?: '-');
         }
         return -1;

@@ -73,5 +73,7 @@ void assert_idle(const char *path);
 
 /* A process that knows nothing of the daemon (sleep) and holds /dev/vfio/GROUP open, once exec'd. */
 pid_t hold_group(int group);
+/* The same for any node: /dev/vfio/devices/vfioN. */
+pid_t hold_node(const char *node);
 /* /proc/PID/stat's state: R, S, T (stopped), ...; 0 when gone. */
 char lab_state_of(pid_t pid);

@@ -314,7 +314,7 @@ END_TEST
 
 /* The shipped example loads silently, with each commented key switched on too. */
 START_TEST(test_example) {
-        static const char *keys[] = { "Device=", "QuiesceTimeoutSec=", "VfioDriver=", "URI=" };
+        static const char *keys[] = { "Device=", "QuiesceTimeoutSec=", "VfioDriver=", "URI=", "Model=" };
         const char *dir = getenv("TESTS_DIR");
         char file[512], path[128], *text, *on, *log = NULL;
         struct vrd_config c = {};
@@ -360,6 +360,38 @@ START_TEST(test_example) {
 }
 END_TEST
 
+/* [Ownership] Model= for every set, [DevSet ID] Model= for one; the last line counts. */
+START_TEST(test_models) {
+        struct vrd_config c = {};
+        char path[128], *log = NULL;
+
+        ck_assert_int_eq(load("", path, &c, &log), 0);
+        ck_assert_int_eq(config_model_for(&c, "bus_0000_04"), CONFIG_MODEL_AUTO);
+        config_done(&c);
+        free(log);
+
+        ck_assert_int_eq(load("[Ownership]\nModel=cdev\n"
+                              "[DevSet bus_0000_04]\nModel=cdev\nModel=legacy\n"
+                              "[DevSet slot_0000_03_3]\nModel=auto\n"
+                              "[DevSet dev_0000_00_02_0]\nModel=sometimes\nTimeout=3\n"
+                              "[DevSet bus 04]\nModel=legacy\n"
+                              "[Ownership]\nModel=weird\n",
+                              path, &c, &log), 0);
+        ck_assert_int_eq(config_model_for(&c, "bus_0000_04"), CONFIG_MODEL_LEGACY);
+        ck_assert_int_eq(config_model_for(&c, "slot_0000_03_3"), CONFIG_MODEL_AUTO);
+        ck_assert_int_eq(config_model_for(&c, "dev_0000_00_02_0"), CONFIG_MODEL_CDEV);        /* its line was bad */
+        ck_assert_int_eq(config_model_for(&c, "bus_0000_05"), CONFIG_MODEL_CDEV);
+        ck_assert_int_eq(config_model_for(&c, NULL), CONFIG_MODEL_CDEV);
+        ck_assert_msg(has_warning(log, path, 9, "Model=: 'sometimes' is not auto, legacy or cdev"), "%s", log);
+        ck_assert_msg(has_warning(log, path, 10, "unknown key 'Timeout' in [DevSet dev_0000_00_02_0]"), "%s", log);
+        ck_assert_msg(has_warning(log, path, 11, "unknown section [DevSet bus 04]"), "%s", log);
+        ck_assert_msg(has_warning(log, path, 14, "Model=: 'weird'"), "%s", log);
+        config_done(&c);
+        ck_assert_ptr_null(c.set_models);
+        free(log);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("config");
         TCase *tc = tcase_create("load");
@@ -368,6 +400,7 @@ int main(void) {
         tcase_add_test(tc, test_manages);
         tcase_add_test(tc, test_unreadable);
         tcase_add_test(tc, test_example);
+        tcase_add_test(tc, test_models);
         suite_add_tcase(s, tc);
         return check_run(s);
 }

@@ -38,6 +38,8 @@
  *   resume ID RESULT
  *   value ADDR reg=0xOFF mmap=0xV pread=0xV reset=yes|no
  *   rewrote ADDR reg=0xOFF value=0xV readback=0xR
+ *   ioas ADDR id=N map=ok iova=0xI | map=errno=ENAME   (cdev model: its IOAS, IOMMU_IOAS_MAP)
+ *   ioas-other ADDR id=N map=...     (with --map-into N: another peer's IOAS through the same fd)
  *   ready UNIQUE pid=PID taken=N      (once every take is answered)
  *   busy ADDR reads=N last=0xV       (with --busy, at each Resume)
  *   gone ADDR | closed ADDR
@@ -52,7 +54,7 @@
  * Usage: bar-peer --take ADDR [--take ADDR]... [--ack | --silent | --ack-after MS]
  *          [--reg OFFSET] [--value V] [--busy MS] [--release-on-resume]
  *          [--exit-on-resume] [--log FILE] [--times FILE] [--prefix TEXT]
- *          [--no-broadcasts] [--rejoin]
+ *          [--no-broadcasts] [--rejoin] [--map-into IOAS]
  *
  * --rejoin keeps the claims across a restart of the daemon, as docs/dbus-api.md
  * (TakeDevice) says a peer does: when a daemon takes the bus name, TakeDevice
@@ -93,6 +95,7 @@
 #include <systemd/sd-event.h>
 
 #include "vfio-test.h"
+#include "../../daemon/vfio-cdev-uapi.h"
 
 #define BUS_NAME "org.vfioresetd1"
 #define ROOT_PATH "/org/vfioresetd1"
@@ -121,6 +124,7 @@ static unsigned busy_ms;
 static bool release_on_resume, exit_on_resume, no_broadcasts, rejoin;
 static FILE *logf, *timesf;
 static const char *prefix = "";
+static uint32_t map_into;       /* --map-into: another peer's IOAS id to try */
 
 /* The busy thread touches the BARs while this is set (not while quiesced). */
 static atomic_bool touching;
@@ -389,6 +393,51 @@ static int on_finished(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	return 0;
 }
 
+/* IOMMU_IOAS_MAP of a fresh 64 KiB buffer into IOAS id through the iommu fd:
+ * "ok iova=0x..." or "errno=ENAME". */
+static void ioas_map(struct dev *d, uint32_t id, char *out, size_t size)
+{
+	void *buf = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct iommu_ioas_map m = {
+		.size = sizeof(m),
+		.flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
+		.ioas_id = id,
+		.user_va = (uintptr_t)buf,
+		.length = 65536,
+	};
+
+	if (buf == MAP_FAILED)
+		snprintf(out, size, "errno=%s", vt_errname(errno));
+	else if (ioctl(d->iommu_fd, IOMMU_IOAS_MAP, &m) < 0)
+		snprintf(out, size, "errno=%s", vt_errname(errno));
+	else
+		snprintf(out, size, "ok iova=0x%llx", (unsigned long long)m.iova);
+}
+
+/* In the cdev model (Device.IommufdIoasId > 0) the peer's DMA goes through
+ * its IOAS: map a buffer there; with --map-into, try another peer's too
+ * (every holder of the context's fd reaches every IOAS id of it). */
+static void map_ioas(struct dev *d)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	char path[96], what[64];
+	uint32_t id = 0;
+
+	snprintf(path, sizeof(path), ROOT_PATH "/device/pci_%.4s_%.2s_%.2s_%.1s", d->address, d->address + 5,
+		 d->address + 8, d->address + 11);
+	if (sd_bus_get_property_trivial(bus, BUS_NAME, path, "org.vfioresetd1.Device", "IommufdIoasId", &e, 'u',
+					&id) < 0 || id == 0) {
+		sd_bus_error_free(&e);
+		return;
+	}
+	ioas_map(d, id, what, sizeof(what));
+	say("ioas %s id=%u map=%s", d->address, id, what);
+	if (map_into && map_into != id) {
+		ioas_map(d, map_into, what, sizeof(what));
+		say("ioas-other %s id=%u map=%s", d->address, map_into, what);
+	}
+}
+
 static int take(const char *address)
 {
 	sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -424,6 +473,7 @@ static int take(const char *address)
 	}
 	n_devs++;
 	say("took %s paused=%d", address, paused);
+	map_ioas(d);
 	if (map_bar0(d) < 0)
 		return -1;
 	write_reg(d, "wrote");
@@ -567,7 +617,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	enum { O_ACK = 0x100, O_SILENT, O_ACK_AFTER, O_REG, O_VALUE, O_BUSY, O_RELEASE, O_EXIT, O_LOG, O_PREFIX,
-	       O_RESET, O_TIMEOUT, O_FORCE, O_COUNT, O_TIMES, O_NO_BROADCASTS, O_BORROW, O_REJOIN };
+	       O_RESET, O_TIMEOUT, O_FORCE, O_COUNT, O_TIMES, O_NO_BROADCASTS, O_BORROW, O_REJOIN, O_MAP_INTO };
 	static const struct option options[] = {
 		{ "take", required_argument, NULL, 't' },
 		{ "ack", no_argument, NULL, O_ACK },
@@ -588,6 +638,7 @@ int main(int argc, char **argv)
 		{ "times", required_argument, NULL, O_TIMES },
 		{ "no-broadcasts", no_argument, NULL, O_NO_BROADCASTS },
 		{ "rejoin", no_argument, NULL, O_REJOIN },
+		{ "map-into", required_argument, NULL, O_MAP_INTO },
 		{}
 	};
 	const char *takes[MAX_DEVICES], *unique = NULL, *reset_address = NULL;
@@ -648,6 +699,9 @@ int main(int argc, char **argv)
 			break;
 		case O_REJOIN:
 			rejoin = true;
+			break;
+		case O_MAP_INTO:
+			map_into = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
 		case O_TIMES:
 			timesf = fopen(optarg, "ae");

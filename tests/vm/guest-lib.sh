@@ -294,11 +294,15 @@ need_programs() {
 
 # --- the reset scenarios: the daemon owning devices, bar-peer peers ----------
 
-# manage_config FILE QUIESCE_SEC ADDR...: a daemon config that manages ADDRs.
+# manage_config FILE QUIESCE_SEC ADDR...: a daemon config that manages ADDRs,
+# with [Ownership] Model=$VMTEST_OWNERSHIP (legacy unless a scenario says:
+# the scenarios written for groups and containers test them on the 7.3
+# kernel too, where auto would pick cdev).
 manage_config() {
 	_mc_file=$1 _mc_quiesce=$2
 	shift 2
-	printf '[Manage]\nDevice=%s\n[Reset]\nQuiesceTimeoutSec=%s\n' "$*" "$_mc_quiesce" >"$_mc_file"
+	printf '[Manage]\nDevice=%s\n[Reset]\nQuiesceTimeoutSec=%s\n[Ownership]\nModel=%s\n' "$*" "$_mc_quiesce" \
+		"${VMTEST_OWNERSHIP:-legacy}" >"$_mc_file"
 }
 
 # peer_start NAME ARGS...: bar-peer (tests/vm/bar-peer.c) in the background.
@@ -408,6 +412,24 @@ say() { echo "DEMO $*"; }
 run() {
 	say "\$ $*"
 	"$@" 2>&1 | sed 's/^/DEMO /'
+}
+
+# check_peer NAME ADDR ID: a bar-peer's whole handshake for reset ID: paused
+# for its own function, TDBAL still $written when it acked, resumed "done",
+# TDBAL back at 0 through the same mapping, written again, alive.
+check_peer() {
+	_p=$1 _addr=$2 _id=$3 _why=""
+	peer_has "$_p" "^pause $_id pause $_addr\$" || _why="$_why no 'pause $_id pause $_addr' (only its own function);"
+	peer_has "$_p" "^before-ack $_addr reg=0x3800 value=$written\$" ||
+		_why="$_why TDBAL was not $written when it acked (reset before the pause was acked?);"
+	peer_has "$_p" "^acked $_id\$" || _why="$_why did not ack $_id;"
+	peer_has "$_p" "^resume $_id done\$" || _why="$_why no 'resume $_id done';"
+	peer_has "$_p" "^value $_addr reg=0x3800 mmap=0x00000000 pread=0x00000000 reset=yes\$" ||
+		_why="$_why TDBAL not back at 0 after the reset: $(peer_line "$_p" "^value ");"
+	[ "$(peer_count "$_p" "^rewrote $_addr reg=0x3800 value=$written readback=$written\$")" -ge 1 ] ||
+		_why="$_why could not write TDBAL again after Resume;"
+	kill -0 "$(peer_pid "$_p")" 2>/dev/null || _why="$_why the peer died;"
+	vmtest_result "peer $_p ($_addr) paused, acked, resumed and saw the reset (reset $_id)" "$_why"
 }
 
 # Does the daemon own every member of the set at $set_path?

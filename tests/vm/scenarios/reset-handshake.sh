@@ -26,22 +26,6 @@ if ! wait_for 30 managed; then
 	exit 0
 fi
 
-# check_peer NAME ADDR ID: the peer's whole handshake for reset ID.
-check_peer() {
-	_p=$1 _addr=$2 _id=$3 _why=""
-	peer_has "$_p" "^pause $_id pause $_addr\$" || _why="$_why no 'pause $_id pause $_addr' (only its own function);"
-	peer_has "$_p" "^before-ack $_addr reg=0x3800 value=$written\$" ||
-		_why="$_why TDBAL was not $written when it acked (reset before the pause was acked?);"
-	peer_has "$_p" "^acked $_id\$" || _why="$_why did not ack $_id;"
-	peer_has "$_p" "^resume $_id done\$" || _why="$_why no 'resume $_id done';"
-	peer_has "$_p" "^value $_addr reg=0x3800 mmap=0x00000000 pread=0x00000000 reset=yes\$" ||
-		_why="$_why TDBAL not back at 0 after the reset: $(peer_line "$_p" "^value ");"
-	[ "$(peer_count "$_p" "^rewrote $_addr reg=0x3800 value=$written readback=$written\$")" -ge 1 ] ||
-		_why="$_why could not write TDBAL again after Resume;"
-	kill -0 "$(peer_pid "$_p")" 2>/dev/null || _why="$_why the peer died;"
-	vmtest_result "peer $_p ($_addr) paused, acked, resumed and saw the reset (reset $_id)" "$_why"
-}
-
 # 1. Two peers, one function each, a register written through BAR0.
 why=""
 peer_start A --take "$a" --ack || why="peer A: $(cat /run/peer-A.log);"

@@ -722,6 +722,7 @@ static int importer(const char *sockpath, const char *address, const char *edu_b
 	struct importer im = { .ignore = ignore };
 	const char *unique = NULL;
 	vrd_peer *p = NULL;
+	bool paused = false;
 	double next;
 	int s, r;
 
@@ -751,16 +752,20 @@ static int importer(const char *sockpath, const char *address, const char *edu_b
 	}
 	vrd_peer_on_pause(p, on_pause_import, &im);
 	vrd_peer_on_resume(p, on_resume_import, &im);
-	/* Watch before mapping: a reset that begins in between pauses us. */
-	r = vrd_peer_watch(p, address);
+	/* Watch before mapping: a reset that begins in between pauses us, and
+	 * one under way already holds the dma-buf revoked (a map would fail
+	 * ENODEV): then its Resume maps it. */
+	r = vrd_peer_watch_paused(p, address, &paused);
 	if (r < 0) {
 		say("error watch %s: %s %s", address, vrd_peer_error_name(p) ?: "?", vrd_peer_error_message(p) ?: "");
 		return 1;
 	}
-	say("watching %s", address);
-	if (importer_map(&im, "mapped") < 0)
-		return 1;
-	importer_read(&im, "first");
+	say("watching %s paused=%d", address, paused);
+	if (!paused) {
+		if (importer_map(&im, "mapped") < 0)
+			return 1;
+		importer_read(&im, "first");
+	}
 	(void)sd_bus_get_unique_name(vrd_peer_get_bus(p), &unique);
 	say("ready %s pid=%d", unique ?: "?", (int)getpid());
 	next = vt_now_us() + sample_ms * 1000.0;

@@ -59,7 +59,7 @@ imp_start() {
 t() { peer_time "$1" "$2"; }
 # before T0 T1: T0 < T1 (both set).
 before() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
-dmar_faults() { vmtest_dmesg | grep -c "Request device \[${1#0000:}\]"; }
+dmar_faults() { vmtest_dmesg | grep -c "Request device \[$1\]"; }
 
 # --- 1. the kernel's rules, no daemon ----------------------------------------
 vmtest_dmesg_mark

@@ -15,11 +15,24 @@
  *     of its set opened here; N times, then min/median/max in microseconds.
  *   hot-reset-info --time-function-reset BDF... [-n N]
  *     the same for VFIO_DEVICE_RESET.
+ *   hot-reset-info --cdev BDF...
+ *     the cdev + iommufd model (a kernel with IOMMUFD and VFIO_DEVICE_CDEV,
+ *     built against its uapi headers): opens each BDF's /dev/vfio/devices/
+ *     vfioN, binds them one by one to one iommufd, and after each bind asks
+ *     the kernel through the first BDF's cdev what a hot reset would take,
+ *     then tries VFIO_DEVICE_PCI_HOT_RESET with no group fds (ownership by
+ *     the iommufd context), once:
+ *       bind BDF cdev=vfioN devid=N
+ *       info BDF bound=K flags=0xF[,DEV_ID][,DEV_ID_OWNED] set=BDF1:DEVID,BDF2:NOT_OWNED
+ *       reset BDF bound=K ok|errno=ENAME
+ *     where DEVID is the devid of a device bound here, OWNED for one whose
+ *     group another device bound here brings, NOT_OWNED otherwise.
  *
  * Exit status: 0 when every device was looked up (ENODEV is an answer) and
  * every timed reset succeeded, 1 otherwise, 2 on bad usage.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
@@ -283,19 +296,117 @@ static int time_function_reset(const char *bdf, int n)
 	return r;
 }
 
+#ifdef VFIO_DEVICE_BIND_IOMMUFD
+/* A function's device cdev: the vfioN of /sys/bus/pci/devices/BDF/vfio-dev/
+ * (Documentation/driver-api/vfio.rst, "VFIO device cdev"), opened; -errno. */
+static int cdev_open(const char *bdf, char *name, size_t len)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *dir;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	name[0] = '\0';
+	while ((e = readdir(dir)))
+		if (!strncmp(e->d_name, "vfio", 4)) {
+			snprintf(name, len, "%s", e->d_name);
+			break;
+		}
+	closedir(dir);
+	if (!name[0])
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/dev/vfio/devices/%s", name);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* What VFIO_DEVICE_GET_PCI_HOT_RESET_INFO says through a cdev (vfio.h:
+ * devids instead of group ids, flag DEV_ID; DEV_ID_OWNED when every device
+ * of the set is owned through the caller's iommufd context). */
+static void cdev_info(const char *bdf, int fd, size_t bound)
+{
+	struct vfio_pci_hot_reset_info *info = NULL;
+	int r = vt_hot_reset_info(fd, &info);
+
+	if (r < 0) {
+		printf("info %s bound=%zu errno=%s\n", bdf, bound, vt_errname(-r));
+		return;
+	}
+	printf("info %s bound=%zu flags=0x%x%s%s set=", bdf, bound, info->flags,
+	       info->flags & VFIO_PCI_HOT_RESET_FLAG_DEV_ID ? ",DEV_ID" : "",
+	       info->flags & VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED ? ",DEV_ID_OWNED" : "");
+	for (size_t i = 0; i < info->count; i++) {
+		char dep[16];
+		vt_format_dep(&info->devices[i], dep, sizeof(dep));
+		if (info->devices[i].devid == (__u32)VFIO_PCI_DEVID_NOT_OWNED)
+			printf("%s%s:NOT_OWNED", i ? "," : "", dep);
+		else if (info->devices[i].devid == VFIO_PCI_DEVID_OWNED)
+			printf("%s%s:OWNED", i ? "," : "", dep);
+		else
+			printf("%s%s:%u", i ? "," : "", dep, info->devices[i].devid);
+	}
+	printf("\n");
+	free(info);
+}
+
+static int cdev_steps(const char **bdfs, size_t n)
+{
+	int fds[MAX_DEVICES], iommufd;
+	char name[NAME_MAX + 1];
+
+	iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+	if (iommufd < 0) {
+		printf("iommufd error=open-dev-iommu errno=%s\n", vt_errname(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind), .iommufd = iommufd };
+		struct vfio_pci_hot_reset reset = { .argsz = sizeof(reset), .count = 0 };
+
+		fds[i] = cdev_open(bdfs[i], name, sizeof(name));
+		if (fds[i] < 0) {
+			printf("bind %s error=open-cdev errno=%s\n", bdfs[i], vt_errname(-fds[i]));
+			return -1;
+		}
+		if (ioctl(fds[i], VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0) {
+			printf("bind %s cdev=%s error=bind-iommufd errno=%s\n", bdfs[i], name,
+			       vt_errname(errno));
+			return -1;
+		}
+		printf("bind %s cdev=%s devid=%u\n", bdfs[i], name, bind.out_devid);
+		cdev_info(bdfs[0], fds[0], i + 1);
+		/* vfio.h: a zero-length fd array means the iommufd context proves
+		 * ownership, which needs every affected device owned by it. */
+		if (ioctl(fds[0], VFIO_DEVICE_PCI_HOT_RESET, &reset) == 0)
+			printf("reset %s bound=%zu ok\n", bdfs[0], i + 1);
+		else
+			printf("reset %s bound=%zu errno=%s\n", bdfs[0], i + 1, vt_errname(errno));
+	}
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	close(iommufd);
+	return 0;
+}
+#endif
+
 static int usage(void)
 {
 	fprintf(stderr,
 		"usage: hot-reset-info BDF...\n"
 		"       hot-reset-info --time-hot-reset BDF... [-n N]\n"
 		"       hot-reset-info --time-function-reset BDF... [-n N]\n"
+		"       hot-reset-info --cdev BDF...\n"
 		"BDF is DDDD:BB:SS.F\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	enum { SHOW, TIME_HOT, TIME_FUNCTION } mode = SHOW;
+	enum { SHOW, TIME_HOT, TIME_FUNCTION, CDEV } mode = SHOW;
 	const char *bdfs[MAX_DEVICES];
 	size_t n_bdfs = 0;
 	int n = 10, failed = 0;
@@ -305,6 +416,8 @@ int main(int argc, char **argv)
 			mode = TIME_HOT;
 		} else if (!strcmp(argv[i], "--time-function-reset")) {
 			mode = TIME_FUNCTION;
+		} else if (!strcmp(argv[i], "--cdev")) {
+			mode = CDEV;
 		} else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
 			n = atoi(argv[++i]);
 			if (n < 1)
@@ -319,6 +432,15 @@ int main(int argc, char **argv)
 	if (n_bdfs == 0)
 		return usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (mode == CDEV) {
+#ifdef VFIO_DEVICE_BIND_IOMMUFD
+		return cdev_steps(bdfs, n_bdfs) < 0;
+#else
+		fprintf(stderr, "hot-reset-info: --cdev: built against a linux/vfio.h without "
+				"VFIO_DEVICE_BIND_IOMMUFD (build it with a newer kernel's uapi headers)\n");
+		return 2;
+#endif
+	}
 	for (size_t i = 0; i < n_bdfs; i++) {
 		int r = mode == SHOW	 ? show(bdfs[i])
 			: mode == TIME_HOT ? time_hot_reset(bdfs[i], n)

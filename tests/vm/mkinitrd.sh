@@ -7,8 +7,9 @@
 #   --native   an endpoint NIC left on its native driver instead of vfio-pci
 #   --bin      a host program to copy in (with its libraries and the loader)
 #   --env      a variable the scenario sees
-#   --modules  the modules to load (with what modules.dep says they need);
-#              by default vfio-pci's and the NICs' drivers
+#   --modules  the modules to load (with what modules.dep and the softdeps
+#              say they need; those built in are left out); by default
+#              vfio-pci's and the NICs' drivers
 #   --init     the initramfs's /init (default guest-init.sh)
 #   --payload  a folder copied in as /vmtest-root (guest-root-init.sh puts
 #              it into the Debian root)
@@ -18,7 +19,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 kernel="" scenario="" out="" payload="" init="$here/guest-init.sh"
 # What the guest needs; modules.dep adds their dependencies.
-wanted_modules="vfio vfio_iommu_type1 irqbypass vfio_pci_core vfio_pci e1000 e1000e igb"
+wanted_modules="vfio vfio_iommu_type1 vfio_pci_core vfio_pci e1000 e1000e igb"
 natives=() bins=() envs=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -65,15 +66,39 @@ for applet in $("$busybox" --list); do
 	[ "$applet" = busybox ] || ln -s busybox "$root/usr/bin/$applet"
 done
 
-# Modules in load order: for each wanted module, its modules.dep entries
-# (which list every indirect dependency, deepest last) in reverse, then itself.
+# Modules in load order, as modprobe(8) would load them: for each wanted
+# module, the modules its softdeps want first (modprobe.d(5) "softdep MOD
+# pre: ...", in modules.softdep, each name through modules.alias), its
+# modules.dep entries (which list every indirect dependency, deepest last) in
+# reverse, then itself. A module built into the kernel (modules.builtin) is
+# left out: the kernel has it already.
+module_name() { awk -v p="$1" 'BEGIN { sub(/.*\//, "", p); sub(/\.ko(\.[a-z]+)?$/, "", p); gsub(/-/, "_", p); print p }'; }
 module_path() {
 	awk -F: -v n="$1" '{ f = $1; sub(/.*\//, "", f); sub(/\.ko(\.[a-z]+)?$/, "", f);
 		gsub(/-/, "_", f); if (f == n) { print $1; exit } }' "$moddir/modules.dep"
 }
+module_builtin() {
+	[ -f "$moddir/modules.builtin" ] && awk -v n="$1" '{ f = $1; sub(/.*\//, "", f); sub(/\.ko$/, "", f);
+		gsub(/-/, "_", f); if (f == n) { found = 1; exit } } END { exit !found }' "$moddir/modules.builtin"
+}
 module_deps() {
 	awk -F: -v p="$1" '$1 == p { n = split($2, d, " "); for (i = n; i >= 1; i--) print d[i]; exit }' \
 		"$moddir/modules.dep"
+}
+# The modules a module's "pre:" softdeps name (an alias may name several:
+# modprobe loads each that exists).
+module_softdeps() {
+	[ -f "$moddir/modules.softdep" ] || return 0
+	local n
+	for n in $(awk -v m="$1" '$1 == "softdep" && $2 == m {
+			for (i = 3; i <= NF; i++) { if ($i == "pre:") pre = 1; else if ($i ~ /:$/) pre = 0; else if (pre) print $i } }' \
+		"$moddir/modules.softdep"); do
+		if [ -n "$(module_path "$(echo "$n" | tr - _)")" ]; then
+			echo "$n" | tr - _
+		else
+			awk -v a="$n" '$1 == "alias" && $2 == a { print $3 }' "$moddir/modules.alias" 2>/dev/null
+		fi
+	done
 }
 order=()
 add_module() {
@@ -81,12 +106,24 @@ add_module() {
 	for p in "${order[@]}"; do [ "$p" = "$1" ] && return 0; done
 	order+=("$1")
 }
-for m in $wanted_modules; do
-	p=$(module_path "$m")
-	[ -n "$p" ] || die "module $m is not in $kver"
+# want NAME [soft]: NAME and what it needs, in load order; a softdep that
+# is neither a module nor built in is left out, as modprobe leaves it.
+want() {
+	local p p2 d s
+	module_builtin "$1" && return 0
+	p=$(module_path "$1")
+	if [ -z "$p" ]; then
+		[ "${2:-}" = soft ] && return 0
+		die "module $1 is neither a module of $kver nor built into it"
+	fi
+	for p2 in "${order[@]}"; do [ "$p2" = "$p" ] && return 0; done
+	for d in "$p" $(module_deps "$p"); do
+		for s in $(module_softdeps "$(module_name "$d")"); do want "$s" soft; done
+	done
 	for d in $(module_deps "$p"); do add_module "$d"; done
 	add_module "$p"
-done
+}
+for m in $wanted_modules; do want "$m"; done
 mkdir -p "$root/usr/lib/modules/$kver"
 : >"$root/usr/lib/modules/$kver/load-order"
 for p in "${order[@]}"; do

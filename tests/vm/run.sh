@@ -3,7 +3,7 @@
 # dev_sets (the layout of shared VM.md) and run one guest scenario.
 # Usage: tests/vm/run.sh [--cache DIR] [--bin PATH]... [--native BDF]...
 #          [--env NAME=VALUE]... [--timeout SECONDS] [--log FILE] [--verbose]
-#          [--root busybox|debian] [--install BUILDDIR]
+#          [--root busybox|debian] [--install BUILDDIR] [--kernel debian|7.3]
 #          {--scenario tests/vm/scenarios/NAME.sh | tests/vm/scenarios/NAME.sh}
 #   --cache    downloads, the initrd and logs, kept between runs (default
 #              $VMTEST_CACHE, else /var/tmp/vfio-resetd-vm)
@@ -22,6 +22,13 @@
 #              the --install build tree's `make install`
 #   --install  the build tree a debian guest gets installed (make install
 #              DESTDIR=..., its files copied into the root at boot)
+#   --kernel   what the guest runs (default $VMTEST_KERNEL, else debian):
+#              debian, bookworm's 6.1 (fetch.sh); 7.3, the project's own
+#              build of 7.3 with IOMMUFD and VFIO device cdevs
+#              (build-kernel.sh, cached in $VMTEST_KERNEL_CACHE)
+# A scenario's `# vmtest-config: SYMBOL...` lines name kernel options it
+# needs (CONFIG_SYMBOL=y or =m): on a kernel without one it is skipped
+# without a boot.
 #   --log      where to keep the guest log (default CACHE/log/NAME-TIME.log)
 #   --timeout  how long one boot of the guest may run, scenario included
 #   --verbose  echo the whole console, not only the VMTEST lines
@@ -41,7 +48,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${VMTEST_CACHE:-/var/tmp/vfio-resetd-vm} scenario="" log="" verbose=0
 timeout=${VMTEST_TIMEOUT:-600} boot_timeout=${VMTEST_BOOT_TIMEOUT:-240}
-bins=() natives=() envs=() root_kind="" builddir=""
+bins=() natives=() envs=() root_kind="" builddir="" kernel=${VMTEST_KERNEL:-debian}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--cache) cache=$2; shift 2 ;;
@@ -51,6 +58,7 @@ while [ $# -gt 0 ]; do
 	--env) envs+=("$2"); shift 2 ;;
 	--root) root_kind=$2; shift 2 ;;
 	--install) builddir=$2; shift 2 ;;
+	--kernel) kernel=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--verbose) verbose=1; shift ;;
@@ -64,7 +72,13 @@ if [ -z "$scenario" ]; then
 	exit 2
 fi
 [ -f "$scenario" ] || { echo "run.sh: no scenario $scenario" >&2; exit 2; }
-name=$(basename "$scenario" .sh)
+# NAME.sh, or a link to it named for another kernel's list (NAME.k73).
+name=$(basename "$scenario")
+name=${name%.*}
+case $kernel in
+debian | 7.3) ;;
+*) echo "run.sh: unknown --kernel '$kernel' (debian or 7.3)" >&2; exit 2 ;;
+esac
 [ -n "$root_kind" ] || root_kind=$(sed -n 's/^# vmtest-root: *\([a-z]*\).*/\1/p' "$scenario" | head -n 1)
 root_kind=${root_kind:-busybox}
 case $root_kind in
@@ -97,18 +111,46 @@ elif [ "$rc" -ne 0 ]; then
 	echo "run.sh: fetch.sh failed with status $rc"
 	exit 1
 fi
+# The kernel folder: vmlinuz, version, root/lib/modules/KVER, and the
+# kernel's configuration (root/boot/config-KVER, or config).
+kdir="$cache/kernel"
+if [ "$kernel" = 7.3 ]; then
+	rc=0
+	kdir=$("$here/build-kernel.sh") || rc=$?
+	if [ "$rc" -eq 77 ]; then
+		echo "run.sh: SKIP $name: the 7.3 kernel cannot be had (see above)"
+		exit 77
+	elif [ "$rc" -ne 0 ]; then
+		echo "run.sh: build-kernel.sh failed with status $rc"
+		exit 1
+	fi
+fi
+kver=$(cat "$kdir/version")
+kconfig="$kdir/config"
+[ -f "$kconfig" ] || kconfig="$kdir/root/boot/config-$kver"
+# shellcheck disable=SC2013 # symbols, one a word
+for sym in $(sed -n 's/^# vmtest-config://p' "$scenario"); do
+	if ! grep -Eq "^CONFIG_$sym=[ym]$" "$kconfig"; then
+		echo "run.sh: SKIP $name: the $kernel kernel ($kver) has no CONFIG_$sym (run it with --kernel 7.3)"
+		exit 77
+	fi
+done
 t_fetched=$(now_us)
 
 for tool in dbus-daemon busctl; do
 	command -v "$tool" >/dev/null || { echo "run.sh: SKIP $name: no $tool on the host"; exit 77; }
 done
-# The test programs of this source tree (other trees sharing the cache may
-# have other versions of them), each built apart, then renamed: parallel
-# runs share the cache.
-progs="$cache/build/progs-$(echo "$here" | sha1sum | cut -c1-12)"
+# The test programs of this source tree and kernel (other trees sharing the
+# cache may have other versions of them), each built apart, then renamed:
+# parallel runs share the cache.
+progs="$cache/build/progs-$(echo "$here $kernel" | sha1sum | cut -c1-12)"
 mkdir -p "$progs"
+# hot-reset-info against the guest kernel's uapi headers where the kernel
+# folder has them (the 7.3 build: its --cdev needs VFIO_DEVICE_BIND_IOMMUFD).
+uapi=()
+[ ! -d "$kdir/usr/include/linux" ] || uapi=(-isystem "$kdir/usr/include")
 checker="$progs/hot-reset-info"
-${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$checker.$$" "$here/hot-reset-info.c"
+${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 "${uapi[@]}" -o "$checker.$$" "$here/hot-reset-info.c"
 mv -f "$checker.$$" "$checker"
 # The peer that maps a BAR and serves pauses (the reset scenarios).
 peer="$progs/bar-peer"
@@ -148,7 +190,7 @@ setpriv=""
 [ -x /usr/bin/setpriv ] && /usr/bin/setpriv --help 2>&1 | grep -q -- --bounding-set && setpriv=/usr/bin/setpriv
 
 initrd="$cache/build/initrd-$name-$$.cpio.gz"
-mk=(--kernel "$cache/kernel" --scenario "$scenario" --out "$initrd")
+mk=(--kernel "$kdir" --scenario "$scenario" --out "$initrd")
 if [ "$root_kind" = busybox ]; then
 	mk+=(--bin "$(command -v dbus-daemon)" --bin "$(command -v busctl)" --bin "$checker" --bin "$peer"
 		--bin "$holder" --bin "$borrower" --bin "$importer")
@@ -188,9 +230,16 @@ else
 	# root's libsystemd is the host's (both bookworm).
 	install -D -m 755 "$peer" "$stage/usr/lib/vmtest/bin/bar-peer"
 	install -D -m 755 "$holder" "$stage/usr/lib/vmtest/bin/holder"
+	# The image holds the Debian kernel's modules; another kernel's come
+	# with the boot, for the root's udev and modprobe.
+	if [ "$kdir" != "$cache/kernel" ]; then
+		mkdir -p "$stage/usr/lib/modules"
+		cp -a "$kdir/root/lib/modules/$kver" "$stage/usr/lib/modules/"
+	fi
 	# What mounting the root takes, and vfio-pci's (not the NICs' drivers:
-	# the root's udev loads those, for the natives).
-	mk+=(--modules "crc32c_generic virtio_pci virtio_blk ext4 vfio vfio_iommu_type1 irqbypass vfio_pci_core vfio_pci"
+	# the root's udev loads those, for the natives); mkinitrd.sh adds what
+	# they need and leaves out what is built in.
+	mk+=(--modules "virtio_pci virtio_blk ext4 vfio vfio_iommu_type1 vfio_pci_core vfio_pci"
 		--init "$here/guest-root-init.sh"
 		--payload "$stage" --env "VMTEST_INSTALLED_PATH=$installed_path")
 fi
@@ -209,10 +258,13 @@ nice -n 10 "$here/mkinitrd.sh" "${mk[@]}"
 t_initrd=$(now_us)
 
 if [ -z "$log" ]; then
-	log="$cache/log/$name-$(date +%Y%m%d-%H%M%S).log"
+	# NAME-TIME.log on the Debian kernel, NAME-k7.3-TIME.log on the other.
+	lname=$name
+	[ "$kernel" = debian ] || lname="$name-k$kernel"
+	log="$cache/log/$lname-$(date +%Y%m%d-%H%M%S).log"
 	# Keep the newest 20 logs of each scenario.
 	# shellcheck disable=SC2012 # names are ours, without spaces
-	ls -t "$cache/log/$name"-*.log 2>/dev/null | tail -n +21 | xargs -r rm -f
+	ls -t "$cache/log/$lname"-2*.log 2>/dev/null | tail -n +21 | xargs -r rm -f
 fi
 mkdir -p "$(dirname "$log")"
 
@@ -269,7 +321,7 @@ qemu=(
 	-device igb,bus=dp6,addr=00.0,multifunction=on,romfile= -device igb,bus=dp6,addr=00.1,romfile=
 	"${extra_qemu[@]}"
 	"${root_qemu[@]}"
-	-kernel "$cache/kernel/vmlinuz" -initrd "$initrd"
+	-kernel "$kdir/vmlinuz" -initrd "$initrd"
 	# no_timer_check: on a busy host the guest's boot-time test of the IO-APIC
 	# timer (timer_irq_works, arch/x86/kernel/apic/io_apic.c) can see too few
 	# ticks and panic "timer doesn't work through Interrupt-remapped IO-APIC"
@@ -301,7 +353,7 @@ stamp() {
 boot() {
 	local watchdog
 	rm -f "$log.init" "$log.began" "$log.rc" "$log.pid" "$log.stalled"
-	echo "run.sh: booting $name (log: $log)"
+	echo "run.sh: booting $name on $kver (log: $log)"
 	t_boot=$(now_us) t_init=""
 	(
 		set +e

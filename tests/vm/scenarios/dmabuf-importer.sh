@@ -19,6 +19,9 @@
 #    the kernel's hot reset revokes it and faults after; A gets Resume,
 #    maps again (which the kernel refuses while revoked) and reads TDBAL 0;
 #    B's stale mapping still faults after Resume, and a new one works.
+# Only on a kernel with IOMMUFD, VFIO device cdevs and vfio-pci dma-buf
+# export (run.sh --kernel 7.3); on another, run.sh skips it without booting.
+# vmtest-config: IOMMUFD VFIO_DEVICE_CDEV VFIO_PCI_DMABUF
 # vmtest-qemu-args: -device edu,addr=0a.0 -device edu,addr=0b.0
 set -u
 # shellcheck source=/dev/null

@@ -20,3 +20,4 @@
 #define VRD_ERROR_SHUTTING_DOWN  "org.vfioresetd1.Error.ShuttingDown"
 #define VRD_ERROR_QUIESCE_FAILED "org.vfioresetd1.Error.QuiesceFailed"
 #define VRD_ERROR_BORROW_FAILED  "org.vfioresetd1.Error.BorrowFailed"
+#define VRD_ERROR_IOMMU_FAILED   "org.vfioresetd1.Error.IommuFailed"

@@ -511,7 +511,11 @@ static char *job_outcome(const struct reset *r, enum reset_result *ret) {
                              "%s did not come back after the %s of %s: its config space reads %04x:%04x, not %04x:%04x",
                              d->address, j->hot ? "hot reset" : "function reset", r->set_id, d->read_vendor,
                              d->read_device, d->vendor_id, d->device_id);
-        } else if (j->error < 0)
+        } else if (j->not_owned[0])
+                k = asprintf(&msg, "%s of %s failed: %s is not bound to the iommufd context that %s is bound to "
+                             "(hot-reset info: NOT_OWNED), and the kernel resets a cdev set only for a context that "
+                             "holds every member", j->step, r->set_id, j->not_owned, j->address);
+        else if (j->error < 0)
                 k = asprintf(&msg, "%s of %s failed%s%s: %s (%s)", j->step, r->set_id, j->address ? " on " : "",
                              j->address ?: "", strerror(-j->error), strerrorname_np(-j->error) ?: "?");
         else {

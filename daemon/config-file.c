@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config-file.h"
@@ -39,9 +40,21 @@ struct parser {
 
 #define warn_at(p, fmt, ...) log_warning("%s:%u: " fmt, (p)->path, (p)->line, ##__VA_ARGS__)
 
+/* "DevSet ID": the id of a dev_set, as in its object path (letters, digits, '_'). */
+static const char *devset_section_id(const char *s) {
+        size_t n;
+
+        if (strncmp(s, "DevSet ", 7) != 0)
+                return NULL;
+        s += 7;
+        n = strlen(s);
+        return n > 0 && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == n ? s : NULL;
+}
+
 static bool section_known(const char *s) {
         return strcmp(s, "Manage") == 0 || strcmp(s, "Reset") == 0 || strcmp(s, "Topology") == 0 ||
-               strcmp(s, "Hook") == 0 || strcmp(s, "Libvirt") == 0;
+               strcmp(s, "Hook") == 0 || strcmp(s, "Libvirt") == 0 || strcmp(s, "Ownership") == 0 ||
+               devset_section_id(s);
 }
 
 /* inih's rule: ';' after whitespace starts a comment, also inside "[...]". */
@@ -86,7 +99,8 @@ static const char *classify_line(struct parser *p, const char *line) {
         snprintf(name, sizeof(name), "%.*s", (int) (end - s - 1), s + 1);
         if (!section_known(name))
                 warn_at(p, "unknown section [%s], ignoring it and its keys (known: [Manage], [Reset], [Topology], "
-                        "[Libvirt], [Hook])", name);
+                        "[Libvirt], [Hook], [Ownership], [DevSet ID] with ID a dev_set id such as bus_0000_04)",
+                        name);
         return line;
 }
 
@@ -262,6 +276,51 @@ static int parse_libvirt_uri(struct parser *p, const char *value) {
         return 0;
 }
 
+static int parse_model_value(struct parser *p, const char *value, enum config_model *ret) {
+        if (!*value || strcmp(value, "auto") == 0)
+                *ret = CONFIG_MODEL_AUTO;
+        else if (strcmp(value, "legacy") == 0)
+                *ret = CONFIG_MODEL_LEGACY;
+        else if (strcmp(value, "cdev") == 0)
+                *ret = CONFIG_MODEL_CDEV;
+        else {
+                warn_at(p, "Model=: '%s' is not auto, legacy or cdev, ignoring it", value);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int parse_model(struct parser *p, const char *value) {
+        enum config_model m;
+
+        if (parse_model_value(p, value, &m) >= 0)
+                p->config->model = m;
+        return 0;
+}
+
+static int parse_set_model(struct parser *p, const char *set_id, const char *value) {
+        struct config_set_model *v;
+        enum config_model m;
+        char *id;
+
+        if (parse_model_value(p, value, &m) < 0)
+                return 0;
+        for (size_t i = 0; i < p->config->n_set_models; i++)
+                if (strcmp(p->config->set_models[i].set_id, set_id) == 0) {
+                        p->config->set_models[i].model = m;     /* the last one counts */
+                        return 0;
+                }
+        id = strdup(set_id);
+        v = id ? realloc(p->config->set_models, sizeof(*v) * (p->config->n_set_models + 1)) : NULL;
+        if (!v) {
+                free(id);
+                return -ENOMEM;
+        }
+        p->config->set_models = v;
+        v[p->config->n_set_models++] = (struct config_set_model) { id, m };
+        return 0;
+}
+
 static int on_key(void *userdata, const char *section, const char *name, const char *value) {
         static const struct {
                 const char *section, *name;
@@ -271,6 +330,7 @@ static int on_key(void *userdata, const char *section, const char *name, const c
                 { "Reset",    "QuiesceTimeoutSec", parse_quiesce_timeout },
                 { "Topology", "VfioDriver",        parse_drivers },
                 { "Libvirt",  "URI",               parse_libvirt_uri },
+                { "Ownership", "Model",            parse_model },
         };
         struct parser *p = userdata;
         int r;
@@ -289,6 +349,16 @@ static int on_key(void *userdata, const char *section, const char *name, const c
                 return 1;       /* said so at the section header */
         if (strcmp(section, "Hook") == 0)
                 return 1;       /* the libvirt hook's (client/hook-libvirt.c), which reads it itself */
+        if (devset_section_id(section)) {
+                if (strcmp(name, "Model") != 0)
+                        warn_at(p, "unknown key '%s' in [%s], ignoring it (known: Model)", name, section);
+                else {
+                        r = parse_set_model(p, devset_section_id(section), value);
+                        if (r < 0 && p->error == 0)
+                                p->error = r;
+                }
+                return 1;
+        }
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
                 if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
                         continue;
@@ -305,6 +375,10 @@ void config_done(struct vrd_config *c) {
         c->managed = (strv_free(c->managed), NULL);
         c->vfio_drivers = (strv_free(c->vfio_drivers), NULL);
         c->libvirt_uri = mfree(c->libvirt_uri);
+        for (size_t i = 0; i < c->n_set_models; i++)
+                free(c->set_models[i].set_id);
+        c->set_models = mfree(c->set_models);
+        c->n_set_models = 0;
 }
 
 int config_load(const char *path, struct vrd_config *ret) {
@@ -353,4 +427,11 @@ bool config_manages(const struct vrd_config *c, const struct pci_address *a) {
         char buf[PCI_ADDRESS_STRLEN];
 
         return strv_contains(c->managed, pci_address_format(a, buf));
+}
+
+enum config_model config_model_for(const struct vrd_config *c, const char *set_id) {
+        for (size_t i = 0; set_id && i < c->n_set_models; i++)
+                if (strcmp(c->set_models[i].set_id, set_id) == 0)
+                        return c->set_models[i].model;
+        return c->model;
 }

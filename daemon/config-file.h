@@ -14,11 +14,26 @@
 #define CONFIG_QUIESCE_TIMEOUT_USEC_DEFAULT (5 * UINT64_C(1000000))
 #define CONFIG_LIBVIRT_URI_DEFAULT "qemu:///system"
 
+/* [Ownership] Model= and [DevSet ID] Model=: how the daemon owns a set. */
+enum config_model {
+        CONFIG_MODEL_AUTO,      /* cdev where the kernel offers it, else legacy */
+        CONFIG_MODEL_LEGACY,    /* groups and a container per group: peers isolated from each other */
+        CONFIG_MODEL_CDEV,      /* cdevs bound to one iommufd context per set */
+};
+
+struct config_set_model {
+        char *set_id;           /* a dev_set id: bus_DDDD_BB, slot_..., dev_... */
+        enum config_model model;
+};
+
 struct vrd_config {
         char **managed;                 /* [Manage] Device=: canonical "DDDD:BB:SS.F", no duplicates */
         char **vfio_drivers;            /* [Topology] VfioDriver=: extra vfio-pci variant drivers */
         uint64_t quiesce_timeout_usec;  /* [Reset] QuiesceTimeoutSec= */
         char *libvirt_uri;              /* [Libvirt] URI=: NULL when "" or "none" (no libvirt adapter) */
+        enum config_model model;        /* [Ownership] Model= */
+        struct config_set_model *set_models;    /* [DevSet ID] Model=, one per set named */
+        size_t n_set_models;
 };
 
 /* Fills *ret (defaults first; a missing file leaves them). Bad lines are
@@ -28,3 +43,5 @@ int config_load(const char *path, struct vrd_config *ret);
 void config_done(struct vrd_config *c);
 
 bool config_manages(const struct vrd_config *c, const struct pci_address *a);
+/* The set's model: its [DevSet ID] Model= if any, else [Ownership] Model=. */
+enum config_model config_model_for(const struct vrd_config *c, const char *set_id);

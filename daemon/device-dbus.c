@@ -58,6 +58,13 @@ static int property_get_peers(sd_bus *bus, const char *path, const char *interfa
         return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
+static int property_get_ownership(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct device *d = userdata;
+
+        return sd_bus_message_append(reply, "s", ownership_model_name(d->device_fd >= 0 ? d->model : OWNERSHIP_NONE));
+}
+
 static int property_get_physfn(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct device *d = userdata;
@@ -80,6 +87,11 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("Peers", "as", property_get_peers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* beyond DESIGN.md section 5: the PF of an SR-IOV VF, "" otherwise */
         SD_BUS_PROPERTY("PhysicalFunction", "s", property_get_physfn, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Ownership", "s", property_get_ownership, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("IommufdDevId", "u", NULL, offsetof(struct device, iommufd_devid),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("IommufdIoasId", "u", NULL, offsetof(struct device, iommufd_ioas),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END
 };
 

@@ -12,6 +12,13 @@
 struct manager;         /* only the bus faces follow these back pointers */
 struct dev_set;
 
+/* How the daemon owns a device (ownership.h). */
+enum ownership_model {
+        OWNERSHIP_NONE,         /* not owned */
+        OWNERSHIP_LEGACY,       /* its group and a container of the group's own */
+        OWNERSHIP_CDEV,         /* its cdev, bound to its dev_set's iommufd context */
+};
+
 struct device {
         struct manager *manager;
         struct pci_function fn;         /* as of the last scan */
@@ -24,6 +31,9 @@ struct device {
         int acquire_error;              /* last failure to take it, logged once */
         sd_event_source *request_source;        /* the kernel asks for the device back */
         bool kernel_wants_it;           /* it asked: never take it again while it stays bound */
+        enum ownership_model model;     /* the model it is owned by, or is to be taken with */
+        uint32_t iommufd_devid;         /* cdev: its id in the context (VFIO_DEVICE_BIND_IOMMUFD), 0 unknown */
+        uint32_t iommufd_ioas;          /* cdev: the IOAS it is attached to, 0 none (ids start at 1) */
 };
 
 /* A process other than the daemon that holds the device's group or cdev open. */

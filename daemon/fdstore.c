@@ -26,6 +26,19 @@ const char *fdstore_device_name(const struct pci_address *a, char buf[static FDS
         return buf;
 }
 
+/* FDNAME= holds at most 255 characters (sd_pid_notify_with_fds(3)), as
+ * FDSTORE_NAME_MAX allows: a set id is "slot_DDDD_BB_" and a slot name of at
+ * most 80 bytes, each 3 characters at worst. */
+const char *fdstore_iommufd_name(const char *set_id, char buf[static FDSTORE_NAME_MAX]) {
+        snprintf(buf, FDSTORE_NAME_MAX, "iommufd-%s", set_id);
+        return buf;
+}
+
+const char *fdstore_cdev_name(const struct pci_address *a, char buf[static FDSTORE_NAME_MAX]) {
+        snprintf(buf, FDSTORE_NAME_MAX, "cdev-pci_%04x_%02x_%02x_%x", a->domain, a->bus, a->slot, a->function);
+        return buf;
+}
+
 int fdstore_receive(struct fdstore *s) {
         _cleanup_strv_free_ char **names = NULL;
         int n;

@@ -12,13 +12,15 @@
  * The names (FDNAME= may hold any ASCII but control characters and ':'):
  *   group-N                  IOMMU group N (/dev/vfio/N)
  *   container-N              the container of group N (/dev/vfio/vfio), one per group
- *   device-pci_DDDD_BB_SS_F  the daemon's device fd of that function */
+ *   device-pci_DDDD_BB_SS_F  the daemon's device fd of that function (legacy)
+ *   iommufd-SET              the iommufd context of dev_set SET (/dev/iommu), cdev model
+ *   cdev-pci_DDDD_BB_SS_F    that function's cdev (/dev/vfio/devices/vfioX), bound to its set's iommufd */
 
 #include <stddef.h>
 
 #include "pci-address.h"
 
-#define FDSTORE_NAME_MAX 64
+#define FDSTORE_NAME_MAX 256
 
 /* The fds passed at start that nobody took back yet. */
 struct fdstore {
@@ -32,6 +34,8 @@ struct fdstore {
 const char *fdstore_group_name(int group, char buf[static FDSTORE_NAME_MAX]);
 const char *fdstore_container_name(int group, char buf[static FDSTORE_NAME_MAX]);
 const char *fdstore_device_name(const struct pci_address *a, char buf[static FDSTORE_NAME_MAX]);
+const char *fdstore_iommufd_name(const char *set_id, char buf[static FDSTORE_NAME_MAX]);
+const char *fdstore_cdev_name(const struct pci_address *a, char buf[static FDSTORE_NAME_MAX]);
 
 /* Read $LISTEN_FDS/$LISTEN_FDNAMES (and unset them): the number of fds kept. */
 int fdstore_receive(struct fdstore *s);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The real kernel backend: VFIO's legacy group/container interface
- * (include/uapi/linux/vfio.h; drivers/vfio/pci/vfio_pci_core.c). */
+ * (include/uapi/linux/vfio.h; drivers/vfio/pci/vfio_pci_core.c), and the
+ * table with the cdev half (kernel-iommufd.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <linux/vfio.h>
 
 #include "kernel.h"
+#include "kernel-iommufd.h"
 #include "macro.h"
 
 static int vfio_group_open(void *data, int group, int *ret_group_fd, int *ret_container_fd) {
@@ -71,7 +73,7 @@ static int vfio_device_open(void *data, int group_fd, const struct pci_address *
  * file ("MAJOR:MINOR"): a group's in class vfio (/sys/class/vfio/N/dev), the
  * container's as the misc device vfio (/sys/class/misc/vfio/dev). The kernel
  * opens a char device by that number alone, whatever node names it. */
-static int sysfs_devnum(const char *path, dev_t *ret) {
+int vfio_sysfs_devnum(const char *path, dev_t *ret) {
         _cleanup_(fclosep) FILE *f = fopen(path, "re");
         unsigned ma, mi;
 
@@ -83,8 +85,7 @@ static int sysfs_devnum(const char *path, dev_t *ret) {
         return 0;
 }
 
-/* "/dev/null", "anon_inode:[eventfd]": what an fd is, for a message. */
-static const char *fd_what(int fd, char *buf, size_t size) {
+const char *vfio_fd_what(int fd, char *buf, size_t size) {
         char path[64];
         ssize_t n;
 
@@ -97,7 +98,7 @@ static const char *fd_what(int fd, char *buf, size_t size) {
         return buf;
 }
 
-static int is_char_device(int fd, dev_t want) {
+int vfio_is_char_device(int fd, dev_t want) {
         struct stat st;
 
         if (fstat(fd, &st) < 0)
@@ -113,15 +114,15 @@ static int vfio_group_check(void *data, int group, int group_fd, int container_f
         int r;
 
         snprintf(path, sizeof(path), "/sys/class/vfio/%d/dev", group);
-        r = sysfs_devnum(path, &want);
+        r = vfio_sysfs_devnum(path, &want);
         if (r < 0) {
                 snprintf(why, why_size, "IOMMU group %d has no vfio char device (%s: %s)", group, path, strerror(-r));
                 return r;
         }
-        r = is_char_device(group_fd, want);
+        r = vfio_is_char_device(group_fd, want);
         if (r <= 0) {
                 snprintf(why, why_size, "the group fd is %s, not IOMMU group %d (char device %u:%u)",
-                         fd_what(group_fd, what, sizeof(what)), group, major(want), minor(want));
+                         vfio_fd_what(group_fd, what, sizeof(what)), group, major(want), minor(want));
                 return r < 0 ? r : -EBADF;
         }
         if (ioctl(group_fd, VFIO_GROUP_GET_STATUS, &status) < 0) {
@@ -139,12 +140,12 @@ static int vfio_group_check(void *data, int group, int group_fd, int container_f
                 snprintf(why, why_size, "IOMMU group %d is in no container", group);
                 return -ENXIO;
         }
-        r = sysfs_devnum("/sys/class/misc/vfio/dev", &want);
+        r = vfio_sysfs_devnum("/sys/class/misc/vfio/dev", &want);
         if (r >= 0)
-                r = is_char_device(container_fd, want);
+                r = vfio_is_char_device(container_fd, want);
         if (r <= 0) {
                 snprintf(why, why_size, "the container fd is %s, not /dev/vfio/vfio",
-                         fd_what(container_fd, what, sizeof(what)));
+                         vfio_fd_what(container_fd, what, sizeof(what)));
                 return r < 0 ? r : -EBADF;
         }
         if (ioctl(container_fd, VFIO_GET_API_VERSION) != VFIO_API_VERSION) {
@@ -215,7 +216,9 @@ static int vfio_hot_reset(void *data, int device_fd, const int *group_fds, size_
         for (size_t i = 0; i < n_group_fds; i++)
                 h->group_fds[i] = group_fds[i];
         /* The kernel demands a group fd for every group the bus or slot reset
-         * reaches, and every reached device in the dev_set; else EINVAL. */
+         * reaches, and every reached device in the dev_set; else EINVAL. An
+         * empty list is for cdev-bound devices only ("zero-length array is
+         * only for cdev opened devices", vfio_pci_ioctl_pci_hot_reset). */
         if (ioctl(device_fd, VFIO_DEVICE_PCI_HOT_RESET, h) < 0)
                 return negative_errno();
         return 0;
@@ -250,8 +253,18 @@ const struct kernel_ops kernel_vfio_ops = {
         .group_open = vfio_group_open,
         .device_open = vfio_device_open,
         .group_check = vfio_group_check,
+        .iommufd_offered = iommufd_offered,
+        .iommufd_open = iommufd_open,
+        .cdev_bind = iommufd_cdev_bind,
+        .ioas_alloc = iommufd_ioas_alloc,
+        .ioas_destroy = iommufd_ioas_destroy,
+        .ioas_attach = iommufd_ioas_attach,
+        .ioas_detach = iommufd_ioas_detach,
+        .iommufd_check = iommufd_check,
+        .cdev_check = iommufd_cdev_check,
         .request_notify = vfio_request_notify,
         .low_power_exit = vfio_low_power_exit,
+        .hot_reset_owned = iommufd_hot_reset_owned,
         .hot_reset = vfio_hot_reset,
         .function_reset = vfio_function_reset,
         .read_ids = vfio_read_ids,

@@ -31,6 +31,29 @@ struct kernel_ops {
          * words, in why. Nothing is opened or changed. */
         int (*group_check)(void *data, int group, int group_fd, int container_fd, char *why, size_t why_size);
 
+        /* cdev model (Linux 6.6+, CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV).
+         * Does the kernel offer /dev/iommu? Looked up, never opened. */
+        bool (*iommufd_offered)(void *data);
+        /* A new iommufd context: open /dev/iommu. */
+        int (*iommufd_open)(void *data, int *ret_iommufd);
+        /* Open the device's cdev (/dev/vfio/devices/CDEV) and bind it to the
+         * context (VFIO_DEVICE_BIND_IOMMUFD): its device fd and its id in the
+         * context. -EINVAL: the device is bound elsewhere (another context,
+         * or the group path holds it: -EBUSY). */
+        int (*cdev_bind)(void *data, const char *cdev, const struct pci_address *a, int iommufd,
+                         int *ret_device_fd, uint32_t *ret_devid, bool *ret_can_reset);
+        /* IOMMU_IOAS_ALLOC / IOMMU_DESTROY of an IO address space in a context. */
+        int (*ioas_alloc)(void *data, int iommufd, uint32_t *ret_ioas);
+        int (*ioas_destroy)(void *data, int iommufd, uint32_t ioas);
+        /* VFIO_DEVICE_ATTACH_IOMMUFD_PT / VFIO_DEVICE_DETACH_IOMMUFD_PT. */
+        int (*ioas_attach)(void *data, int device_fd, uint32_t ioas);
+        int (*ioas_detach)(void *data, int device_fd);
+        /* Fds from before a restart: 0 when iommufd is /dev/iommu; when
+         * device_fd is the cdev CDEV, bound (it answers VFIO_DEVICE_GET_INFO).
+         * Else a negative errno and why, in words. */
+        int (*iommufd_check)(void *data, int iommufd, char *why, size_t why_size);
+        int (*cdev_check)(void *data, const char *cdev, int device_fd, char *why, size_t why_size);
+
         /* An eventfd the kernel signals when it wants the device back (it is
          * being unbound or removed, and waits until every fd of it is closed).
          * -EOPNOTSUPP when the device has no such channel. */
@@ -38,6 +61,12 @@ struct kernel_ops {
 
         /* Worker-thread calls. */
         int (*low_power_exit)(void *data, int device_fd);
+        /* The cdev model's proof, asked before an empty-list hot reset
+         * (VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, flag DEV_ID_OWNED): 0 when the
+         * device's context owns every device the reset reaches; else -EPERM
+         * and the first device it does not own in *ret_not_owned. */
+        int (*hot_reset_owned)(void *data, int device_fd, struct pci_address *ret_not_owned);
+        /* n_group_fds 0: the cdev model's empty list. */
         int (*hot_reset)(void *data, int device_fd, const int *group_fds, size_t n_group_fds);
         int (*function_reset)(void *data, int device_fd);
         /* Vendor and device ID read through the VFIO config region. */
@@ -47,3 +76,4 @@ struct kernel_ops {
 };
 
 extern const struct kernel_ops kernel_vfio_ops;
+

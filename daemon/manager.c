@@ -62,7 +62,7 @@ int manager_new(const struct kernel_ops *kernel, struct manager **ret) {
                 return r;
         }
         m->ownership = (struct ownership) {
-                .ops = &ownership_legacy_ops,
+                .ops = &ownership_model_ops,
                 .kernel = kernel,
                 .event = m->event,
                 .events.device_request = on_device_request,
@@ -106,6 +106,7 @@ struct manager *manager_free(struct manager *m) {
                 m->ownership.ops->release(&m->ownership, m->devices[i]);
         fdstore_done(&m->fdstore);
         free(m->ownership.groups);
+        free(m->ownership.contexts);
         polkit_registry_free(m->polkit);
         config_done(&m->config);
         free(m->config_path);
@@ -242,6 +243,12 @@ int manager_get_holders(struct manager *m, const struct device_holder **ret, siz
                 /* The kernel lets one file of a group be open: one who holds the
                  * daemon's own (the service manager's fd store) is no holder. */
                 if (g && holder_has_file(found[i].pid, g->group_fd) > 0)
+                        continue;
+                /* A cdev binds once, so whoever holds the daemon's bound cdev
+                 * file holds it from the daemon: its peers (TakeDevice hands
+                 * out that file) and the fd store. */
+                if (!o->group && o->device->model == OWNERSHIP_CDEV && o->device->device_fd >= 0 &&
+                    holder_has_file(found[i].pid, o->device->device_fd) > 0)
                         continue;
 
                 for (size_t j = 0; j < m->n_devices; j++) {

@@ -40,7 +40,7 @@ static int on_device_request(sd_event_source *s, int fd, uint32_t revents, void 
         return 0;
 }
 
-static void watch_requests(struct ownership *o, struct device *d) {
+void ownership_watch_requests(struct ownership *o, struct device *d) {
         int fd = o->kernel->request_notify ? o->kernel->request_notify(o->kernel->data, d->device_fd) : -EOPNOTSUPP;
         struct request_watch *w;
 
@@ -63,7 +63,7 @@ static void watch_requests(struct ownership *o, struct device *d) {
 /* The group from the fd store, checked to be what its names say; else -ENOENT
  * (nothing stored) or why not, the stored fds closed and dropped. */
 static int take_back_group(struct ownership *o, struct owned_group *g, const char *address) {
-        char gname[FDSTORE_NAME_MAX], cname[FDSTORE_NAME_MAX], why[512] = "";
+        char gname[FDSTORE_NAME_MAX], cname[FDSTORE_NAME_MAX], why[2 * FDSTORE_NAME_MAX + 64] = "";
         int gfd, cfd, r;
 
         fdstore_group_name(g->group, gname);
@@ -190,7 +190,7 @@ static int legacy_acquire(struct ownership *o, struct device *d) {
         d->device_fd = fd;
         d->can_function_reset = can_reset;
         park_device(o, d);
-        watch_requests(o, d);
+        ownership_watch_requests(o, d);
         return 0;
 }
 
@@ -259,8 +259,16 @@ static int legacy_reset_group_fds(const struct ownership *o, const struct dev_se
         return 0;
 }
 
+static int legacy_take(struct ownership *o, struct device *d, bool fresh, struct device **ret_moved,
+                       size_t n_moved_max, char *why, size_t why_size) {
+        /* The group's container is the peer's address space: nothing moves. */
+        ret_moved[0] = NULL;
+        return 0;
+}
+
 const struct ownership_ops ownership_legacy_ops = {
         .name = "legacy",
+        .take = legacy_take,
         .acquire = legacy_acquire,
         .release = legacy_release,
         .iommu_fd = legacy_iommu_fd,
@@ -351,8 +359,15 @@ void ownership_sync(struct ownership *o, struct device *const *devices, size_t n
                 }
                 if (d->device_fd >= 0)
                         continue;
+                d->model = ownership_pick_model(o, d, config);
                 r = o->ops->acquire(o, d);
-                if (r < 0 && r != d->acquire_error)
+                if (r < 0 && r != d->acquire_error && d->model == OWNERSHIP_CDEV)
+                        log_warning_errno(r, "Cannot take ownership of %s (cdev /dev/vfio/devices/%s): %s",
+                                          pci_address_format(&d->fn.address, address), d->fn.vfio_cdev ?: "?",
+                                          r == -EINVAL ? "another process has bound it to an iommufd context of its "
+                                                         "own (VFIO_DEVICE_BIND_IOMMUFD: EINVAL)" :
+                                          r == -EBUSY ? "another process holds its IOMMU group" : strerror(-r));
+                else if (r < 0 && r != d->acquire_error)
                         log_warning_errno(r, "Cannot take ownership of %s (IOMMU group %d): %s",
                                           pci_address_format(&d->fn.address, address), d->fn.iommu_group,
                                           r == -EBUSY ? "another process holds the group" :

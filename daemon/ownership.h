@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Ownership of managed devices, behind one table so that the cdev model
- * (/dev/vfio/devices/vfioX + /dev/iommu) slots in without touching the
- * arbiter. Today: the legacy model, a container of its own for every group
- * (one IOMMU address space per group: two peers never share one). */
+/* Ownership of managed devices, behind one table per model, chosen per
+ * dev_set (ownership-model.c):
+ * - legacy (ownership.c): the group and a container of its own for every
+ *   group: one IOMMU address space per group, two peers never share one;
+ * - cdev (ownership-cdev.c, Linux 6.6+): one iommufd context per dev_set,
+ *   every member's cdev bound to it; each peer gets an IOAS of its own in
+ *   it, but whoever holds the context's fd reaches every IOAS id of it. */
 
 #include <stddef.h>
 #include <systemd/sd-event.h>
@@ -31,6 +34,14 @@ struct owned_group {
         bool adopted;           /* taken back, its previous holders not looked for yet */
 };
 
+/* cdev model: a dev_set's iommufd context (/dev/iommu). The kernel's proof
+ * for an empty-list hot reset is every device of the set bound to it. */
+struct owned_context {
+        char *set_id;
+        int iommufd;
+        unsigned n_devices;     /* daemon-owned devices bound to it */
+};
+
 struct ownership;
 
 struct ownership_ops {
@@ -42,6 +53,12 @@ struct ownership_ops {
         int (*iommu_fd)(const struct ownership *o, const struct device *d);
         /* The group fds a hot reset of the set needs (legacy: every group; cdev: none). */
         int (*reset_group_fds)(const struct ownership *o, const struct dev_set *s, int **ret, size_t *n_ret);
+        /* A peer takes the device: fresh when it claims nothing of the
+         * device's group yet (cdev: the group's devices move to a new IOAS;
+         * legacy: nothing). Sets *ret_moved to the devices whose IOAS changed
+         * (at most n_moved_max), NULL-terminated. Error messages name d. */
+        int (*take)(struct ownership *o, struct device *d, bool fresh, struct device **ret_moved, size_t n_moved_max,
+                    char *why, size_t why_size);
 };
 
 struct ownership_events {
@@ -54,8 +71,10 @@ struct ownership {
         const struct ownership_ops *ops;
         const struct kernel_ops *kernel;
         sd_event *event;
-        struct owned_group **groups;    /* groups the daemon holds open */
+        struct owned_group **groups;    /* legacy: groups the daemon holds open */
         size_t n_groups;
+        struct owned_context **contexts; /* cdev: one per dev_set with owned members */
+        size_t n_contexts;
         struct ownership_events events;
         void *userdata;
         /* Every fd taken is parked in the service manager's fd store, and
@@ -64,7 +83,21 @@ struct ownership {
         bool keep_stored;       /* the daemon exits: what it lets go of stays in the store */
 };
 
+/* What the callers use: routes each call to the table of the device's model. */
+extern const struct ownership_ops ownership_model_ops;
 extern const struct ownership_ops ownership_legacy_ops;
+extern const struct ownership_ops ownership_cdev_ops;
+
+/* The model a device of this set is to be taken with: the set's
+ * [DevSet ID] Model=, else [Ownership] Model=; auto picks cdev where the
+ * kernel offers it (/dev/iommu exists and every member has a vfio cdev). */
+enum ownership_model ownership_pick_model(const struct ownership *o, const struct device *d,
+                                          const struct vrd_config *config);
+const char *ownership_model_name(enum ownership_model m);
+
+/* Both models: listen for the kernel asking for the device back. */
+void ownership_watch_requests(struct ownership *o, struct device *d);
+struct owned_context *ownership_find_context(const struct ownership *o, const char *set_id);
 
 /* The group the daemon holds open, or NULL. */
 struct owned_group *ownership_find_group(const struct ownership *o, int group);

@@ -134,8 +134,14 @@ int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (d->device_fd < 0)
                 return sd_bus_error_setf(error, VRD_ERROR_NOT_MANAGED,
                                          "%s is not managed by vfio-resetd (tag it \"vfio-resetd\" in udev or list "
-                                         "it under [Manage] in the config)%s", address,
-                                         d->acquire_error == -EBUSY ? "; and another process holds its group" : "");
+                                         "it under [Manage] in the config)%s%s%s", address,
+                                         d->acquire_error == -EBUSY ? "; and another process holds its group" :
+                                         d->acquire_error == -EINVAL && d->model == OWNERSHIP_CDEV ?
+                                         "; and another process has bound its cdev /dev/vfio/devices/" : "",
+                                         d->acquire_error == -EINVAL && d->model == OWNERSHIP_CDEV ?
+                                         d->fn.vfio_cdev : "",
+                                         d->acquire_error == -EINVAL && d->model == OWNERSHIP_CDEV ?
+                                         " to an iommufd context of its own (VFIO_DEVICE_BIND_IOMMUFD: EINVAL)" : "");
         /* The group is the kernel's isolation unit, so it is the unit of claims. */
         p = peer_find(&m->peers, sender);
         other = peer_claiming_group(&m->peers, m->devices, m->n_devices, d->fn.iommu_group, p);
@@ -148,6 +154,21 @@ int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         iommu = m->ownership.ops->iommu_fd(&m->ownership, d);
         if (iommu < 0)
                 return sd_bus_error_set_errnof(error, -iommu, "%s has no IOMMU context: %m", address);
+        /* Where the caller claims nothing of the group yet, the group gets an
+         * address space of its own (cdev: a new IOAS; legacy: its container). */
+        {
+                struct device *moved[16];
+                char why[512] = "";
+
+                r = m->ownership.ops->take(&m->ownership, d,
+                                           !peer_claiming_group(&m->peers, m->devices, m->n_devices,
+                                                                d->fn.iommu_group, NULL),
+                                           moved, ELEMENTSOF(moved), why, sizeof(why));
+                for (size_t i = 0; moved[i]; i++)
+                        manager_emit_device_changed(m, moved[i], (const char *[]) { "IommufdIoasId", NULL });
+                if (r < 0)
+                        return sd_bus_error_setf(error, VRD_ERROR_IOMMU_FAILED, "Cannot take %s: %s", address, why);
+        }
         r = get_peer(m, sender, &p);
         if (r < 0)
                 return r;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -75,6 +76,23 @@ static void *run(void *userdata) {
                 r = k->low_power_exit(k->data, j->devices[i].fd);
                 if (r < 0)
                         j->step = "low-power exit", j->address = j->devices[i].address;
+        }
+        /* An empty group list is the cdev model's: the kernel lets it through
+         * only when every device of the set is bound to the calling device's
+         * iommufd context (vfio_pci_dev_set_hot_reset), else EINVAL, which
+         * names nobody. Its hot-reset info says which device is not. */
+        if (r >= 0 && j->hot && j->n_group_fds == 0 && k->hot_reset_owned) {
+                struct pci_address a = { .domain = UINT32_MAX };
+
+                r = k->hot_reset_owned(k->data, j->devices[0].fd, &a);
+                if (r < 0) {
+                        j->step = "ownership check (VFIO_DEVICE_GET_PCI_HOT_RESET_INFO)";
+                        j->address = j->devices[0].address;
+                        if (r == -EPERM)
+                                pci_address_format(&a, j->not_owned);
+                        if (r == -EPERM && a.domain == UINT32_MAX)
+                                snprintf(j->not_owned, sizeof(j->not_owned), "?");
+                }
         }
         if (r >= 0) {
                 t = monotonic_usec();

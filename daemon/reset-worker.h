@@ -34,6 +34,9 @@ struct reset_job {
         const char *step;               /* which step failed */
         const char *address;            /* the device it failed on, if one */
         bool not_back;                  /* a device read back other IDs (all-ones: gone) */
+        /* cdev model: the device the context does not own (hot-reset info
+         * NOT_OWNED), "" when the check passed or was not made */
+        char not_owned[PCI_ADDRESS_STRLEN];
         uint64_t kernel_usec;           /* time spent in the reset ioctl */
 
         int event_fd;                   /* readable once the job is done */

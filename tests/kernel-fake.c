@@ -26,7 +26,28 @@ static struct {
         char log[256];
         char begin_log[256];            /* a line per reset as it begins */
         char open_log[256];             /* a line per group and device open */
-} fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_ms = 20 };
+        /* cdev model */
+        bool iommufd;                   /* /dev/iommu exists */
+        char bind_fail[128];            /* "+ADDR+": VFIO_DEVICE_BIND_IOMMUFD fails EINVAL (bound elsewhere) */
+        char not_owned[128];            /* "+ADDR+": hot-reset info says NOT_OWNED (another context's) */
+        char attach_fail[128];          /* "+ADDR+": VFIO_DEVICE_ATTACH_IOMMUFD_PT fails EINVAL */
+        bool ioas_fail;                 /* IOMMU_IOAS_ALLOC fails ENOMEM */
+        /* The double's iommufd state, this process's: contexts are numbered;
+         * each bound device has its context, id and IOAS. */
+        unsigned n_contexts;
+        struct fake_bound {
+                char address[PCI_ADDRESS_STRLEN];
+                unsigned context;
+                uint32_t devid;
+                uint32_t ioas;
+        } bound[64];
+        size_t n_bound;
+        struct fake_ioas {
+                uint32_t id;
+        } ioas[128];
+        size_t n_ioas;
+        uint32_t next_id;               /* object ids in every context, from 1 (iommufd's XA_FLAGS_ALLOC1) */
+} fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_ms = 20, .next_id = 1 };
 
 static int errno_from_name(const char *n) {
         static const struct { const char *name; int e; } t[] = {
@@ -49,6 +70,8 @@ int kernel_fake_configure(const char *spec) {
         pthread_mutex_lock(&fake.lock);
         fake.delay_ms = 20, fake.fail = 0, fake.stall_ms = 0, fake.lose[0] = '\0', fake.busy[0] = '\0';
         fake.begin_log[0] = '\0';
+        fake.iommufd = false, fake.bind_fail[0] = fake.not_owned[0] = fake.attach_fail[0] = '\0';
+        fake.ioas_fail = false;
         for (char *kv = strtok_r(copy, ",\n", &save); kv; kv = strtok_r(NULL, ",\n", &save)) {
                 char *v = strchr(kv, '=');
 
@@ -71,6 +94,16 @@ int kernel_fake_configure(const char *spec) {
                         snprintf(fake.begin_log, sizeof(fake.begin_log), "%s", v);
                 else if (strcmp(kv, "open_log") == 0)
                         snprintf(fake.open_log, sizeof(fake.open_log), "%s", v);
+                else if (strcmp(kv, "iommufd") == 0)
+                        fake.iommufd = atoi(v) > 0;
+                else if (strcmp(kv, "bind_fail") == 0)
+                        snprintf(fake.bind_fail, sizeof(fake.bind_fail), "+%s+", v);
+                else if (strcmp(kv, "not_owned") == 0)
+                        snprintf(fake.not_owned, sizeof(fake.not_owned), "+%s+", v);
+                else if (strcmp(kv, "attach_fail") == 0)
+                        snprintf(fake.attach_fail, sizeof(fake.attach_fail), "+%s+", v);
+                else if (strcmp(kv, "ioas_fail") == 0)
+                        fake.ioas_fail = atoi(v) > 0;
         }
         pthread_mutex_unlock(&fake.lock);
         return 0;
@@ -317,7 +350,288 @@ static int address_of(int fd, char ret[static PCI_ADDRESS_STRLEN]) {
         p = strstr(target, "vfio-fake-");
         if (!p)
                 return -EBADF;
-        snprintf(ret, PCI_ADDRESS_STRLEN, "%.*s", (int) strcspn(p + 10, " @"), p + 10);
+        snprintf(ret, PCI_ADDRESS_STRLEN, "%.*s", (int) strcspn(p + 10, " @#"), p + 10);
+        return 0;
+}
+
+/* --- cdev model ------------------------------------------------------------
+ * A context is a memfd "vfio-fake-iommufd-PID-N@WORLD"; a device bound to it
+ * a memfd "vfio-fake-ADDR#iommufd-PID-N@WORLD", so that any process can tell
+ * by the name which device is bound where, as the kernel knows. IOAS ids live
+ * in this process (after a restart a fresh IOAS is attached anyway). */
+
+static bool listed(const char *list, const char *address) {
+        char key[PCI_ADDRESS_STRLEN + 2];
+        bool r;
+
+        snprintf(key, sizeof(key), "+%s+", address);
+        pthread_mutex_lock(&fake.lock);
+        r = strstr(list, key) != NULL;
+        pthread_mutex_unlock(&fake.lock);
+        return r;
+}
+
+static bool fake_iommufd_offered(void *data) {
+        bool r;
+
+        reload();
+        pthread_mutex_lock(&fake.lock);
+        r = fake.iommufd;
+        pthread_mutex_unlock(&fake.lock);
+        return r;
+}
+
+static int fake_iommufd_open(void *data, int *ret_iommufd) {
+        char what[64], name[300];
+        unsigned n;
+        int fd;
+
+        if (!fake_iommufd_offered(data))
+                return -ENOENT;
+        pthread_mutex_lock(&fake.lock);
+        n = ++fake.n_contexts;
+        pthread_mutex_unlock(&fake.lock);
+        snprintf(what, sizeof(what), "iommufd-%d-%u", (int) getpid(), n);
+        fake_name(name, sizeof(name), what);
+        fd = memfd_create(name, MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        *ret_iommufd = fd;
+        return 0;
+}
+
+/* "iommufd-PID-N" of a context's fd, or of the context a cdev fd is bound to. */
+static int context_of(int fd, char ret[static 64]) {
+        char target[512], *p;
+
+        if (fd_target(fd, target, sizeof(target)) < 0)
+                return -EBADF;
+        p = strstr(target, "vfio-fake-iommufd-");
+        if (p)
+                p += 10;
+        else if ((p = strstr(target, "vfio-fake-")) && (p = strchr(p, '#')))
+                p++;
+        else
+                return -EBADF;
+        snprintf(ret, 64, "%.*s", (int) strcspn(p, "@ "), p);
+        return 0;
+}
+
+static void cdev_file_name(const char *address, const char *context, char *buf, size_t size) {
+        char what[128];
+
+        snprintf(what, sizeof(what), "%s#%s", address, context);
+        fake_name(buf, size, what);
+}
+
+/* Does sysfs give the function this cdev (/sys/bus/pci/devices/ADDR/vfio-dev/CDEV)? */
+static bool has_cdev(const char *address, const char *cdev) {
+        char path[256];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev/%s", address, cdev);
+        return stat(path, &st) >= 0;
+}
+
+static struct fake_bound *find_bound(const char *address) {
+        for (size_t i = 0; i < fake.n_bound; i++)
+                if (strcmp(fake.bound[i].address, address) == 0)
+                        return &fake.bound[i];
+        return NULL;
+}
+
+static int fake_cdev_bind(void *data, const char *cdev, const struct pci_address *a, int iommufd,
+                          int *ret_device_fd, uint32_t *ret_devid, bool *ret_can_reset) {
+        char address[PCI_ADDRESS_STRLEN], context[64], name[300], methods[128] = "";
+        struct fake_bound *b;
+        int fd, r = 0;
+
+        reload();
+        pci_address_format(a, address);
+        if (context_of(iommufd, context) < 0 || !strstr(context, "iommufd-"))
+                return -EBADF;
+        if (!has_cdev(address, cdev))
+                r = -ENODEV;
+        else if (listed(fake.bind_fail, address))
+                r = -EINVAL;    /* as the kernel: bound in another context */
+        else {
+                cdev_file_name(address, context, name, sizeof(name));
+                /* One bind per device (vfio_df_open): a live file of it here. */
+                pthread_mutex_lock(&fake.lock);
+                b = find_bound(address);
+                pthread_mutex_unlock(&fake.lock);
+                if (b && open_files(name) > 0)
+                        r = -EINVAL;
+        }
+        append_line(fake.open_log, "cdev-bind %s %s result=%d", address, cdev, r);
+        if (r < 0)
+                return r;
+        fd = memfd_create(name, MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        pthread_mutex_lock(&fake.lock);
+        b = find_bound(address);
+        if (!b && fake.n_bound < ELEMENTSOF(fake.bound))
+                b = &fake.bound[fake.n_bound++];
+        if (b)
+                *b = (struct fake_bound) { .devid = fake.next_id++ };
+        if (b)
+                snprintf(b->address, sizeof(b->address), "%s", address);
+        *ret_devid = b ? b->devid : 0;
+        pthread_mutex_unlock(&fake.lock);
+        *ret_can_reset = sysfs_read(a, "reset_method", methods, sizeof(methods)) >= 0 && methods[0];
+        *ret_device_fd = fd;
+        return 0;
+}
+
+static int fake_ioas_alloc(void *data, int iommufd, uint32_t *ret_ioas) {
+        char context[64];
+        int r = 0;
+
+        reload();
+        if (context_of(iommufd, context) < 0)
+                return -EBADF;
+        pthread_mutex_lock(&fake.lock);
+        if (fake.ioas_fail || fake.n_ioas >= ELEMENTSOF(fake.ioas))
+                r = -ENOMEM;
+        else {
+                fake.ioas[fake.n_ioas++] = (struct fake_ioas) { .id = fake.next_id };
+                *ret_ioas = fake.next_id++;
+        }
+        pthread_mutex_unlock(&fake.lock);
+        append_line(fake.open_log, "ioas-alloc %s result=%d", context, r);
+        return r;
+}
+
+static int fake_ioas_destroy(void *data, int iommufd, uint32_t ioas) {
+        int r = -ENOENT;
+
+        pthread_mutex_lock(&fake.lock);
+        for (size_t i = 0; i < fake.n_bound; i++)
+                if (fake.bound[i].ioas == ioas)
+                        r = -EBUSY;
+        for (size_t i = 0; r == -ENOENT && i < fake.n_ioas; i++)
+                if (fake.ioas[i].id == ioas) {
+                        fake.ioas[i] = fake.ioas[--fake.n_ioas];
+                        r = 0;
+                }
+        pthread_mutex_unlock(&fake.lock);
+        append_line(fake.open_log, "ioas-destroy %u result=%d", ioas, r);
+        return r;
+}
+
+static int fake_ioas_set(int device_fd, uint32_t ioas) {
+        char address[PCI_ADDRESS_STRLEN], context[64];
+        struct fake_bound *b;
+        bool known = ioas == 0;
+        int r;
+
+        r = address_of(device_fd, address);
+        if (r < 0 || context_of(device_fd, context) < 0)
+                return -EINVAL; /* as the kernel: only a bound cdev attaches */
+        if (ioas && listed(fake.attach_fail, address))
+                return -EINVAL;
+        pthread_mutex_lock(&fake.lock);
+        for (size_t i = 0; i < fake.n_ioas; i++)
+                known = known || fake.ioas[i].id == ioas;
+        b = find_bound(address);
+        if (!b && fake.n_bound < ELEMENTSOF(fake.bound)) {     /* bound before a restart */
+                b = &fake.bound[fake.n_bound++];
+                *b = (struct fake_bound) {};
+                snprintf(b->address, sizeof(b->address), "%s", address);
+        }
+        r = !known ? -ENOENT : !b ? -ENOMEM : 0;
+        if (r >= 0)
+                b->ioas = ioas;
+        pthread_mutex_unlock(&fake.lock);
+        if (ioas)
+                append_line(fake.open_log, "ioas-attach %s ioas=%u result=%d", address, ioas, r);
+        return r;
+}
+
+static int fake_ioas_attach(void *data, int device_fd, uint32_t ioas) {
+        return fake_ioas_set(device_fd, ioas);
+}
+
+static int fake_ioas_detach(void *data, int device_fd) {
+        return fake_ioas_set(device_fd, 0);
+}
+
+static int fake_iommufd_check(void *data, int iommufd, char *why, size_t why_size) {
+        char target[512] = "?", context[64];
+
+        (void) fd_target(iommufd, target, sizeof(target));
+        if (context_of(iommufd, context) < 0 || !strstr(target, "vfio-fake-iommufd-")) {
+                snprintf(why, why_size, "the iommufd is %s, not /dev/iommu", target);
+                return -EBADF;
+        }
+        return 0;
+}
+
+static int fake_cdev_check(void *data, const char *cdev, int device_fd, char *why, size_t why_size) {
+        char target[512] = "?", address[PCI_ADDRESS_STRLEN], context[64];
+
+        (void) fd_target(device_fd, target, sizeof(target));
+        if (address_of(device_fd, address) < 0 || !has_cdev(address, cdev)) {
+                snprintf(why, why_size, "the device fd is %s, not /dev/vfio/devices/%s", target, cdev);
+                return -EBADF;
+        }
+        if (context_of(device_fd, context) < 0) {
+                snprintf(why, why_size, "/dev/vfio/devices/%s is not bound to an iommufd", cdev);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* The functions a reset of this one reaches, as the fake knows them: the
+ * vfio-pci functions on its bus. ret gets "+ADDR+" for each. */
+static void reached(const char *address, char *ret, size_t size) {
+        struct dirent *de;
+        DIR *d = opendir("/sys/bus/pci/devices");
+
+        ret[0] = '\0';
+        while (d && (de = readdir(d))) {
+                char path[300], link[256];
+                ssize_t n;
+
+                if (strncmp(de->d_name, address, 7) != 0)       /* DDDD:BB */
+                        continue;
+                snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", de->d_name);
+                n = readlink(path, link, sizeof(link) - 1);
+                if (n <= 0)
+                        continue;
+                link[n] = '\0';
+                if (strcmp(strrchr(link, '/') ? strrchr(link, '/') + 1 : link, "vfio-pci") == 0)
+                        snprintf(ret + strlen(ret), size - strlen(ret), "+%s+", de->d_name);
+        }
+        if (d)
+                closedir(d);
+}
+
+/* As VFIO_DEVICE_GET_PCI_HOT_RESET_INFO with DEV_ID: is every function the
+ * reset reaches bound to this device's context? The first that is not. */
+static int fake_hot_reset_owned(void *data, int device_fd, struct pci_address *ret_not_owned) {
+        char address[PCI_ADDRESS_STRLEN], context[64], all[1024];
+        int r;
+
+        reload();
+        r = address_of(device_fd, address);
+        if (r < 0)
+                return r;
+        if (context_of(device_fd, context) < 0) {
+                (void) pci_address_parse(address, ret_not_owned, NULL, 0);
+                return -EPERM;  /* a group-path device: no DEV_ID flag */
+        }
+        reached(address, all, sizeof(all));
+        for (char *save = NULL, *other = strtok_r(all, "+", &save); other; other = strtok_r(NULL, "+", &save)) {
+                char name[300];
+
+                cdev_file_name(other, context, name, sizeof(name));
+                if (listed(fake.not_owned, other) || (strcmp(other, address) != 0 && open_files(name) == 0)) {
+                        (void) pci_address_parse(other, ret_not_owned, NULL, 0);
+                        return -EPERM;
+                }
+        }
         return 0;
 }
 
@@ -350,8 +664,18 @@ static int fake_reset(int device_fd, const int *group_fds, size_t n_group_fds, b
         r = address_of(device_fd, a);
         if (r < 0)
                 return r;
-        if (hot && n_group_fds == 0)
-                return -EINVAL;         /* as the kernel: a hot reset needs the groups */
+        /* As the kernel: "zero-length array is only for cdev opened devices"
+         * (vfio_pci_ioctl_pci_hot_reset), which prove ownership by their
+         * context holding every device the reset reaches. */
+        if (hot) {
+                char context[64];
+                bool cdev = context_of(device_fd, context) >= 0;
+
+                if (cdev != (n_group_fds == 0))
+                        return -EINVAL;
+                if (cdev && fake_hot_reset_owned(NULL, device_fd, &(struct pci_address) {}) < 0)
+                        return -EINVAL;
+        }
         for (size_t i = 0; i < n_group_fds; i++) {
                 int g = group_of(group_fds[i]);
 
@@ -409,6 +733,16 @@ static const struct kernel_ops ops = {
         .group_open = fake_group_open,
         .device_open = fake_device_open,
         .group_check = fake_group_check,
+        .iommufd_offered = fake_iommufd_offered,
+        .iommufd_open = fake_iommufd_open,
+        .cdev_bind = fake_cdev_bind,
+        .ioas_alloc = fake_ioas_alloc,
+        .ioas_destroy = fake_ioas_destroy,
+        .ioas_attach = fake_ioas_attach,
+        .ioas_detach = fake_ioas_detach,
+        .iommufd_check = fake_iommufd_check,
+        .cdev_check = fake_cdev_check,
+        .hot_reset_owned = fake_hot_reset_owned,
         .low_power_exit = fake_low_power_exit,
         .hot_reset = fake_hot_reset,
         .function_reset = fake_function_reset,

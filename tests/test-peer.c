@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A scriptable peer process for the tests: takes or watches devices, then
  * answers pauses as told, and reports every event as one line on stdout:
- *   took ADDR paused=B fds=OK | watching ADDR | error NAME MESSAGE
+ *   took ADDR paused=B fds=OK iommu=WHAT | watching ADDR | error NAME MESSAGE
  *   pause ID TYPE ADDR... | acked ID | resume ID RESULT
  * "ready NAME" comes once every take and watch is answered.
  * Usage: test-peer [--keep] [--take ADDR]... [--watch ADDR]... [--silent] [--ack-after MS]
@@ -87,8 +87,14 @@ static int call(const char *method, const char *address) {
         if (r < 0)
                 printf("error %s %s\n", e.name, e.message);
         else if (strcmp(method, "TakeDevice") == 0 && sd_bus_message_read(reply, "hhb", &device, &iommu, &paused) >= 0) {
-                printf("took %s paused=%d fds=%s\n", address, paused,
-                       fstat(device, &a) == 0 && fstat(iommu, &b) == 0 ? "OK" : "BAD");
+                char path[64], target[256] = "?";
+                ssize_t n;
+
+                snprintf(path, sizeof(path), "/proc/self/fd/%d", iommu);
+                n = readlink(path, target, sizeof(target) - 1);
+                target[n > 0 ? n : 1] = '\0';
+                printf("took %s paused=%d fds=%s iommu=%s\n", address, paused,
+                       fstat(device, &a) == 0 && fstat(iommu, &b) == 0 ? "OK" : "BAD", target);
                 if (keep && (fcntl(device, F_DUPFD_CLOEXEC, 3) < 0 || fcntl(iommu, F_DUPFD_CLOEXEC, 3) < 0))
                         printf("error keep %m\n");
         }

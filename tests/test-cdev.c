@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The cdev ownership model against the kernel double: bus_0000_04 of the
+ * lab gets vfio cdevs in sysfs and the double a /dev/iommu, so the daemon
+ * binds both functions to one iommufd context of the set; peers get it as
+ * their `iommu` fd and an IOAS each; resets go with an empty group list after
+ * the hot-reset info said the context owns the set. Sets without cdevs stay
+ * legacy in the same daemon; config keeps a set (or all) on legacy. Every
+ * failure (bind EINVAL, IOAS alloc, attach, NOT_OWNED, stall, a device lost)
+ * comes back as a D-Bus error naming the address. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus-names.h"
+#include "check-run.h"
+#include "lab-harness.h"
+#include "macro.h"
+
+#define DEV04_0 VRD_DEVICE_PATH_PREFIX "/pci_0000_04_00_0"
+#define DEV04_1 VRD_DEVICE_PATH_PREFIX "/pci_0000_04_00_1"
+#define DEV00_2 VRD_DEVICE_PATH_PREFIX "/pci_0000_00_02_0"
+#define CDEV_SPEC "delay_ms=20,iommufd=1"
+
+static const char *extra_config;        /* appended to the lab's config before the daemon starts */
+static char base_config[4096];          /* the lab's config as setup() wrote it, "" until read */
+
+static void add_cdev(const char *device, const char *cdev) {
+        char *path = NULL;
+
+        ck_assert_int_ge(asprintf(&path, "%s/devices/pci0000:00/0000:00:07.0/%s/vfio-dev/%s",
+                                  umockdev_testbed_get_sys_dir(tb), device, cdev), 0);
+        ck_assert_int_eq(g_mkdir_with_parents(path, 0755), 0);
+        free(path);
+}
+
+static void start_cdev_daemon(void) {
+        FILE *f;
+
+        add_cdev("0000:04:00.0", "vfio10");
+        add_cdev("0000:04:00.1", "vfio11");
+        /* The lab's config as setup() wrote it, then this start's lines. */
+        if (!base_config[0]) {
+                f = fopen(config, "re");
+                ck_assert_ptr_nonnull(f);
+                base_config[fread(base_config, 1, sizeof(base_config) - 1, f)] = '\0';
+                fclose(f);
+        }
+        f = fopen(config, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs(base_config, f);
+        fputs(extra_config ?: "", f);
+        fclose(f);
+        harness_start_daemon(&h, lab_daemon_args);
+}
+
+static void setup_cdev(void) {
+        base_config[0] = '\0';
+        lab_kernel_spec = CDEV_SPEC;
+        lab_start_daemon = start_cdev_daemon;
+        setup();
+}
+
+/* The daemon again, with this kernel and config: what it binds at start. */
+static void restart_with(const char *spec, const char *config_text) {
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        set_kernel(spec);
+        extra_config = config_text;
+        start_cdev_daemon();
+        extra_config = NULL;
+}
+
+static uint32_t get_u32(const char *path, const char *prop) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint32_t v = 0;
+
+        ck_assert_msg(sd_bus_get_property_trivial(h.bus, VRD_BUS_NAME, path, VRD_DEVICE_IFACE, prop, &e, 'u', &v) >= 0,
+                      "%s.%s: %s", path, prop, e.message);
+        return v;
+}
+
+static void assert_ownership(const char *path, const char *want) {
+        char *v = get_string(path, VRD_DEVICE_IFACE, "Ownership");
+
+        ck_assert_msg(strcmp(v, want) == 0, "%s is owned by model '%s', not '%s'", path, v, want);
+        free(v);
+}
+
+/* "took ... iommu=TARGET": the fd the peer got as `iommu`. */
+static char *took_iommu(struct peer *p) {
+        char *line = peer_expect(p, "took", 10000), *at, *r;
+
+        ck_assert_msg(line, "peer %s took nothing", p->name);
+        ck_assert_msg(strstr(line, "paused=0 fds=OK"), "%s", line);
+        at = strstr(line, "iommu=");
+        ck_assert_ptr_nonnull(at);
+        r = strdup(at + 6);
+        free(line);
+        return r;
+}
+
+START_TEST(test_take_and_reset_through_the_context) {
+        _cleanup_free_ char *ia = NULL, *ib = NULL;
+        struct peer a, b;
+        struct call c;
+        uint32_t ioas_a, ioas_b;
+
+        assert_ownership(DEV04_0, "cdev");
+        assert_ownership(DEV04_1, "cdev");
+        assert_ownership(DEV00_2, "legacy");            /* no cdev in sysfs: the same daemon, the old model */
+        ck_assert_int_eq(count_opens("cdev-bind 0000:04:00.0 vfio10 result=0"), 1);
+        ck_assert_int_eq(count_opens("cdev-bind 0000:04:00.1 vfio11 result=0"), 1);
+        ck_assert_int_eq(count_opens("group-open 10 "), 0);    /* its groups are never opened */
+        ck_assert_int_eq(count_opens("group-open 11 "), 0);
+        ck_assert_uint_gt(get_u32(DEV04_0, "IommufdDevId"), 0);
+        ck_assert_uint_ne(get_u32(DEV04_0, "IommufdDevId"), get_u32(DEV04_1, "IommufdDevId"));
+        ck_assert_uint_eq(get_u32(DEV04_0, "IommufdIoasId"), 0);       /* nobody took it yet */
+
+        peer_start(&a, "--keep", "--take", "0000:04:00.0", NULL);
+        peer_start(&b, "--keep", "--take", "0000:04:00.1", NULL);
+        ia = took_iommu(&a);
+        ib = took_iommu(&b);
+        /* Both get the set's one context: the kernel's proof for the reset. */
+        ck_assert_msg(strstr(ia, "vfio-fake-iommufd-"), "the iommu fd is %s", ia);
+        ck_assert_str_eq(ia, ib);
+        ioas_a = get_u32(DEV04_0, "IommufdIoasId");
+        ioas_b = get_u32(DEV04_1, "IommufdIoasId");
+        ck_assert_uint_gt(ioas_a, 0);
+        ck_assert_uint_gt(ioas_b, 0);
+        ck_assert_uint_ne(ioas_a, ioas_b);                      /* an IOAS of its own each */
+        ck_assert_int_eq(count_opens("ioas-attach 0000:04:00.0"), 1);
+
+        reset_sync(&c, "04:00.1", NULL);
+        ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
+        ck_assert_str_eq(c.result, "done");
+        assert_peer_says(&a, "pause", "pause 0000:04:00.0");
+        assert_peer_says(&b, "pause", "pause 0000:04:00.1");
+        assert_peer_says(&a, "resume", "done");
+        assert_peer_says(&b, "resume", "done");
+        ck_assert_int_eq(count_resets("hot-reset 0000:04:00.0 groups=0 "), 1);   /* the empty list */
+        ck_assert_int_eq(count_resets("groups=2"), 0);
+        assert_idle(SET04);
+        /* The peers keep their IOAS across the reset. */
+        ck_assert_uint_eq(get_u32(DEV04_0, "IommufdIoasId"), ioas_a);
+        peer_stop(&a);
+        peer_stop(&b);
+}
+END_TEST
+
+static size_t n_peers(const char *path) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char **v = NULL;
+        size_t n = 0;
+
+        ck_assert(sd_bus_get_property_strv(h.bus, VRD_BUS_NAME, path, VRD_DEVICE_IFACE, "Peers", &e, &v) >= 0);
+        for (char **x = v; x && *x; x++, n++)
+                free(*x);
+        free(v);
+        return n;
+}
+
+START_TEST(test_a_new_peer_gets_a_new_ioas) {
+        struct peer a, b;
+        uint32_t first;
+        char line[64];
+
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        assert_peer_says(&a, "took", "fds=OK");
+        first = get_u32(DEV04_0, "IommufdIoasId");
+        peer_stop(&a);                                  /* leaves the bus: its claim goes */
+        for (int i = 0; i < 500 && n_peers(DEV04_0) > 0; i++)
+                usleep(10 * 1000);
+        ck_assert_uint_eq(n_peers(DEV04_0), 0);
+        peer_start(&b, "--take", "0000:04:00.0", NULL);
+        assert_peer_says(&b, "took", "fds=OK");
+        ck_assert_uint_gt(get_u32(DEV04_0, "IommufdIoasId"), 0);
+        ck_assert_uint_ne(get_u32(DEV04_0, "IommufdIoasId"), first);
+        /* The mappings of the one before do not follow the device: its IOAS is gone. */
+        snprintf(line, sizeof(line), "ioas-destroy %u result=0", first);
+        ck_assert_int_eq(count_opens(line), 1);
+        peer_stop(&b);
+}
+END_TEST
+
+START_TEST(test_not_owned_names_the_device) {
+        struct peer a;
+        struct call c;
+
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        assert_peer_says(&a, "took", "fds=OK");
+        set_kernel(CDEV_SPEC ",not_owned=0000:04:00.1");
+        reset_sync(&c, "04:00.0", NULL);
+        ck_assert_str_eq(c.error, VRD_ERROR_RESET_FAILED);
+        ck_assert_msg(strstr(c.message, "0000:04:00.1 is not bound") && strstr(c.message, "NOT_OWNED") &&
+                      strstr(c.message, "bus_0000_04"), "%s", c.message);
+        assert_peer_says(&a, "resume", "failed");
+        ck_assert_int_eq(count_resets("hot-reset"), 0);         /* the reset ioctl was never made */
+        peer_stop(&a);
+}
+END_TEST
+
+START_TEST(test_bind_einval_names_the_device) {
+        _cleanup_free_ char *said = NULL;
+        struct peer a;
+
+        restart_with(CDEV_SPEC ",bind_fail=0000:04:00.1", NULL);
+        ck_assert_int_eq(count_opens("cdev-bind 0000:04:00.1 vfio11 result=-22"), 1);
+        peer_start(&a, "--take", "0000:04:00.1", NULL);
+        said = peer_expect(&a, "error", 10000);
+        ck_assert_msg(said && strstr(said, VRD_ERROR_NOT_MANAGED " 0000:04:00.1 is not managed") &&
+                      strstr(said, "bound its cdev /dev/vfio/devices/vfio11 to an iommufd context of its own "
+                                   "(VFIO_DEVICE_BIND_IOMMUFD: EINVAL)"), "%s", said);
+        peer_stop(&a);
+        assert_ownership(DEV04_1, "");
+}
+END_TEST
+
+START_TEST(test_ioas_failures_name_the_device) {
+        struct peer a;
+
+        set_kernel(CDEV_SPEC ",ioas_fail=1");
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        assert_peer_says(&a, "error", VRD_ERROR_IOMMU_FAILED " Cannot take 0000:04:00.0: cannot give 0000:04:00.0 "
+                                      "an IO address space of its own");
+        peer_stop(&a);
+        set_kernel(CDEV_SPEC ",attach_fail=0000:04:00.0");
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        assert_peer_says(&a, "error", "cannot attach 0000:04:00.0 to IOAS");
+        peer_stop(&a);
+        /* Refused takes leave no claim: the next one works. */
+        set_kernel(CDEV_SPEC);
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        assert_peer_says(&a, "took", "fds=OK");
+        ck_assert_uint_gt(get_u32(DEV04_0, "IommufdIoasId"), 0);
+        peer_stop(&a);
+}
+END_TEST
+
+START_TEST(test_stall_and_lost_device) {
+        struct peer a;
+        struct call c;
+
+        peer_start(&a, "--take", "0000:04:00.0", NULL);
+        assert_peer_says(&a, "took", "fds=OK");
+        set_kernel(CDEV_SPEC ",stall_ms=1500");
+        reset_sync(&c, "04:00.0", NULL);
+        ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
+        ck_assert_uint_ge(c.duration, 1500000);
+        assert_peer_says(&a, "resume", "done");
+        set_kernel(CDEV_SPEC ",lose=0000:04:00.1");
+        reset_sync(&c, "04:00.0", NULL);
+        ck_assert_str_eq(c.error, VRD_ERROR_RESET_FAILED);
+        ck_assert_msg(strstr(c.message, "0000:04:00.1 did not come back") && strstr(c.message, "ffff:ffff"), "%s",
+                      c.message);
+        assert_peer_says(&a, "resume", "failed");
+        ck_assert_int_eq(count_resets("hot-reset 0000:04:00.0 groups=0 "), 2);
+        peer_stop(&a);
+}
+END_TEST
+
+START_TEST(test_config_keeps_a_set_on_legacy) {
+        struct call c;
+
+        restart_with(CDEV_SPEC, "[DevSet bus_0000_04]\nModel=legacy\n");
+        assert_ownership(DEV04_0, "legacy");
+        assert_ownership(DEV04_1, "legacy");
+        ck_assert_uint_eq(get_u32(DEV04_0, "IommufdDevId"), 0);
+        reset_sync(&c, "04:00.0", NULL);
+        ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
+        ck_assert_int_eq(count_resets("hot-reset 0000:04:00.0 groups=2 group_ids=10+11"), 1);
+
+        restart_with(CDEV_SPEC, "[Ownership]\nModel=legacy\n[DevSet bus_0000_04]\nModel=auto\n");
+        assert_ownership(DEV04_0, "cdev");              /* the set's own line wins */
+
+        /* Without /dev/iommu, auto is legacy. */
+        restart_with("delay_ms=20", NULL);
+        assert_ownership(DEV04_1, "legacy");
+}
+END_TEST
+
+static Suite *suite(void) {
+        Suite *s = suite_create("cdev");
+        TCase *tc = tcase_create("fake-kernel");
+
+        tcase_add_checked_fixture(tc, setup_cdev, teardown);
+        tcase_set_timeout(tc, 90);
+        tcase_add_test(tc, test_take_and_reset_through_the_context);
+        tcase_add_test(tc, test_a_new_peer_gets_a_new_ioas);
+        tcase_add_test(tc, test_not_owned_names_the_device);
+        tcase_add_test(tc, test_bind_einval_names_the_device);
+        tcase_add_test(tc, test_ioas_failures_name_the_device);
+        tcase_add_test(tc, test_stall_and_lost_device);
+        tcase_add_test(tc, test_config_keeps_a_set_on_legacy);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        return check_run(suite());
+}

@@ -53,7 +53,9 @@
  *     an importer that did not let go.
  *     Lines:
  *       ready UNIQUE pid=PID
- *       read N status=0xV tdbal=0xV dma=ok|fault mapped=yes|no (WHY)
+ *       read N status=0xV tdbal=0xV dma=ok|fault mapped=yes|no at=SECONDS (WHY)
+ *                       at: the guest's CLOCK_MONOTONIC when its peer-to-peer
+ *                       reads had been done (the line comes a DMA later)
  *                       WHY: first, after-resume, sample (--ignore-pause),
  *                       after-resume, stale mapping | after-resume, mapped again
  *       pause ID TYPE | unmapped IOVA | acked ID | ignored ID
@@ -294,6 +296,7 @@ static int edu_dma(struct edu *e, uint64_t src, uint64_t dst, uint64_t cnt, uint
 struct sample {
 	uint32_t status, tdbal;
 	bool ok;
+	double at_us; /* CLOCK_MONOTONIC when the peer-to-peer reads were done */
 };
 
 /* STATUS and TDBAL of the exporter, read by the edu's DMA through IOVA base. */
@@ -309,6 +312,7 @@ static int edu_read(struct edu *e, uint64_t base, struct sample *s)
 		r = edu_dma(e, base + REG_STATUS, EDU_BUF, 4, 0);
 	if (r == 0)
 		r = edu_dma(e, base + REG_TDBAL, EDU_BUF + 4, 4, 0);
+	s->at_us = vt_now_us();
 	/* And back to our page. */
 	e->ram[0] = e->ram[1] = 0xdeadbeef;
 	if (r == 0)
@@ -655,8 +659,8 @@ static void importer_read(struct importer *im, const char *why)
 		say("error read: edu DMA %s", vt_errname(-r));
 		return;
 	}
-	say("read %u status=0x%08x tdbal=0x%08x dma=%s mapped=%s (%s)", ++im->reads, s.status, s.tdbal,
-	    s.ok ? "ok" : "fault", im->mapped ? "yes" : "no", why);
+	say("read %u status=0x%08x tdbal=0x%08x dma=%s mapped=%s at=%.6f (%s)", ++im->reads, s.status, s.tdbal,
+	    s.ok ? "ok" : "fault", im->mapped ? "yes" : "no", s.at_us / 1e6, why);
 }
 
 static int importer_map(struct importer *im, const char *verb)

@@ -120,7 +120,7 @@ if [ -z "$why" ]; then
 	peer_wait B 60 '^ready ' || why="$why importer B: $(peer_line B '^error|^map');"
 fi
 for p in A B; do
-	peer_has "$p" '^read 1 status=0x[0-9a-f]{8} tdbal=0x5a5a5a00 dma=ok mapped=yes \(first\)$' ||
+	peer_has "$p" '^read 1 status=0x[0-9a-f]{8} tdbal=0x5a5a5a00 dma=ok mapped=yes at=[0-9.]+ \(first\)$' ||
 		why="$why importer $p did not read TDBAL=0x5a5a5a00 through its mapping: $(peer_line "$p" '^read|^error');"
 done
 vmtest_result "a peer exports 04:00.0's BAR0; two Watch peers map the dma-buf and read through it" "$why"
@@ -162,28 +162,34 @@ before "$t_unmap" "$t_ack" || why="$why did not unmap before acking ($t_unmap, $
 before "$t_ack" "$t_resume" || why="$why no Resume after the ack ($t_ack, $t_resume);"
 before "$t_resume" "$t_map" || why="$why did not map again after Resume ($t_resume, $t_map);"
 peer_has A '^map-error' && why="$why MAP_FILE failed: $(peer_line A '^map-error');"
-peer_has A '^read 2 status=0x[0-9a-f]{8} tdbal=0x00000000 dma=ok mapped=yes \(after-resume\)$' ||
+peer_has A '^read 2 status=0x[0-9a-f]{8} tdbal=0x00000000 dma=ok mapped=yes at=[0-9.]+ \(after-resume\)$' ||
 	why="$why did not read TDBAL 0 through the new mapping: $(peer_line A '^read');"
 vmtest_result "importer A: Pause, unmap, ack, (reset), Resume, map again, TDBAL reads its reset value" "$why"
 vmtest_info "importer A (guest clock): pause $t_pause unmapped $t_unmap acked $t_ack resume $t_resume mapped $t_map"
 
-# B: what the kernel did to the mapping nobody dropped. Its samples went on
-# working after A had acked (no revoke yet: the pause came first), failed
-# before A's Resume (the hot reset revoked the dma-buf), and still fail after
-# Resume (the kernel does not map it back).
+# B: what the kernel did to the mapping nobody dropped. Its samples worked
+# until A had acked and after (the pause came before the revoke), the last
+# working one came before A's Resume and the next one failed (the hot reset
+# in between revoked the dma-buf), and a read through it after Resume fails
+# too (the kernel does not map it back).
 why=""
-t_fault=$(grep -E '^[0-9.]+ read [0-9]+ .* dma=fault mapped=yes \(sample\)$' /run/peer-B.times | head -n 1 | cut -d' ' -f1)
-t_ok_after_ack=$(awk -v t="$t_ack" '$2 == "read" && / dma=ok mapped=yes \(sample\)$/ && $1 > t { print $1; exit }' /run/peer-B.times)
+# B's samples as "AT ok|fault", AT the guest clock of its peer-to-peer reads.
+sed -n 's/^read [0-9]* .* dma=\([a-z]*\) mapped=yes at=\([0-9.]*\) (sample)$/\2 \1/p' /run/peer-B.log >/run/b.samples
+t_fault=$(awk '$2 == "fault" { print $1; exit }' /run/b.samples)
+t_ok_after_ack=$(awk -v t="$t_ack" '$2 == "ok" && $1 > t { print $1; exit }' /run/b.samples)
+t_lastok=$(awk -v t="$t_fault" '$2 == "ok" && $1 < t { x = $1 } END { print x }' /run/b.samples)
+early=$(awk -v t="$t_ack" '$2 == "fault" && $1 < t' /run/b.samples | wc -l)
 peer_has B "^ignored $id\$" || why="$why did not get the pause ($id);"
+[ "$early" -eq 0 ] || why="$why $early failed reads before A acked;"
 before "$t_ack" "$t_ok_after_ack" || why="$why no working read after A acked (the mapping died before the reset?);"
-before "$t_ok_after_ack" "$t_fault" || why="$why no faulting read after that ($t_ok_after_ack, $t_fault);"
-before "$t_fault" "$t_resume" || why="$why the first faulting read was not before A's Resume ($t_fault, $t_resume);"
-peer_has B '^read [0-9]+ status=0x00000000 tdbal=0x00000000 dma=fault mapped=yes \(after-resume, stale mapping\)$' ||
+before "$t_lastok" "$t_fault" || why="$why no failing read after the working ones ($t_lastok, $t_fault);"
+before "$t_lastok" "$t_resume" || why="$why the last working read was not before A's Resume ($t_lastok, $t_resume);"
+peer_has B '^read [0-9]+ status=0x00000000 tdbal=0x00000000 dma=fault mapped=yes at=[0-9.]+ \(after-resume, stale mapping\)$' ||
 	why="$why the stale mapping did not fault after Resume: $(peer_line B 'stale');"
-peer_has B '^read [0-9]+ status=0x[0-9a-f]{8} tdbal=0x00000000 dma=ok mapped=yes \(after-resume, mapped again\)$' ||
+peer_has B '^read [0-9]+ status=0x[0-9a-f]{8} tdbal=0x00000000 dma=ok mapped=yes at=[0-9.]+ \(after-resume, mapped again\)$' ||
 	why="$why a new mapping did not read TDBAL 0: $(peer_line B 'mapped again');"
-vmtest_result "importer B (ignores Pause): its mapping works until the reset, is revoked by it, stays dead after Resume" "$why"
-vmtest_info "importer B (guest clock): last ok after A's ack $t_ok_after_ack, first fault $t_fault; A's resume $t_resume"
+vmtest_result "importer B (ignores Pause): its mapping works after the pause, dies in the reset, stays dead after Resume" "$why"
+vmtest_info "importer B (guest clock): A acked $t_ack, B's first working read after it $t_ok_after_ack, its last working read $t_lastok, first failing read $t_fault; A's resume $t_resume"
 nb=$(dmar_faults "$edu_b")
 na=$(dmar_faults "$edu_a")
 if [ "$nb" -ge 1 ] && [ "$na" -eq 0 ]; then
@@ -201,7 +207,7 @@ wait_for 20 sh -c '[ $(grep -c "(after-resume)$" /run/peer-A.log) -ge 2 ]'
 why=""
 [ "$rc" -eq 0 ] || why="status $rc: $(peer_line R2 '^reset-');"
 [ "$(peer_count A '^unmapped 0x1000000$')" -eq 2 ] || why="$why A did not unmap twice;"
-[ "$(peer_count A 'tdbal=0x00000000 dma=ok mapped=yes \(after-resume\)$')" -eq 2 ] || why="$why A did not read through a new mapping twice;"
+[ "$(peer_count A 'tdbal=0x00000000 dma=ok mapped=yes at=[0-9.]+ \(after-resume\)$')" -eq 2 ] || why="$why A did not read through a new mapping twice;"
 vmtest_result "a second reset without Force: A unmaps, acks, maps again and reads" "$why"
 daemon_has "Reset $id of bus_0000_04: VFIO_DEVICE_PCI_HOT_RESET took" &&
 	vmtest_info "$(daemon_line "Reset $id of bus_0000_04: VFIO_DEVICE_PCI_HOT_RESET took")"

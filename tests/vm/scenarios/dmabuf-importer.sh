@@ -109,6 +109,9 @@ if ! wait_for 30 managed; then
 	vmtest_stop
 	exit 0
 fi
+# Which ownership model the daemon took the set in (legacy or cdev): the
+# exporter's device fd is the daemon's either way.
+vmtest_info "$a Ownership=$(prop "$(device_path "$a")" org.vfioresetd1.Device Ownership 2>&1)"
 vmtest_dmesg_mark
 imp_start E --export "$a" --serve "$sock"
 why=""

@@ -550,6 +550,51 @@ int vrd_peer_watch(vrd_peer *p, const char *address) {
         return call_with_address(p, "Watch", address, true, true);
 }
 
+/* Watch doesn't say whether the set was being reset (its reply is empty, and
+ * the daemon's contract keeps it so); the set's PausedPeers does: a watcher
+ * that joins a reset counts as one that acknowledged its pause
+ * (arbiter_peer_joined), for as long as the reset holds its peers paused
+ * (quiescing, resetting). The daemon answers one connection's calls in order,
+ * so the property is read after the Watch took effect: if this peer is in
+ * it, a Resume is to come; if not, either no reset holds the set or its
+ * Resume was sent before this reply, and no Pause for that reset will come. */
+int vrd_peer_watch_paused(vrd_peer *p, const char *address, bool *ret_paused) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_strv_free_ char **paused = NULL;
+        _cleanup_free_ char *devset = NULL;
+        const char *me = NULL;
+        bool in = false;
+        int r;
+
+        r = vrd_peer_watch(p, address);
+        if (r < 0 || !ret_paused)
+                return r;
+        r = vrd_peer_get_devset(p, address, &devset);
+        if (r < 0)
+                return r;
+        r = sd_bus_call_method(p->bus, VRD_BUS_NAME, devset, "org.freedesktop.DBus.Properties", "Get", &e, &reply,
+                               "ss", "org.vfioresetd1.DevSet", "PausedPeers");
+        if (r < 0)
+                return fail(p, r, &e);
+        r = sd_bus_message_enter_container(reply, 'v', "as");
+        if (r >= 0)
+                r = sd_bus_message_read_strv(reply, &paused);
+        if (r >= 0)
+                r = sd_bus_get_unique_name(p->bus, &me);
+        if (r < 0)
+                return fail(p, r, NULL);
+        in = strv_contains(paused, me);
+        /* So that the daemon leaving the bus ends this pause too (daemon-gone). */
+        if (in) {
+                r = paused_add(p, devset, 0, sd_bus_message_get_sender(reply));
+                if (r < 0)
+                        return fail(p, r, NULL);
+        }
+        *ret_paused = in;
+        return 0;
+}
+
 int vrd_peer_unwatch(vrd_peer *p, const char *address) {
         return call_with_address(p, "Unwatch", address, true, false);
 }

@@ -113,6 +113,12 @@ vrd_peer *vrd_peer_unref(vrd_peer *p);
 int vrd_peer_take(vrd_peer *p, const char *address, int *ret_device_fd, int *ret_iommu_fd, bool *ret_paused);
 int vrd_peer_release(vrd_peer *p, const char *address);
 int vrd_peer_watch(vrd_peer *p, const char *address);
+/* Watch, and *ret_paused: true when the set is being reset right now and this
+ * watch joined it (no Pause comes for it, its Resume will). What a dma-buf
+ * importer needs before it maps the buffer: the kernel refuses the map while
+ * the reset holds the buffer revoked. ret_paused may be NULL (then it is
+ * vrd_peer_watch()). New in libvfio-resetd.so.0.2. */
+int vrd_peer_watch_paused(vrd_peer *p, const char *address, bool *ret_paused);
 int vrd_peer_unwatch(vrd_peer *p, const char *address);
 /* The object path of the device's dev_set, as Pause and Resume name it; free() it. */
 int vrd_peer_get_devset(vrd_peer *p, const char *address, char **ret_devset);

@@ -308,6 +308,50 @@ START_TEST(test_deferred_ack_and_forged_pause) {
 }
 END_TEST
 
+/* A watch that joins a reset under way is paused (a dma-buf importer must not
+ * map its buffer until the Resume); one on an idle set is not. */
+START_TEST(test_watch_paused) {
+        struct events ev = { .defer = true }, wev = {};
+        struct harness_child reset;
+        vrd_peer *p, *w, *x;
+        bool paused = false;
+
+        ck_assert_int_eq(vrd_peer_new(&p), 0);
+        ck_assert_int_eq(vrd_peer_new(&w), 0);
+        ck_assert_int_eq(vrd_peer_new(&x), 0);
+        vrd_peer_on_pause(p, on_pause, &ev);
+        vrd_peer_on_resume(p, on_resume, &ev);
+        vrd_peer_on_pause(w, on_pause, &wev);
+        vrd_peer_on_resume(w, on_resume, &wev);
+        ck_assert_int_eq(vrd_peer_take(p, "04:00.0", NULL, NULL, NULL), 0);
+
+        paused = true;
+        ck_assert_int_eq(vrd_peer_watch_paused(x, "04:00.1", &paused), 0);
+        ck_assert(!paused);
+        ck_assert_int_eq(vrd_peer_unwatch(x, "04:00.1"), 0);
+
+        harness_spawn(&reset, (const char *const[]) { ctl(), "reset", "04:00.0", NULL });
+        ck_assert(pump(p, &ev.pauses, 1, 10000));
+        ck_assert_int_eq(vrd_peer_watch_paused(w, "04:00.1", &paused), 0);
+        ck_assert(paused);
+        ck_assert_int_eq(vrd_peer_pause_complete(p, ev.reset_id), 0);
+        harness_expect_line(&reset, "done in ", NULL);
+        ck_assert_int_eq(harness_child_wait(&reset, 10000), 0);
+        /* The Resume of the reset it joined, without a Pause before it. */
+        wev.reset_id = ev.reset_id;
+        ck_assert(pump(w, &wev.resumes, 1, 5000));
+        ck_assert_int_eq(wev.pauses, 0);
+        ck_assert_str_eq(wev.result, "done");
+        /* NULL: a plain watch. */
+        ck_assert_int_eq(vrd_peer_watch_paused(x, "04:00.1", NULL), 0);
+        assert_set_peers(3);
+        harness_child_stop(&reset);
+        vrd_peer_unref(x);
+        vrd_peer_unref(w);
+        vrd_peer_unref(p);
+}
+END_TEST
+
 /* The daemon leaves the bus while this peer is paused: no Resume will come,
  * so the library ends the pause itself, and refuses to acknowledge it. */
 START_TEST(test_daemon_gone) {
@@ -651,6 +695,7 @@ int main(void) {
         tcase_add_test(tc, test_take_release);
         tcase_add_test(tc, test_reset_own_set);
         tcase_add_test(tc, test_deferred_ack_and_forged_pause);
+        tcase_add_test(tc, test_watch_paused);
         tcase_add_test(tc, test_daemon_gone);
         tcase_add_test(tc, test_example_peer);
         tcase_add_test(tc, test_reset_exit_codes);

@@ -8,8 +8,8 @@
 #   --cache    downloads, the initrd and logs, kept between runs (default
 #              $VMTEST_CACHE, else /var/tmp/vfio-resetd-vm)
 #   --bin      a host program to put in the guest (vfio-resetd, vfio-resetctl);
-#              dbus-daemon, busctl, hot-reset-info, bar-peer, holder and
-#              borrow-reset are always there (and util-linux's setpriv, if the host has it)
+#              dbus-daemon, busctl, hot-reset-info, bar-peer, holder,
+#              borrow-reset and dmabuf-importer are always there (and util-linux's setpriv, if the host has it)
 #   --native   leave this endpoint on its native driver (also read from the
 #              scenario's `# vmtest-native: BDF...` lines)
 # A scenario's `# vmtest-qemu-args: ARG...` lines add QEMU arguments (extra
@@ -168,6 +168,25 @@ ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$holder.$$" "$here/holder.c"
 mv -f "$holder.$$" "$holder"
 ${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -o "$borrower.$$" "$here/borrow-reset.c"
 mv -f "$borrower.$$" "$borrower"
+# The dma-buf importer (the dma-buf scenarios): iommufd and the edu device's
+# DMA, a peer through libvfio-resetd, whose sources it is built from (with
+# their own warning flags: WARN_CFLAGS of configure.ac) so that no configured
+# tree is needed.
+importer="$progs/dmabuf-importer"
+importer_objs="$progs/dmabuf-importer-objs.$$"
+mkdir -p "$importer_objs"
+src=$(cd "$here/../.." && pwd)
+for f in client/libvfio-resetd.c common/log.c common/pci-address.c common/strv.c; do
+	# shellcheck disable=SC2046 # pkg-config's flags, one a word
+	${CC:-gcc} -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -O2 \
+		-I"$src/client" -I"$src/common" $(pkg-config --cflags libsystemd) \
+		-c -o "$importer_objs/$(basename "$f" .c).o" "$src/$f"
+done
+# shellcheck disable=SC2046 # pkg-config's flags, one a word
+${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -O2 -I"$src/client" -o "$importer.$$" "$here/dmabuf-importer.c" \
+	"$importer_objs"/*.o $(pkg-config --cflags --libs libsystemd)
+rm -rf "$importer_objs"
+mv -f "$importer.$$" "$importer"
 # util-linux's setpriv (busybox's cannot change the bounding set), when the
 # host has it: it runs a program without a capability.
 setpriv=""
@@ -177,7 +196,7 @@ initrd="$cache/build/initrd-$name-$$.cpio.gz"
 mk=(--kernel "$kdir" --scenario "$scenario" --out "$initrd")
 if [ "$root_kind" = busybox ]; then
 	mk+=(--bin "$(command -v dbus-daemon)" --bin "$(command -v busctl)" --bin "$checker" --bin "$peer"
-		--bin "$holder" --bin "$borrower")
+		--bin "$holder" --bin "$borrower" --bin "$importer")
 	[ -z "$setpriv" ] || mk+=(--bin "$setpriv")
 	for b in "${bins[@]}"; do mk+=(--bin "$b"); done
 else

@@ -95,6 +95,7 @@
 #include <systemd/sd-event.h>
 
 #include "vfio-test.h"
+#include "peer-log.h"
 #include "../../daemon/vfio-cdev-uapi.h"
 
 #define BUS_NAME "org.vfioresetd1"
@@ -122,8 +123,6 @@ static uint64_t ack_after_usec;
 static uint32_t reg = 0x3800, value = 0x5a5a5a00;
 static unsigned busy_ms;
 static bool release_on_resume, exit_on_resume, no_broadcasts, rejoin;
-static FILE *logf, *timesf;
-static const char *prefix = "";
 static uint32_t map_into;       /* --map-into: another peer's IOAS id to try */
 
 /* The busy thread touches the BARs while this is set (not while quiesced). */
@@ -133,29 +132,6 @@ static pthread_t busy_thread;
 static bool busy_started;
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	printf("%s%s%s\n", prefix, *prefix ? " " : "", line);
-	fflush(stdout);
-	if (logf) {
-		fprintf(logf, "%s\n", line);
-		fflush(logf);
-	}
-	if (timesf) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		fprintf(timesf, "%lld.%06ld %s\n", (long long)ts.tv_sec, ts.tv_nsec / 1000, line);
-		fflush(timesf);
-	}
-}
 
 static struct dev *find_dev(const char *address)
 {

@@ -83,6 +83,7 @@
 #include <unistd.h>
 
 #include "vfio-test.h"
+#include "peer-log.h"
 #include "iommufd-uapi.h"
 #include "vfio-resetd.h"
 
@@ -105,32 +106,7 @@
 #define EDU_BUF 0x40000ull
 #define SENTINEL 0xfeedf00du
 
-static FILE *logf, *timesf;
-static const char *prefix = "";
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	printf("%s%s%s\n", prefix, *prefix ? " " : "", line);
-	fflush(stdout);
-	if (logf) {
-		fprintf(logf, "%s\n", line);
-		fflush(logf);
-	}
-	if (timesf) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		fprintf(timesf, "%lld.%06ld %s\n", (long long)ts.tv_sec, ts.tv_nsec / 1000, line);
-		fflush(timesf);
-	}
-}
 
 /* --- the device cdev and iommufd --------------------------------------------- */
 

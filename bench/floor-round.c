@@ -76,18 +76,13 @@ int main(int argc, char *argv[]) {
         int c, r = 0;
         pid_t pid;
 
-        while ((c = getopt(argc, argv, "n:r:")) >= 0)
-                switch (c) {
-                case 'n':
-                        n = strtoul(optarg, NULL, 10);
-                        break;
-                case 'r':
-                        rounds = strtoul(optarg, NULL, 10);
-                        break;
-                default:
+        while ((c = getopt(argc, argv, "n:r:")) >= 0) {
+                if (c != 'n' && c != 'r') {
                         fprintf(stderr, "usage: %s [-n PEERS] [-r ROUNDS]\n", argv[0]);
                         return 2;
                 }
+                *(c == 'n' ? &n : &rounds) = strtoul(optarg, NULL, 10);
+        }
         if (n == 0 || n > MAX_PEERS || rounds == 0) {
                 fprintf(stderr, "%s: need 1 to %d peers and 1 or more rounds\n", argv[0], MAX_PEERS);
                 return 2;

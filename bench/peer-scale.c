@@ -3,12 +3,8 @@
  * this process, tests/bus-harness.h) watch one dev_set of the fake lab sysfs,
  * served by the daemon with the kernel test double (resets that take no
  * time). Two ways, alternating, each R times:
- *   - floor: a bare sd-bus server in a process of its own (the floor
- *     server, forked) gets a Reset call from this process, sends each peer a
- *     unicast Ping, answers the N Ack calls they send, sends each a Done,
- *     then replies: exactly the messages of a reset with N peers (the
- *     request, N Pause, N PauseComplete and their replies, N Resume, the
- *     reply), on the same bus;
+ *   - floor: the bare sd-bus server of bench/bus-floor.h, in a process of
+ *     its own, on the same bus: exactly the messages of a reset with N peers;
  *   - reset: ResetDevice; each peer answers its Pause with PauseComplete, and
  *     the reply comes after the daemon resumed everyone.
  * Each ends when the reply and every peer's Resume (Done) are in. Prints the
@@ -24,13 +20,11 @@
 #include <unistd.h>
 
 #include "bench-util.h"
+#include "bus-floor.h"
 #include "bus-harness.h"
 #include "bus-names.h"
 #include "macro.h"
 #include "testbed.h"
-
-#define BENCH_PATH "/bench"
-#define BENCH_IFACE "org.vfioresetd1.Bench"
 
 static struct harness h;
 static struct crowd crowd;
@@ -38,105 +32,6 @@ static bool reply_done;
 static size_t n = 1000, rounds = 5;
 static const char *daemon_path;
 static int status;
-
-#define FLOOR_NAME "org.vfioresetd1.BenchFloor"
-
-/* --- the floor server (a process of its own) --- */
-
-struct floor_server {
-        sd_bus *bus;
-        char **peers;
-        size_t n_peers, n_acks;
-        sd_bus_message *request;
-};
-
-static void send_each(struct floor_server *f, const char *member) {
-        for (size_t i = 0; i < f->n_peers; i++) {
-                sd_bus_message *s = NULL;
-
-                if (sd_bus_message_new_signal(f->bus, &s, BENCH_PATH, BENCH_IFACE, member) < 0 ||
-                    sd_bus_message_set_destination(s, f->peers[i]) < 0 || sd_bus_send(f->bus, s, NULL) < 0)
-                        _exit(3);
-                sd_bus_message_unref(s);
-        }
-}
-
-static int method_watch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct floor_server *f = userdata;
-        char **v = realloc(f->peers, sizeof(*v) * (f->n_peers + 1));
-
-        if (!v || !(v[f->n_peers] = strdup(sd_bus_message_get_sender(m))))
-                _exit(3);
-        f->peers = v;
-        f->n_peers++;
-        return sd_bus_reply_method_return(m, NULL);
-}
-
-static int method_reset(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct floor_server *f = userdata;
-
-        f->request = sd_bus_message_ref(m);
-        f->n_acks = 0;
-        send_each(f, "Ping");
-        return 1;
-}
-
-static int method_ack(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct floor_server *f = userdata;
-        int r = sd_bus_reply_method_return(m, NULL);
-
-        if (++f->n_acks == f->n_peers && f->request) {
-                send_each(f, "Done");
-                r = sd_bus_reply_method_return(f->request, NULL);
-                f->request = sd_bus_message_unref(f->request);
-        }
-        return r;
-}
-
-static const sd_bus_vtable floor_vtable[] = {
-        SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD("Watch", "", "", method_watch, 0),
-        SD_BUS_METHOD("Reset", "", "", method_reset, 0),
-        SD_BUS_METHOD("Ack", "t", "", method_ack, 0),
-        SD_BUS_VTABLE_END
-};
-
-/* Forks the floor server; returns once it owns FLOOR_NAME. */
-static pid_t floor_server_start(void) {
-        pid_t pid = fork();
-
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                struct floor_server f = {};
-
-                if (sd_bus_open_system(&f.bus) < 0 ||
-                    sd_bus_add_object_vtable(f.bus, NULL, BENCH_PATH, BENCH_IFACE, floor_vtable, &f) < 0 ||
-                    sd_bus_request_name(f.bus, FLOOR_NAME, 0) < 0)
-                        _exit(3);
-                for (;;)
-                        if (sd_bus_process(f.bus, NULL) == 0 && sd_bus_wait(f.bus, UINT64_MAX) < 0)
-                                _exit(0);
-        }
-        for (int i = 0; i < 500 && !harness_name_has_owner(&h, FLOOR_NAME); i++)
-                usleep(10000);
-        ck_assert_msg(harness_name_has_owner(&h, FLOOR_NAME), "the floor server did not start");
-        return pid;
-}
-
-/* --- the peers' side of the floor --- */
-
-/* The floor's Ping, answered as a Pause is; its Done counts as a Resume. */
-static int on_ping(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct crowd_peer *p = userdata;
-
-        return sd_bus_call_method_async(p->bus, NULL, FLOOR_NAME, BENCH_PATH, BENCH_IFACE, "Ack", NULL, NULL, "t",
-                                        (uint64_t) 1);
-}
-
-static int on_done(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        ((struct crowd_peer *) userdata)->n_resumed++;
-        return 0;
-}
 
 static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const sd_bus_error *e = sd_bus_message_get_error(m);
@@ -181,17 +76,15 @@ START_TEST(bench) {
         fclose(f);
         setenv("VRD_FAKE_KERNEL", "delay_ms=0", 1);
         harness_start_daemon(&h, (const char *const[]) { "--uevents=udev", "--config", config, NULL });
-        floor_pid = floor_server_start();
+        floor_pid = floor_server_fork();
+        ck_assert_int_gt(floor_pid, 0);
+        ck_assert_msg(floor_server_wait(h.bus) >= 0, "the floor server did not start");
         crowd_join(&crowd, n, "0000:04:00.0");
         for (size_t i = 0; i < n; i++) {
                 sd_bus_error e = SD_BUS_ERROR_NULL;
 
-                ck_assert_int_ge(sd_bus_match_signal(crowd.peers[i].bus, NULL, NULL, BENCH_PATH, BENCH_IFACE, "Ping",
-                                                     on_ping, &crowd.peers[i]), 0);
-                ck_assert_int_ge(sd_bus_match_signal(crowd.peers[i].bus, NULL, NULL, BENCH_PATH, BENCH_IFACE, "Done",
-                                                     on_done, &crowd.peers[i]), 0);
-                ck_assert_msg(sd_bus_call_method(crowd.peers[i].bus, FLOOR_NAME, BENCH_PATH, BENCH_IFACE, "Watch", &e,
-                                                 NULL, "") >= 0, "Watch of the floor server: %s", e.message);
+                ck_assert_msg(floor_peer_attach(crowd.peers[i].bus, &crowd.peers[i].n_resumed, &e) >= 0,
+                              "Watch of the floor server: %s", e.message);
         }
 
         /* Each round resumes every peer twice: once the floor, once the reset. */
@@ -200,8 +93,7 @@ START_TEST(bench) {
 
                 reply_done = false;
                 t = monotonic_usec();
-                ck_assert_int_ge(sd_bus_call_method_async(h.bus, NULL, FLOOR_NAME, BENCH_PATH, BENCH_IFACE, "Reset",
-                                                          on_reply, NULL, ""), 0);
+                ck_assert_int_ge(floor_reset_async(h.bus, on_reply, NULL), 0);
                 while (!reply_done || crowd_resumed(&crowd, 2 * r + 1) < n)
                         crowd_pump(&crowd, h.bus);
                 floor_usec[r] = monotonic_usec() - t;

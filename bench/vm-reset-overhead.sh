@@ -5,15 +5,17 @@
 #   - the raw VFIO_DEVICE_PCI_HOT_RESET (tests/vm/hot-reset-info.c
 #     --time-hot-reset) while no daemon holds the set, N times;
 #   - then ResetDevice through vfio-resetd with two peers (tests/vm/bar-peer.c,
-#     one function each) acking every pause, N times,
+#     one function each) acking every pause, N times, and before each of
+#     those resets the bus floor of its messages (bench/floor-round.c, the
+#     floor of bench/peer-scale with 2 peers, on the guest's dbus-daemon),
 # and prints min/median of each and the ratio end-to-end / raw (goal: at most
-# 1.05x), with where the difference goes.
+# 1.05x), with where the difference goes: the bus floor, and the daemon.
 # Usage: bench/vm-reset-overhead.sh [--cache DIR] [-n N] [--doc docs/PERFORMANCE.md]
 #   --cache  as run.sh (default $VMTEST_CACHE, else ~/.cache/vfio-resetd-vm)
 #   -n       resets per path (default 10)
 #   --doc    also write the table into that file, between its
 #            <!-- vm-reset-overhead --> markers (a section is added if missing)
-# Needs a built daemon (make daemon/vfio-resetd).
+# Needs a built daemon and floor (make daemon/vfio-resetd bench/bus-floor).
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,15 +29,16 @@ while [ $# -gt 0 ]; do
 	*) echo "usage: $0 [--cache DIR] [-n N] [--doc FILE]" >&2; exit 2 ;;
 	esac
 done
-daemon=$top/daemon/vfio-resetd
-[ -x "$daemon" ] || { echo "vm-reset-overhead: build the daemon first (make daemon/vfio-resetd)" >&2; exit 2; }
+daemon=$top/daemon/vfio-resetd floor=$top/bench/bus-floor
+[ -x "$daemon" ] && [ -x "$floor" ] ||
+	{ echo "vm-reset-overhead: build the daemon and the floor first (make daemon/vfio-resetd bench/bus-floor)" >&2; exit 2; }
 
 log=$(mktemp)
 table=$(mktemp)
 trap 'rm -f "$log" "$table" "$table.new"' EXIT
 rc=0
 "$top/tests/vm/run.sh" --cache "$cache" --scenario "$top/tests/vm/scenarios/reset-overhead.sh" \
-	--bin "$daemon" --env "VMTEST_BENCH_N=$n" --log "$log" || rc=$?
+	--bin "$daemon" --bin "$floor" --env "VMTEST_BENCH_N=$n" --log "$log" || rc=$?
 [ "$rc" -eq 0 ] || { echo "vm-reset-overhead: the VM run failed (status $rc); log: see above" >&2; exit "$rc"; }
 
 kver=$(cat "$cache/kernel/version")
@@ -55,11 +58,12 @@ awk -v n="$n" '
 		dmin = field("daemon_min_us") / 1000; dmed = field("daemon_median_us") / 1000; ok = field("ok")
 	}
 	/^VMTEST INFO bench result daemon-kernel / { kmin = field("min_ms"); kmed = field("median_ms") }
+	/^VMTEST INFO bench result floor / { fn = field("n"); fmin = field("min_us") / 1000; fmed = field("median_us") / 1000 }
 	/^VMTEST INFO bench phase / {
 		p1 = field("call_to_last_pause_ms"); p2 = field("last_pause_to_last_ack_ms"); p3 = field("last_ack_to_reply_ms")
 	}
 	END {
-		if (nraw < 2 || wmed == "") { print "vm-reset-overhead: results missing from the log" > "/dev/stderr"; exit 1 }
+		if (nraw < 2 || wmed == "" || fmed == "") { print "vm-reset-overhead: results missing from the log" > "/dev/stderr"; exit 1 }
 		raw = rawmed[2]
 		print "| path (bus set 04:00.0 + 04:00.1, 2 groups) | n | min / median (ms) | median / raw |"
 		print "|---|---|---|---|"
@@ -67,11 +71,13 @@ awk -v n="$n" '
 		printf "| `ResetDevice` end to end, 2 peers acking (the requester'"'"'s round trip) | %d | %.1f / %.1f | **%.2fx** |\n", ok, wmin, wmed, wmed / raw
 		printf "| `ResetDevice` as the daemon times it (`duration_usec`) | %d | %.1f / %.1f | %.2fx |\n", ok, dmin, dmed, dmed / raw
 		printf "| the kernel reset inside it (daemon log, `VFIO_DEVICE_PCI_HOT_RESET took`) | %d | %.1f / %.1f | %.2fx |\n", ok, kmin, kmed, kmed / raw
+		printf "| the bus floor: the same messages with 2 peers, bare sd-bus (bus-floor, before each reset) | %d | %.1f / %.1f | %.2fx |\n", fn, fmin, fmed, fmed / raw
 		printf "| raw, the other function never opened (runtime D3hot, woken by each reset) | %d | %.1f / %.1f | %.2fx |\n", n, rawmin[1], rawmed[1], rawmed[1] / raw
 		print ""
 		printf "- End to end / raw, medians: **%.2fx** (goal: at most 1.05x): %s.\n", wmed / raw, wmed / raw <= 1.05 ? "met" : "not met under TCG"
 		printf "- Added per reset, medians: %.1f ms end to end, of which %.1f ms from the call to the last peer holding its Pause, %.1f ms from there to the last PauseComplete, and %.1f ms from that to the reply around a %.1f ms kernel reset.\n", wmed - raw, p1, p2, p3, kmed
-		printf "- Host clock, whole batches: raw %.2f s for 2 x %d resets (opening included), daemon %.2f s for %d.\n", host["raw"], n, host["daemon"], n
+		printf "- The bus and the daemon, medians: of the %.1f ms added end to end over the raw ioctl, %.1f ms (%.0f%%) is the bus floor of the messages a reset needs (the call, 2 `Pause`, 2 `PauseComplete` and their replies, 2 `Resume`, the reply), run before each reset through the same dbus-daemon; the other %.1f ms (%.0f%%) is the daemon: its own work and its other signals. Over the kernel reset inside the same resets (%.1f ms added, unaffected by the load drifting between the raw batch and these), the floor is %.0f%%.\n", wmed - raw, fmed, 100 * fmed / (wmed - raw), wmed - raw - fmed, 100 * (wmed - raw - fmed) / (wmed - raw), wmed - kmed, 100 * fmed / (wmed - kmed)
+		printf "- Host clock, whole batches: raw %.2f s for 2 x %d resets (opening included), daemon %.2f s for %d (each floor included).\n", host["raw"], n, host["daemon"], n
 	}
 ' "$log" >"$table"
 

@@ -943,8 +943,8 @@ void arbiter_device_gone(struct arbiter *a, struct device *d) {
         pci_address_format(&d->fn.address, address);
         for (size_t i = a->peers->n_peers; i > 0; i--) {
                 struct peer *p = a->peers->peers[i - 1];
-                bool claimed = pci_address_set_remove(p->claims, &p->n_claims, &d->fn.address);
-                bool watched = pci_address_set_remove(p->watches, &p->n_watches, &d->fn.address);
+                bool claimed = peer_drop_claim(a->peers, p, &d->fn.address);
+                bool watched = peer_drop_watch(a->peers, p, &d->fn.address);
 
                 if (claimed || watched) {
                         a->ops->pause(a->userdata, p->name, s ? s->path : "/", s && s->reset ? s->reset->id : 0,

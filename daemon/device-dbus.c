@@ -6,6 +6,7 @@
 #include "bus-names.h"
 #include "device-dbus.h"
 #include "macro.h"
+#include "peer-dbus.h"
 #include "strv.h"
 
 static int property_get_address(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -44,17 +45,15 @@ static int property_get_managed(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "b", d->device_fd >= 0);
 }
 
-/* Peers that took this device. */
+/* Peers that took this device (the index of its peers, not every peer). */
 static int property_get_peers(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct device *d = userdata;
-        struct manager *m = d->manager;
         int r;
 
         r = sd_bus_message_open_container(reply, 'a', "s");
-        for (size_t i = 0; r >= 0 && i < m->peers.n_peers; i++)
-                if (peer_claims(m->peers.peers[i], &d->fn.address))
-                        r = sd_bus_message_append(reply, "s", m->peers.peers[i]->name);
+        if (r >= 0)
+                r = peer_foreach_claiming(&d->manager->peers, &d->fn.address, peer_bus_append_name, reply);
         return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "arbiter-dbus.h"
 #include "devset-dbus.h"
+#include "peer-dbus.h"
 #include "macro.h"
 #include "strv.h"
 
@@ -40,17 +41,16 @@ static int property_get_managed(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "b", dev_set_is_managed(userdata));
 }
 
-/* Peers that took a member or watch the set. */
+/* Peers that took a member or watch the set: from the index of each
+ * member's peers, so a Watch's announcement costs the set's peers. */
 static int property_get_peers(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct dev_set *s = userdata;
-        struct manager *m = s->manager;
         int r;
 
         r = sd_bus_message_open_container(reply, 'a', "s");
-        for (size_t i = 0; r >= 0 && i < m->peers.n_peers; i++)
-                if (peer_in_dev_set(m->peers.peers[i], s))
-                        r = sd_bus_message_append(reply, "s", m->peers.peers[i]->name);
+        if (r >= 0)
+                r = peer_foreach_in_dev_set(&s->manager->peers, s, peer_bus_append_name, reply);
         return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 

@@ -27,6 +27,10 @@ int peer_bus_track(struct manager *m) {
                                          "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, NULL, m);
 }
 
+int peer_bus_append_name(struct peer *p, void *reply) {
+        return sd_bus_message_append(reply, "s", p->name);
+}
+
 struct pid_query {
         struct manager *manager;
         char name[];
@@ -172,7 +176,7 @@ int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         r = get_peer(m, sender, &p);
         if (r < 0)
                 return r;
-        r = pci_address_set_add(&p->claims, &p->n_claims, &d->fn.address);
+        r = peer_add_claim(&m->peers, p, &d->fn.address);
         if (r < 0)
                 return r;
         if (r > 0) {
@@ -200,7 +204,7 @@ static int drop(sd_bus_message *msg, struct manager *m, bool claim, sd_bus_error
         if (pci_address_parse(address, &a, err, sizeof(err)) < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid PCI address: %s", err);
         p = peer_find(&m->peers, sender);
-        had = p && (claim ? pci_address_set_remove(p->claims, &p->n_claims, &a) : pci_address_set_remove(p->watches, &p->n_watches, &a));
+        had = p && (claim ? peer_drop_claim(&m->peers, p, &a) : peer_drop_watch(&m->peers, p, &a));
         if (!had)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s did not %s %s", sender,
                                          claim ? "take" : "watch", address);
@@ -231,7 +235,7 @@ int method_watch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         r = get_peer(m, sd_bus_message_get_sender(msg), &p);
         if (r < 0)
                 return r;
-        r = pci_address_set_add(&p->watches, &p->n_watches, &d->fn.address);
+        r = peer_add_watch(&m->peers, p, &d->fn.address);
         if (r < 0)
                 return r;
         if (r > 0)

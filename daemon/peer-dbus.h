@@ -12,6 +12,9 @@
  * into dbus-daemon's limit of match rules per connection (512 by default). */
 int peer_bus_track(struct manager *m);
 
+/* Appends the peer's name to the message reply (a visitor of peer.h's walks). */
+int peer_bus_append_name(struct peer *p, void *reply);
+
 int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int method_release_device(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int method_watch(sd_bus_message *msg, void *userdata, sd_bus_error *error);

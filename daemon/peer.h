@@ -32,6 +32,7 @@ struct peer_registry {
         struct peer **peers;            /* in no order; peer->index is its slot */
         size_t n_peers;
         void *by_name;                  /* tsearch(3) tree of struct peer *: O(log n) lookups */
+        void *by_address;               /* peer-index.h: the peers of each address */
         struct peer_events events;
         void *userdata;
 };
@@ -47,6 +48,23 @@ void peer_registry_done(struct peer_registry *reg);
 
 bool peer_claims(const struct peer *p, const struct pci_address *a);
 bool peer_watches(const struct peer *p, const struct pci_address *a);
+
+/* Claim or watch a, or stop to, keeping the registry's index of each
+ * address's peers: add returns 1 when added, 0 when it was there already,
+ * -ENOMEM; drop says whether it was there. */
+int peer_add_claim(struct peer_registry *reg, struct peer *p, const struct pci_address *a);
+int peer_add_watch(struct peer_registry *reg, struct peer *p, const struct pci_address *a);
+bool peer_drop_claim(struct peer_registry *reg, struct peer *p, const struct pci_address *a);
+bool peer_drop_watch(struct peer_registry *reg, struct peer *p, const struct pci_address *a);
+
+/* Calls visit for each peer of the set (that claims or watches a member),
+ * once each, member by member, in the order they joined; stops at a visit
+ * that returns < 0 and returns that. Costs the set's peers, not every peer. */
+int peer_foreach_in_dev_set(const struct peer_registry *reg, const struct dev_set *s,
+                            int (*visit)(struct peer *p, void *userdata), void *userdata);
+/* Calls visit for each peer that claims a, in the order they took it. */
+int peer_foreach_claiming(const struct peer_registry *reg, const struct pci_address *a,
+                          int (*visit)(struct peer *p, void *userdata), void *userdata);
 
 /* Is the peer part of this set (claims or watches a member)? */
 bool peer_in_dev_set(const struct peer *p, const struct dev_set *s);

@@ -226,9 +226,9 @@ static struct peer *peer(const char *name, const char *device, bool take) {
         ck_assert_int_ge(peer_get(&m->peers, name, &p), 0);
         p->pid = getpid();
         if (take)
-                ck_assert_int_ge(pci_address_set_add(&p->claims, &p->n_claims, &a), 0);
+                ck_assert_int_ge(peer_add_claim(&m->peers, p, &a), 0);
         else
-                ck_assert_int_ge(pci_address_set_add(&p->watches, &p->n_watches, &a), 0);
+                ck_assert_int_ge(peer_add_watch(&m->peers, p, &a), 0);
         return p;
 }
 

@@ -62,7 +62,7 @@
  *
  * It is also the scenarios' requester, because busctl prints a failed call's
  * message but not its error name:
- *   bar-peer --reset ADDR [--timeout-usec N] [--force] [--borrow] [--count N] [--log FILE] [--prefix TEXT]
+ *   bar-peer --reset ADDR [--timeout-usec N] [--force] [--borrow] [--count N] [--between CMD] [--log FILE] [--prefix TEXT]
  * calls ResetDevice N times (default 1), with the options Force and Borrow when
  * asked, and prints, for each,
  *   reset-call ADDR                   (as it sends the call)
@@ -71,7 +71,9 @@
  * (wall_usec: the call's round trip by this process's CLOCK_MONOTONIC), then
  * with --count above 1
  *   reset-summary n=N ok=N wall_min_us=N wall_median_us=N daemon_min_us=N daemon_median_us=N
- * Exit status 0 when every call succeeded.
+ * Exit status 0 when every call succeeded. --between CMD runs CMD through
+ * system(3) before each call, outside its timing (a bench interleaving
+ * another measurement with the resets).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -124,6 +126,7 @@ static uint32_t reg = 0x3800, value = 0x5a5a5a00;
 static unsigned busy_ms;
 static bool release_on_resume, exit_on_resume, no_broadcasts, rejoin;
 static uint32_t map_into;       /* --map-into: another peer's IOAS id to try */
+static const char *between;     /* --between: a command run before each ResetDevice */
 
 /* The busy thread touches the BARs while this is set (not while quiesced). */
 static atomic_bool touching;
@@ -544,6 +547,8 @@ static int request_resets(const char *address, uint64_t timeout_usec, bool force
 			sd_bus_message_unref(call);
 			break;
 		}
+		if (between && system(between) != 0)
+			say("between-error %s", between);
 		say("reset-call %s", address);
 		t0 = now_usec();
 		/* An hour: the daemon's deadline decides, not the bus's 25 s default. */
@@ -586,14 +591,15 @@ static void usage(void)
 	fprintf(stderr, "usage: bar-peer --take ADDR... [--ack|--silent|--ack-after MS] [--reg OFF] [--value V]\n"
 			"       [--busy MS] [--release-on-resume] [--exit-on-resume] [--log FILE] [--times FILE]\n"
 			"       [--prefix TEXT] [--no-broadcasts] [--rejoin]\n"
-			"       bar-peer --reset ADDR [--timeout-usec N] [--force] [--borrow] [--count N] [--log FILE]\n"
+			"       bar-peer --reset ADDR [--timeout-usec N] [--force] [--borrow] [--count N] [--between CMD] [--log FILE]\n"
 			"                [--prefix TEXT]\n");
 }
 
 int main(int argc, char **argv)
 {
 	enum { O_ACK = 0x100, O_SILENT, O_ACK_AFTER, O_REG, O_VALUE, O_BUSY, O_RELEASE, O_EXIT, O_LOG, O_PREFIX,
-	       O_RESET, O_TIMEOUT, O_FORCE, O_COUNT, O_TIMES, O_NO_BROADCASTS, O_BORROW, O_REJOIN, O_MAP_INTO };
+	       O_RESET, O_TIMEOUT, O_FORCE, O_COUNT, O_TIMES, O_NO_BROADCASTS, O_BORROW, O_REJOIN, O_MAP_INTO,
+	       O_BETWEEN };
 	static const struct option options[] = {
 		{ "take", required_argument, NULL, 't' },
 		{ "ack", no_argument, NULL, O_ACK },
@@ -611,6 +617,7 @@ int main(int argc, char **argv)
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "borrow", no_argument, NULL, O_BORROW },
 		{ "count", required_argument, NULL, O_COUNT },
+		{ "between", required_argument, NULL, O_BETWEEN },
 		{ "times", required_argument, NULL, O_TIMES },
 		{ "no-broadcasts", no_argument, NULL, O_NO_BROADCASTS },
 		{ "rejoin", no_argument, NULL, O_REJOIN },
@@ -697,6 +704,9 @@ int main(int argc, char **argv)
 			break;
 		case O_BORROW:
 			borrow = true;
+			break;
+		case O_BETWEEN:
+			between = optarg;
 			break;
 		case O_COUNT:
 			count = (unsigned)strtoul(optarg, NULL, 0);

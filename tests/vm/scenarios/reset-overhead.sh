@@ -6,7 +6,10 @@
 #    with no daemon holding the set;
 # 2. then the daemon owns the set, two bar-peer processes take one function
 #    each and ack every pause at once, and bar-peer's requester calls
-#    ResetDevice N times, timing each call's round trip.
+#    ResetDevice N times, timing each call's round trip; before each call
+#    (bar-peer --between), the bus floor of that reset: bus-floor
+#    (bench/floor-round.c, the floor of bench/peer-scale) exchanges the same
+#    messages with 2 peers of its own through the same dbus-daemon, once.
 # Each batch is bracketed by `bench begin/end` lines (the host times them),
 # results are `bench result` lines, and a per-phase breakdown of the daemon's
 # resets (from the peers' and the requester's event times, one guest clock)
@@ -53,10 +56,21 @@ vmtest_result "daemon owns $a $b, two peers took one function each" "$why"
 [ -z "$why" ] || { vmtest_stop; exit 0; }
 
 vmtest_info "bench begin daemon $a"
-reset_request R "$a" --count "$n" --timeout-usec 10000000 >/dev/null
+: >/run/floor.log
+between=""
+# The second after it lets dbus-daemon and the daemon (which hears every
+# NameOwnerChanged) finish with the floor's three connections leaving: under
+# -smp 1 that work would otherwise run inside the next reset.
+! command -v bus-floor >/dev/null 2>&1 || between="bus-floor -n 2 -r 1 >>/run/floor.log 2>&1; sleep 1"
+reset_request R "$a" --count "$n" --timeout-usec 10000000 ${between:+--between "$between"} >/dev/null
 rc=$?
 vmtest_info "bench end daemon $a"
 vmtest_info "bench result daemon $(peer_line R '^reset-summary ')"
+# The floors, one before each reset (guest CLOCK_MONOTONIC).
+grep -v '^floor-round ' /run/floor.log | head -n 3 | sed 's/^/VMTEST INFO bench floor-error /'
+sed -n 's/^floor-round usec=//p' /run/floor.log | sort -n | awk '
+	{ v[++k] = $1 }
+	END { if (k) printf "VMTEST INFO bench result floor n=%d min_us=%d median_us=%d\n", k, v[1], k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2 }'
 # The kernel's share, as the daemon timed it.
 daemon_kernel_times | sed 's/^/VMTEST INFO bench result daemon-kernel /'
 

@@ -96,34 +96,9 @@ host_tools() {
 }
 
 # --- the source, with a private apt configuration (as fetch.sh) -------------
-# The mirror URI the system already uses for bookworm (never written down
-# here): from the deb822 .sources files, else from a one-line sources.list.
-mirror_uri() {
-	local f
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		awk '
-			/^[[:space:]]*$/ { if (uri != "" && bw) print uri; uri = ""; bw = 0; next }
-			$1 == "URIs:" { uri = $2 }
-			$1 == "Suites:" { for (i = 2; i <= NF; i++) if ($i == "bookworm") bw = 1 }
-			END { if (uri != "" && bw) print uri }
-		' "$f"
-	done 2>/dev/null
-	# deb [options] URI SUITE COMPONENT...
-	cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '
-		$1 == "deb" { i = 2; if ($i ~ /^\[/) while (i <= NF && $i !~ /\]$/) i++; if ($i ~ /\]$/) i++
-			if ($(i + 1) == "bookworm") print $i }'
-}
-
-apt_private() {
-	apt-get -o Dir::Etc::SourceList="$base/apt/sources.list" \
-		-o Dir::Etc::SourceParts=/dev/null \
-		-o Dir::State::Lists="$base/apt/lists" \
-		-o Dir::Cache="$base/apt/cache" \
-		-o Dir::State::status=/dev/null \
-		-o APT::Sandbox::User=root \
-		-o Debug::NoLocking=1 "$@"
-}
+apt_dir=$base/apt
+# shellcheck source=tests/vm/apt-private.sh
+. "$here/apt-private.sh"
 
 # fetch_source: sets src to the unpacked tree (CACHE/src/linux-VERSION),
 # downloading and unpacking linux-source-7.3 only when no tree is there.

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,45 @@ const char *fdstore_iommufd_name(const char *set_id, char buf[static FDSTORE_NAM
         return buf;
 }
 
-const char *fdstore_cdev_name(const struct pci_address *a, char buf[static FDSTORE_NAME_MAX]) {
-        snprintf(buf, FDSTORE_NAME_MAX, "cdev-pci_%04x_%02x_%02x_%x", a->domain, a->bus, a->slot, a->function);
+const char *fdstore_cdev_name(const struct pci_address *a, uint32_t devid, uint32_t ioas,
+                              char buf[static FDSTORE_NAME_MAX]) {
+        int n = snprintf(buf, FDSTORE_NAME_MAX, "cdev-pci_%04x_%02x_%02x_%x", a->domain, a->bus, a->slot, a->function);
+
+        if (devid)
+                n += snprintf(buf + n, FDSTORE_NAME_MAX - (size_t) n, ".dev-%" PRIu32, devid);
+        if (ioas)
+                snprintf(buf + n, FDSTORE_NAME_MAX - (size_t) n, ".ioas-%" PRIu32, ioas);
         return buf;
+}
+
+int fdstore_take_cdev(struct fdstore *s, const struct pci_address *a, uint32_t *ret_devid, uint32_t *ret_ioas,
+                      char ret_name[static FDSTORE_NAME_MAX]) {
+        char base[FDSTORE_NAME_MAX];
+        size_t len = strlen(fdstore_cdev_name(a, 0, 0, base));
+
+        for (size_t i = 0; i < s->n_fds; i++) {
+                const char *name = s->fds[i].name, *rest;
+                uint32_t devid = 0, ioas = 0;
+                int k = 0;
+
+                if (!name || strncmp(name, base, len) != 0 || (name[len] && name[len] != '.'))
+                        continue;
+                rest = name + len;
+                /* What this version writes, and nothing else: anything more
+                 * is a name it does not know, left for fdstore_discard_unclaimed(). */
+                if (*rest && sscanf(rest, ".dev-%" SCNu32 "%n", &devid, &k) == 1)
+                        rest += k;
+                k = 0;
+                if (*rest && sscanf(rest, ".ioas-%" SCNu32 "%n", &ioas, &k) == 1)
+                        rest += k;
+                if (*rest)
+                        continue;
+                snprintf(ret_name, FDSTORE_NAME_MAX, "%s", name);
+                *ret_devid = devid;
+                *ret_ioas = ioas;
+                return fdstore_take(s, ret_name);
+        }
+        return -ENOENT;
 }
 
 int fdstore_receive(struct fdstore *s) {

@@ -14,9 +14,14 @@
  *   container-N              the container of group N (/dev/vfio/vfio), one per group
  *   device-pci_DDDD_BB_SS_F  the daemon's device fd of that function (legacy)
  *   iommufd-SET              the iommufd context of dev_set SET (/dev/iommu), cdev model
- *   cdev-pci_DDDD_BB_SS_F    that function's cdev (/dev/vfio/devices/vfioX), bound to its set's iommufd */
+ *   cdev-pci_DDDD_BB_SS_F.dev-D[.ioas-N]
+ *                            that function's cdev (/dev/vfio/devices/vfioX),
+ *                            bound to its set's iommufd with dev id D, and
+ *                            attached to IOAS N (its peer's) if it is: the
+ *                            kernel has no call that tells either */
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pci-address.h"
 
@@ -35,12 +40,19 @@ const char *fdstore_group_name(int group, char buf[static FDSTORE_NAME_MAX]);
 const char *fdstore_container_name(int group, char buf[static FDSTORE_NAME_MAX]);
 const char *fdstore_device_name(const struct pci_address *a, char buf[static FDSTORE_NAME_MAX]);
 const char *fdstore_iommufd_name(const char *set_id, char buf[static FDSTORE_NAME_MAX]);
-const char *fdstore_cdev_name(const struct pci_address *a, char buf[static FDSTORE_NAME_MAX]);
+const char *fdstore_cdev_name(const struct pci_address *a, uint32_t devid, uint32_t ioas,
+                              char buf[static FDSTORE_NAME_MAX]);
 
 /* Read $LISTEN_FDS/$LISTEN_FDNAMES (and unset them): the number of fds kept. */
 int fdstore_receive(struct fdstore *s);
 /* The fd passed under this name, now the caller's; -ENOENT when none was. */
 int fdstore_take(struct fdstore *s, const char *name);
+
+/* The cdev of that function passed under any of its names, now the
+ * caller's, with the dev id and IOAS the name says (0 where it says none)
+ * and the name itself; -ENOENT when none was. */
+int fdstore_take_cdev(struct fdstore *s, const struct pci_address *a, uint32_t *ret_devid, uint32_t *ret_ioas,
+                      char ret_name[static FDSTORE_NAME_MAX]);
 
 /* Park fd under name (a duplicate: the caller keeps fd). Failures are logged:
  * without the store the daemon works on, and a restart opens afresh. */

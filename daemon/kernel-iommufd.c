@@ -97,6 +97,16 @@ int iommufd_ioas_destroy(void *data, int iommufd, uint32_t ioas) {
         return 0;
 }
 
+int iommufd_ioas_check(void *data, int iommufd, uint32_t ioas) {
+        struct iommu_ioas_iova_ranges q = { .size = sizeof(q), .ioas_id = ioas };
+
+        /* The context looks the id up as an IOAS (ENOENT: no object of that
+         * id and type); room for no range is EMSGSIZE, and still an IOAS. */
+        if (ioctl(iommufd, IOMMU_IOAS_IOVA_RANGES, &q) < 0 && errno != EMSGSIZE)
+                return negative_errno();
+        return 0;
+}
+
 int iommufd_ioas_attach(void *data, int device_fd, uint32_t ioas) {
         struct vfio_device_attach_iommufd_pt a = {
                 .argsz = offsetof(struct vfio_device_attach_iommufd_pt, pt_id) + sizeof(a.pt_id),

@@ -16,6 +16,7 @@ int iommufd_cdev_bind(void *data, const char *cdev, const struct pci_address *a,
                       uint32_t *ret_devid, bool *ret_can_reset);
 int iommufd_ioas_alloc(void *data, int iommufd, uint32_t *ret_ioas);
 int iommufd_ioas_destroy(void *data, int iommufd, uint32_t ioas);
+int iommufd_ioas_check(void *data, int iommufd, uint32_t ioas);
 int iommufd_ioas_attach(void *data, int device_fd, uint32_t ioas);
 int iommufd_ioas_detach(void *data, int device_fd);
 int iommufd_check(void *data, int iommufd, char *why, size_t why_size);

@@ -222,6 +222,7 @@ const struct kernel_ops kernel_vfio_ops = {
         .cdev_bind = iommufd_cdev_bind,
         .ioas_alloc = iommufd_ioas_alloc,
         .ioas_destroy = iommufd_ioas_destroy,
+        .ioas_check = iommufd_ioas_check,
         .ioas_attach = iommufd_ioas_attach,
         .ioas_detach = iommufd_ioas_detach,
         .iommufd_check = iommufd_check,

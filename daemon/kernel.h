@@ -45,6 +45,9 @@ struct kernel_ops {
         /* IOMMU_IOAS_ALLOC / IOMMU_DESTROY of an IO address space in a context. */
         int (*ioas_alloc)(void *data, int iommufd, uint32_t *ret_ioas);
         int (*ioas_destroy)(void *data, int iommufd, uint32_t ioas);
+        /* 0 when the context has an IOAS of that id (IOMMU_IOAS_IOVA_RANGES
+         * answers), else -ENOENT: what an id from before a restart names. */
+        int (*ioas_check)(void *data, int iommufd, uint32_t ioas);
         /* VFIO_DEVICE_ATTACH_IOMMUFD_PT / VFIO_DEVICE_DETACH_IOMMUFD_PT. */
         int (*ioas_attach)(void *data, int device_fd, uint32_t ioas);
         int (*ioas_detach)(void *data, int device_fd);

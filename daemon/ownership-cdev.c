@@ -28,12 +28,11 @@ struct owned_context *ownership_find_context(const struct ownership *o, const ch
 
 /* A stored fd, checked (the iommufd, or with cdev the device's cdev): the
  * fd, -ENOENT when none was stored, or why not (closed and dropped). */
-static int take_back(struct ownership *o, const char *name, const char *cdev) {
+static int check_back(struct ownership *o, const char *name, int fd, const char *cdev) {
         const struct kernel_ops *k = o->kernel;
         char why[512] = "";
-        int fd, r;
+        int r;
 
-        fd = o->store ? fdstore_take(o->store, name) : -ENOENT;
         if (fd < 0)
                 return -ENOENT;
         r = cdev ? k->cdev_check(k->data, cdev, fd, why, sizeof(why)) : k->iommufd_check(k->data, fd, why, sizeof(why));
@@ -64,7 +63,8 @@ static int context_get(struct ownership *o, const char *set_id, struct owned_con
         c = calloc(1, sizeof(*c));
         if (!c || !(c->set_id = strdup(set_id)))
                 return -ENOMEM;
-        fd = take_back(o, fdstore_iommufd_name(set_id, name), NULL);
+        fdstore_iommufd_name(set_id, name);
+        fd = check_back(o, name, o->store ? fdstore_take(o->store, name) : -ENOENT, NULL);
         if (fd < 0) {
                 r = o->kernel->iommufd_open(o->kernel->data, &fd);
                 if (r < 0) {
@@ -94,16 +94,63 @@ static void context_unref(struct ownership *o, struct owned_context *c) {
                 log_info("Closing the iommufd context of dev_set %s", c->set_id);
                 fdstore_remove(fdstore_iommufd_name(c->set_id, name));
         }
+        for (size_t i = 0; i < c->n_previous; i++)
+                free(c->previous[i].v);
+        free(c->previous);
         close(c->iommufd);
         free(c->set_id);
         free(c);
+}
+
+/* Park d's cdev under the name that says its dev id and IOAS, in place of
+ * the one that said was_ioas. Removed first: systemd keeps one entry per
+ * open file, and suppresses a second FDSTORE=1 of the same one. */
+static void park(const struct device *d, uint32_t was_ioas) {
+        char old[FDSTORE_NAME_MAX], new[FDSTORE_NAME_MAX];
+
+        fdstore_cdev_name(&d->fn.address, d->iommufd_devid, was_ioas, old);
+        fdstore_cdev_name(&d->fn.address, d->iommufd_devid, d->iommufd_ioas, new);
+        if (strcmp(old, new) == 0)
+                return;
+        fdstore_remove(old);
+        fdstore_put(new, d->device_fd);
+}
+
+/* A cdev came back attached to IOAS ioas: its peer's address space if the
+ * context still has it. Its group is kept for whoever holds this cdev. */
+static uint32_t ioas_back(struct ownership *o, struct owned_context *c, const struct device *d, int fd,
+                          uint32_t ioas) {
+        char address[PCI_ADDRESS_STRLEN];
+        struct previous_holders *v;
+        int r;
+
+        pci_address_format(&d->fn.address, address);
+        r = o->kernel->ioas_check(o->kernel->data, c->iommufd, ioas);
+        if (r < 0) {
+                log_warning("%s came back attached to IOAS %u, which the iommufd context of %s does not have "
+                            "(IOMMU_IOAS_IOVA_RANGES: %s): its next take attaches a new one", address, ioas,
+                            c->set_id, strerror(-r));
+                return 0;
+        }
+        log_info("%s came back attached to IOAS %u, its peer's before the restart", address, ioas);
+        for (size_t i = 0; i < c->n_previous; i++)
+                if (c->previous[i].group == d->fn.iommu_group)
+                        return ioas;
+        v = realloc(c->previous, sizeof(*v) * (c->n_previous + 1));
+        if (!v) {
+                log_oom();
+                return ioas;
+        }
+        c->previous = v;
+        v[c->n_previous++] = (struct previous_holders) { .group = d->fn.iommu_group, .file = fd, .adopted = true };
+        return ioas;
 }
 
 static int cdev_acquire(struct ownership *o, struct device *d) {
         char name[FDSTORE_NAME_MAX], address[PCI_ADDRESS_STRLEN];
         struct owned_context *c;
         bool can_reset = false;
-        uint32_t devid = 0;
+        uint32_t devid = 0, ioas = 0, stored_ioas = 0;
         int fd, r;
 
         if (d->device_fd >= 0)
@@ -115,24 +162,27 @@ static int cdev_acquire(struct ownership *o, struct device *d) {
         if (r < 0)
                 return r;
         c->n_devices++;         /* held while binding: a failure below lets go of a context nobody uses */
-        fdstore_cdev_name(&d->fn.address, name);
         /* A bound cdev cannot be bound again while the stored file lives
          * (one bind per device, vfio_df_open): the stored one is the device,
          * the kernel vouching for which by its char device number. Its dev id
-         * and IOAS are not in the file: the next take attaches a fresh IOAS.
+         * and IOAS are in its name, as the kernel tells neither.
          * VFIO_DEVICE_FLAGS_RESET is the kernel's pci_dev reset_fn, which a
          * non-empty reset_method says too. */
-        fd = take_back(o, name, d->fn.vfio_cdev);
+        fd = o->store ? fdstore_take_cdev(o->store, &d->fn.address, &devid, &stored_ioas, name) : -ENOENT;
+        fd = check_back(o, name, fd, d->fn.vfio_cdev);
         if (fd >= 0) {
                 r = 0;
                 can_reset = d->fn.reset_methods && d->fn.reset_methods[0];
+                ioas = stored_ioas ? ioas_back(o, c, d, fd, stored_ioas) : 0;
         } else {
+                devid = 0;
+                fdstore_cdev_name(&d->fn.address, 0, 0, name);
                 r = o->kernel->cdev_bind(o->kernel->data, d->fn.vfio_cdev, &d->fn.address, c->iommufd, &fd, &devid,
                                          &can_reset);
                 if (r >= 0) {
                         log_info("Bound %s (/dev/vfio/devices/%s) to the iommufd context of %s (dev id %u)", address,
                                  d->fn.vfio_cdev, d->dev_set->id, devid);
-                        fdstore_put(name, fd);
+                        fdstore_put(fdstore_cdev_name(&d->fn.address, devid, 0, name), fd);
                 }
         }
         if (r < 0) {
@@ -144,8 +194,9 @@ static int cdev_acquire(struct ownership *o, struct device *d) {
         d->device_fd = fd;
         d->can_function_reset = can_reset;
         d->iommufd_devid = devid;
-        d->iommufd_ioas = 0;
+        d->iommufd_ioas = ioas;
         d->model = OWNERSHIP_CDEV;
+        park(d, stored_ioas);     /* an IOAS the context lost leaves the name */
         ownership_watch_requests(o, d);
         return 0;
 }
@@ -161,7 +212,9 @@ static void cdev_release(struct ownership *o, struct device *d) {
         /* The kernel waits for every open file of a device it wants back:
          * the store's copy goes first. */
         if (!o->keep_stored)
-                fdstore_remove(fdstore_cdev_name(&d->fn.address, name));
+                fdstore_remove(fdstore_cdev_name(&d->fn.address, d->iommufd_devid, ioas, name));
+        if (c)
+                previous_holders_forget(&c->previous, &c->n_previous, d->device_fd);
         close(d->device_fd);
         d->device_fd = -EBADF;
         d->iommufd_ioas = d->iommufd_devid = 0;
@@ -230,6 +283,8 @@ static int cdev_take(struct ownership *o, struct device *d, bool fresh, struct d
 
                 if (m->device_fd < 0 || m->fn.iommu_group != d->fn.iommu_group || (!fresh && m->iommufd_ioas))
                         continue;
+                uint32_t was = m->iommufd_ioas;
+
                 if (m->iommufd_ioas)
                         (void) o->kernel->ioas_detach(o->kernel->data, m->device_fd);
                 r = o->kernel->ioas_attach(o->kernel->data, m->device_fd, ioas);
@@ -238,6 +293,7 @@ static int cdev_take(struct ownership *o, struct device *d, bool fresh, struct d
                                  "(VFIO_DEVICE_ATTACH_IOMMUFD_PT: %s)", pci_address_format(&m->fn.address, address),
                                  ioas, c->set_id, strerror(-r));
                         m->iommufd_ioas = 0;
+                        park(m, was);
                         if (n + 1 < n_moved_max)
                                 ret_moved[n++] = m;
                         ret_moved[n] = NULL;
@@ -247,6 +303,7 @@ static int cdev_take(struct ownership *o, struct device *d, bool fresh, struct d
                 log_debug("Attached %s to IOAS %u of dev_set %s", pci_address_format(&m->fn.address, address), ioas,
                           c->set_id);
                 m->iommufd_ioas = ioas;
+                park(m, was);
                 if (n + 1 < n_moved_max)
                         ret_moved[n++] = m;
         }

@@ -99,7 +99,7 @@ static int take_back_group(struct ownership *o, struct owned_group *g, const cha
         g->container_fd = cfd;
         log_info("Took IOMMU group %d and its container back from the fd store (fds %d, %d) for %s: not opened again",
                  g->group, gfd, cfd, address);
-        g->adopted = true;
+        g->previous = (struct previous_holders) { .group = g->group, .file = cfd, .adopted = true };
         return 0;
 }
 
@@ -209,7 +209,7 @@ static void legacy_release_group(struct ownership *o, struct owned_group *g) {
         }
         close(g->group_fd);
         close(g->container_fd);
-        free(g->previous);
+        free(g->previous.v);
         free(g);
 }
 
@@ -274,77 +274,6 @@ const struct ownership_ops ownership_legacy_ops = {
         .iommu_fd = legacy_iommu_fd,
         .reset_group_fds = legacy_reset_group_fds,
 };
-
-/* Who holds the containers of the groups taken back, but this daemon and the
- * service manager that kept the store for it (its parent): its peers before
- * the restart, whose DMA mappings live there. */
-void ownership_find_previous_holders(struct ownership *o) {
-        const pid_t exclude[] = { getpid(), getppid() };
-        _cleanup_free_ struct owned_group **groups = calloc(o->n_groups + 1, sizeof(*groups));
-        _cleanup_free_ int *fds = calloc(o->n_groups + 1, sizeof(*fds));
-        _cleanup_free_ struct holder *found = NULL;
-        char who[HOLDER_NAME_MAX];
-        size_t n = 0, n_found = 0;
-        int r;
-
-        if (!groups || !fds) {
-                log_oom();
-                return;
-        }
-        for (size_t i = 0; i < o->n_groups; i++)
-                if (o->groups[i]->adopted) {
-                        o->groups[i]->adopted = false;
-                        groups[n] = o->groups[i];
-                        fds[n++] = o->groups[i]->container_fd;
-                }
-        if (n == 0)
-                return;
-        r = holders_of_files(fds, n, exclude, ELEMENTSOF(exclude), &found, &n_found);
-        if (r < 0) {
-                log_warning_errno(r, "Cannot tell who still holds the containers taken back from the fd store: %m");
-                return;
-        }
-        for (size_t i = 0; i < n_found; i++) {
-                struct owned_group *g = groups[found[i].target];
-                struct holder *v = realloc(g->previous, sizeof(*v) * (g->n_previous + 1));
-
-                if (!v) {
-                        log_oom();
-                        return;
-                }
-                g->previous = v;
-                v[g->n_previous++] = found[i];
-                log_info("IOMMU group %d: %s still holds its container from before the restart: only it may take the "
-                         "group's devices again until it lets go", g->group, holder_describe(&found[i], who));
-        }
-}
-
-bool ownership_has_previous_holders(const struct ownership *o, int group) {
-        struct owned_group *g = ownership_find_group(o, group);
-
-        return g && g->n_previous > 0;
-}
-
-const struct holder *ownership_previous_holder(struct ownership *o, int group, pid_t pid) {
-        struct owned_group *g = ownership_find_group(o, group);
-        size_t n = 0;
-
-        if (!g || g->n_previous == 0)
-                return NULL;
-        /* The caller holds the container itself: one of them is back (a pid
-         * alone could have been reused). Else the others count only while they
-         * still hold it. */
-        if (holder_has_file(pid, g->container_fd) <= 0)
-                for (size_t i = 0; i < g->n_previous; i++)
-                        if (holder_has_file(g->previous[i].pid, g->container_fd) != 0)
-                                g->previous[n++] = g->previous[i];
-        g->n_previous = n;
-        if (n == 0) {
-                g->previous = mfree(g->previous);
-                return NULL;
-        }
-        return &g->previous[0];
-}
 
 void ownership_sync(struct ownership *o, struct device *const *devices, size_t n_devices,
                     const struct vrd_config *config) {

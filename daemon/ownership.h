@@ -19,19 +19,28 @@
 #include "holders.h"
 #include "kernel.h"
 
+/* A group taken back from the fd store with the address space its peer
+ * had (legacy: the group's container; cdev: the IOAS its devices stayed
+ * attached to), and the processes that still held the daemon's file of it
+ * then (legacy: that container; cdev: a member's bound cdev): its peers
+ * before the restart, whose DMA mappings are there. Until one of them takes
+ * a device of the group again, or none holds the file any more, nobody else
+ * may (ownership-restart.c). */
+struct previous_holders {
+        int group;
+        int file;               /* the daemon's own, not owned here */
+        struct holder *v;
+        size_t n;
+        bool adopted;           /* taken back, its holders not looked for yet */
+};
+
 /* An open group: the kernel's unit of isolation, so also the unit of claims. */
 struct owned_group {
         int group;
         int group_fd;
         int container_fd;
         unsigned n_devices;     /* daemon-owned devices in it */
-        /* Taken back from the fd store: the processes that still held its
-         * container then, its peers before the restart. Until one of them
-         * takes a device of it again, or none holds it any more, nobody else
-         * may: the container is their IOMMU address space. */
-        struct holder *previous;
-        size_t n_previous;
-        bool adopted;           /* taken back, its previous holders not looked for yet */
+        struct previous_holders previous;       /* file: the container */
 };
 
 /* cdev model: a dev_set's iommufd context (/dev/iommu). The kernel's proof
@@ -40,6 +49,8 @@ struct owned_context {
         char *set_id;
         int iommufd;
         unsigned n_devices;     /* daemon-owned devices bound to it */
+        struct previous_holders *previous;      /* groups whose IOAS came back; file: a member's cdev */
+        size_t n_previous;
 };
 
 struct ownership;
@@ -102,14 +113,18 @@ struct owned_context *ownership_find_context(const struct ownership *o, const ch
 /* The group the daemon holds open, or NULL. */
 struct owned_group *ownership_find_group(const struct ownership *o, int group);
 
-/* After the groups came back from the fd store: who holds their containers
+/* After the groups came back from the fd store: who holds their files
  * still (one walk of /proc for them all); logged. */
 void ownership_find_previous_holders(struct ownership *o);
-/* May the process pid take a device of this group? NULL when it may; else
- * the peer from before a restart that still holds the group's container. */
-const struct holder *ownership_previous_holder(struct ownership *o, int group, pid_t pid);
+/* May the process pid take a device of this group? 1: it is a peer of it
+ * from before a restart, back (it holds the file: its address space is
+ * there); 0: it may, nobody from before holds the group any more; -EBUSY:
+ * *ret, a peer from before, still holds it. */
+int ownership_previous_holder(struct ownership *o, int group, pid_t pid, const struct holder **ret);
 /* Some group waits for its peer from before a restart (TakeDevice must learn the caller's pid). */
 bool ownership_has_previous_holders(const struct ownership *o, int group);
+/* Forget the previous holders of what came back with file (it is let go of). */
+void previous_holders_forget(struct previous_holders **v, size_t *n, int file);
 
 /* Bring every device's ownership in line with whether it is managed; logs what fails. */
 void ownership_sync(struct ownership *o, struct device *const *devices, size_t n_devices,

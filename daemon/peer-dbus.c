@@ -95,9 +95,10 @@ static int begin(sd_bus_message *msg, struct manager *m, sd_bus_message_handler_
 }
 
 /* After a restart nobody has claims, but a peer from before may still hold
- * the group's container, where its DMA mappings are: only that process may
- * take the group's devices again (it proves it by holding the container),
- * until it lets go of it. */
+ * the group's address space, where its DMA mappings are: only that process
+ * may take the group's devices again (it proves it by holding the daemon's
+ * file of it: the container, or with cdev the device's cdev), until it lets
+ * go of it. 1: the caller is that peer, back; 0: anyone may take it. */
 static int check_previous_holder(struct manager *m, sd_bus_message *msg, struct device *d, const char *address,
                                  sd_bus_error *error) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
@@ -113,9 +114,9 @@ static int check_previous_holder(struct manager *m, sd_bus_message *msg, struct 
                 r = sd_bus_creds_get_pid(creds, &pid);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "Cannot tell which process asks for %s: %m", address);
-        prev = ownership_previous_holder(&m->ownership, d->fn.iommu_group, pid);
-        if (!prev)
-                return 0;
+        r = ownership_previous_holder(&m->ownership, d->fn.iommu_group, pid, &prev);
+        if (r >= 0)
+                return r;
         return sd_bus_error_setf(error, VRD_ERROR_BUSY,
                                  "IOMMU group %d of %s is still held by %s, its peer before vfio-resetd restarted: "
                                  "only that process may take it again, until it closes the group's fds",
@@ -129,6 +130,7 @@ int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         struct peer *p, *other;
         struct dev_set *s;
         struct device *d;
+        bool back;
         int r, iommu;
 
         r = begin(msg, m, method_take_device, &d, &s, error);
@@ -155,18 +157,21 @@ int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         r = check_previous_holder(m, msg, d, address, error);
         if (r < 0)
                 return r;
+        back = r > 0;
         iommu = m->ownership.ops->iommu_fd(&m->ownership, d);
         if (iommu < 0)
                 return sd_bus_error_set_errnof(error, -iommu, "%s has no IOMMU context: %m", address);
         /* Where the caller claims nothing of the group yet, the group gets an
-         * address space of its own (cdev: a new IOAS; legacy: its container). */
+         * address space of its own (cdev: a new IOAS; legacy: its container),
+         * unless the caller is its peer from before a restart: that one gets
+         * back the address space it had. */
         {
                 struct device *moved[16];
                 char why[512] = "";
 
                 r = m->ownership.ops->take(&m->ownership, d,
-                                           !peer_claiming_group(&m->peers, m->devices, m->n_devices,
-                                                                d->fn.iommu_group, NULL),
+                                           !back && !peer_claiming_group(&m->peers, m->devices, m->n_devices,
+                                                                         d->fn.iommu_group, NULL),
                                            moved, ELEMENTSOF(moved), why, sizeof(why));
                 for (size_t i = 0; moved[i]; i++)
                         manager_emit_device_changed(m, moved[i], (const char *[]) { "IommufdIoasId", NULL });

@@ -83,6 +83,17 @@ struct iommu_ioas_alloc {
 };
 #define IOMMU_IOAS_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_ALLOC)
 
+#define IOMMUFD_CMD_IOAS_IOVA_RANGES 0x84
+struct iommu_ioas_iova_ranges {
+        __u32 size;
+        __u32 ioas_id;
+        __u32 num_iovas;
+        __u32 __reserved;
+        __aligned_u64 allowed_iovas;
+        __aligned_u64 out_iova_alignment;
+};
+#define IOMMU_IOAS_IOVA_RANGES _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_IOVA_RANGES)
+
 #define IOMMUFD_CMD_IOAS_MAP 0x85
 enum iommufd_ioas_map_flags {
         IOMMU_IOAS_MAP_FIXED_IOVA = 1 << 0,

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,22 +33,24 @@ static struct {
         char not_owned[128];            /* "+ADDR+": hot-reset info says NOT_OWNED (another context's) */
         char attach_fail[128];          /* "+ADDR+": VFIO_DEVICE_ATTACH_IOMMUFD_PT fails EINVAL */
         bool ioas_fail;                 /* IOMMU_IOAS_ALLOC fails ENOMEM */
-        /* The double's iommufd state, this process's: contexts are numbered;
-         * each bound device has its context, id and IOAS. */
-        unsigned n_contexts;
-        struct fake_bound {
-                char address[PCI_ADDRESS_STRLEN];
-                unsigned context;
-                uint32_t devid;
-                uint32_t ioas;
-        } bound[64];
-        size_t n_bound;
-        struct fake_ioas {
-                uint32_t id;
-        } ioas[128];
-        size_t n_ioas;
-        uint32_t next_id;               /* object ids in every context, from 1 (iommufd's XA_FLAGS_ALLOC1) */
-} fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_ms = 20, .next_id = 1 };
+        unsigned n_contexts;            /* this process's contexts, numbered */
+        /* The double's iommufd state: each bound device's id and IOAS, the
+         * IOAS that exist. The kernel's outlives the daemon process, so this
+         * lives in $VRD_FAKE_KERNEL_FILE.iommufd when that is set (st_lock). */
+        struct fake_iommufd {
+                struct fake_bound {
+                        char address[PCI_ADDRESS_STRLEN];
+                        uint32_t devid;
+                        uint32_t ioas;
+                } bound[64];
+                size_t n_bound;
+                struct fake_ioas {
+                        uint32_t id;
+                } ioas[128];
+                size_t n_ioas;
+                uint32_t next_id;       /* object ids in every context, from 1 (iommufd's XA_FLAGS_ALLOC1) */
+        } st;
+} fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .delay_ms = 20, .st.next_id = 1 };
 
 static int errno_from_name(const char *n) {
         static const struct { const char *name; int e; } t[] = {
@@ -357,8 +360,42 @@ static int address_of(int fd, char ret[static PCI_ADDRESS_STRLEN]) {
 /* --- cdev model ------------------------------------------------------------
  * A context is a memfd "vfio-fake-iommufd-PID-N@WORLD"; a device bound to it
  * a memfd "vfio-fake-ADDR#iommufd-PID-N@WORLD", so that any process can tell
- * by the name which device is bound where, as the kernel knows. IOAS ids live
- * in this process (after a restart a fresh IOAS is attached anyway). */
+ * by the name which device is bound where, as the kernel knows. Ids and
+ * IOAS are in fake.st, under st_lock(). */
+
+/* fake.st, locked and as the last process left it. */
+static void st_lock(void) {
+        const char *spec = getenv("VRD_FAKE_KERNEL_FILE");
+        char path[PATH_MAX];
+        FILE *f;
+
+        pthread_mutex_lock(&fake.lock);
+        if (!spec)
+                return;
+        snprintf(path, sizeof(path), "%s.iommufd", spec);
+        f = fopen(path, "re");
+        if (f && fread(&fake.st, sizeof(fake.st), 1, f) != 1)
+                fake.st = (struct fake_iommufd) { .next_id = 1 };
+        if (f)
+                fclose(f);
+}
+
+static void st_unlock(bool changed) {
+        const char *spec = getenv("VRD_FAKE_KERNEL_FILE");
+        char path[PATH_MAX], tmp[PATH_MAX + 8];
+        FILE *f;
+
+        if (changed && spec) {
+                snprintf(path, sizeof(path), "%s.iommufd", spec);
+                snprintf(tmp, sizeof(tmp), "%s.new", path);
+                f = fopen(tmp, "we");
+                if (f && fwrite(&fake.st, sizeof(fake.st), 1, f) == 1 && fclose(f) == 0)
+                        (void) rename(tmp, path);
+                else if (f)
+                        fclose(f);
+        }
+        pthread_mutex_unlock(&fake.lock);
+}
 
 static bool listed(const char *list, const char *address) {
         char key[PCI_ADDRESS_STRLEN + 2];
@@ -434,9 +471,9 @@ static bool has_cdev(const char *address, const char *cdev) {
 }
 
 static struct fake_bound *find_bound(const char *address) {
-        for (size_t i = 0; i < fake.n_bound; i++)
-                if (strcmp(fake.bound[i].address, address) == 0)
-                        return &fake.bound[i];
+        for (size_t i = 0; i < fake.st.n_bound; i++)
+                if (strcmp(fake.st.bound[i].address, address) == 0)
+                        return &fake.st.bound[i];
         return NULL;
 }
 
@@ -457,9 +494,9 @@ static int fake_cdev_bind(void *data, const char *cdev, const struct pci_address
         else {
                 cdev_file_name(address, context, name, sizeof(name));
                 /* One bind per device (vfio_df_open): a live file of it here. */
-                pthread_mutex_lock(&fake.lock);
+                st_lock();
                 b = find_bound(address);
-                pthread_mutex_unlock(&fake.lock);
+                st_unlock(false);
                 if (b && open_files(name) > 0)
                         r = -EINVAL;
         }
@@ -469,16 +506,16 @@ static int fake_cdev_bind(void *data, const char *cdev, const struct pci_address
         fd = memfd_create(name, MFD_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        pthread_mutex_lock(&fake.lock);
+        st_lock();
         b = find_bound(address);
-        if (!b && fake.n_bound < ELEMENTSOF(fake.bound))
-                b = &fake.bound[fake.n_bound++];
+        if (!b && fake.st.n_bound < ELEMENTSOF(fake.st.bound))
+                b = &fake.st.bound[fake.st.n_bound++];
         if (b)
-                *b = (struct fake_bound) { .devid = fake.next_id++ };
+                *b = (struct fake_bound) { .devid = fake.st.next_id++ };
         if (b)
                 snprintf(b->address, sizeof(b->address), "%s", address);
         *ret_devid = b ? b->devid : 0;
-        pthread_mutex_unlock(&fake.lock);
+        st_unlock(true);
         *ret_can_reset = sysfs_read(a, "reset_method", methods, sizeof(methods)) >= 0 && methods[0];
         *ret_device_fd = fd;
         return 0;
@@ -491,14 +528,14 @@ static int fake_ioas_alloc(void *data, int iommufd, uint32_t *ret_ioas) {
         reload();
         if (context_of(iommufd, context) < 0)
                 return -EBADF;
-        pthread_mutex_lock(&fake.lock);
-        if (fake.ioas_fail || fake.n_ioas >= ELEMENTSOF(fake.ioas))
+        st_lock();
+        if (fake.ioas_fail || fake.st.n_ioas >= ELEMENTSOF(fake.st.ioas))
                 r = -ENOMEM;
         else {
-                fake.ioas[fake.n_ioas++] = (struct fake_ioas) { .id = fake.next_id };
-                *ret_ioas = fake.next_id++;
+                fake.st.ioas[fake.st.n_ioas++] = (struct fake_ioas) { .id = fake.st.next_id };
+                *ret_ioas = fake.st.next_id++;
         }
-        pthread_mutex_unlock(&fake.lock);
+        st_unlock(r == 0);
         append_line(fake.open_log, "ioas-alloc %s result=%d", context, r);
         return r;
 }
@@ -506,16 +543,16 @@ static int fake_ioas_alloc(void *data, int iommufd, uint32_t *ret_ioas) {
 static int fake_ioas_destroy(void *data, int iommufd, uint32_t ioas) {
         int r = -ENOENT;
 
-        pthread_mutex_lock(&fake.lock);
-        for (size_t i = 0; i < fake.n_bound; i++)
-                if (fake.bound[i].ioas == ioas)
+        st_lock();
+        for (size_t i = 0; i < fake.st.n_bound; i++)
+                if (fake.st.bound[i].ioas == ioas)
                         r = -EBUSY;
-        for (size_t i = 0; r == -ENOENT && i < fake.n_ioas; i++)
-                if (fake.ioas[i].id == ioas) {
-                        fake.ioas[i] = fake.ioas[--fake.n_ioas];
+        for (size_t i = 0; r == -ENOENT && i < fake.st.n_ioas; i++)
+                if (fake.st.ioas[i].id == ioas) {
+                        fake.st.ioas[i] = fake.st.ioas[--fake.st.n_ioas];
                         r = 0;
                 }
-        pthread_mutex_unlock(&fake.lock);
+        st_unlock(r == 0);
         append_line(fake.open_log, "ioas-destroy %u result=%d", ioas, r);
         return r;
 }
@@ -531,21 +568,36 @@ static int fake_ioas_set(int device_fd, uint32_t ioas) {
                 return -EINVAL; /* as the kernel: only a bound cdev attaches */
         if (ioas && listed(fake.attach_fail, address))
                 return -EINVAL;
-        pthread_mutex_lock(&fake.lock);
-        for (size_t i = 0; i < fake.n_ioas; i++)
-                known = known || fake.ioas[i].id == ioas;
+        st_lock();
+        for (size_t i = 0; i < fake.st.n_ioas; i++)
+                known = known || fake.st.ioas[i].id == ioas;
         b = find_bound(address);
-        if (!b && fake.n_bound < ELEMENTSOF(fake.bound)) {     /* bound before a restart */
-                b = &fake.bound[fake.n_bound++];
+        if (!b && fake.st.n_bound < ELEMENTSOF(fake.st.bound)) {     /* bound before a restart */
+                b = &fake.st.bound[fake.st.n_bound++];
                 *b = (struct fake_bound) {};
                 snprintf(b->address, sizeof(b->address), "%s", address);
         }
         r = !known ? -ENOENT : !b ? -ENOMEM : 0;
         if (r >= 0)
                 b->ioas = ioas;
-        pthread_mutex_unlock(&fake.lock);
+        st_unlock(r >= 0);
         if (ioas)
                 append_line(fake.open_log, "ioas-attach %s ioas=%u result=%d", address, ioas, r);
+        return r;
+}
+
+static int fake_ioas_check(void *data, int iommufd, uint32_t ioas) {
+        char context[64];
+        int r = -ENOENT;
+
+        if (context_of(iommufd, context) < 0)
+                return -EBADF;
+        st_lock();
+        for (size_t i = 0; i < fake.st.n_ioas; i++)
+                if (fake.st.ioas[i].id == ioas)
+                        r = 0;
+        st_unlock(false);
+        append_line(fake.open_log, "ioas-check %u result=%d", ioas, r);
         return r;
 }
 
@@ -738,6 +790,7 @@ static const struct kernel_ops ops = {
         .cdev_bind = fake_cdev_bind,
         .ioas_alloc = fake_ioas_alloc,
         .ioas_destroy = fake_ioas_destroy,
+        .ioas_check = fake_ioas_check,
         .ioas_attach = fake_ioas_attach,
         .ioas_detach = fake_ioas_detach,
         .iommufd_check = fake_iommufd_check,

@@ -27,8 +27,10 @@
  * memfd "vfio-fake-iommufd-PID-N@WORLD", a bound cdev one named
  * "vfio-fake-ADDR#iommufd-PID-N@WORLD": whoever holds it holds that device
  * in that context. open_log gets "cdev-bind ADDR CDEV result=R",
- * "ioas-alloc CONTEXT result=R", "ioas-attach ADDR ioas=N result=R" and
- * "ioas-destroy N result=R". A hot reset from a bound cdev must pass no
+ * "ioas-alloc CONTEXT result=R", "ioas-attach ADDR ioas=N result=R",
+ * "ioas-check N result=R" and "ioas-destroy N result=R". The ids and IOAS
+ * outlive the daemon process, as the kernel's do, in the file
+ * $VRD_FAKE_KERNEL_FILE.iommufd. A hot reset from a bound cdev must pass no
  * group and have every vfio-pci function of its bus bound to its context.
  *
  * As the kernel, a group opens only while no process holds an open file of

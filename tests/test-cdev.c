@@ -347,11 +347,24 @@ static bool daemon_said(const char *text) {
         return r;
 }
 
+#define FDSTORE_NAME 96
+
+/* The name a device's cdev has in the fd store now: its dev id and IOAS. */
+static char *cdev_name(char buf[static FDSTORE_NAME], const char *address, const char *path) {
+        uint32_t ioas = get_u32(path, "IommufdIoasId");
+        int n = snprintf(buf, FDSTORE_NAME, "cdev-pci_%s.dev-%u", address, get_u32(path, "IommufdDevId"));
+
+        if (ioas)
+                snprintf(buf + n, FDSTORE_NAME - (size_t) n, ".ioas-%u", ioas);
+        return buf;
+}
+
 /* Under a service manager the context and the bound cdevs are parked in the
  * fd store; a restart takes them back (a cdev binds once: the stored file is
  * the device), checked, and refuses what is not what its name says. */
 START_TEST(test_restart_takes_the_context_back) {
         struct service_manager sm;
+        char name[FDSTORE_NAME];
         struct peer a;
         struct call c;
         int null;
@@ -361,14 +374,14 @@ START_TEST(test_restart_takes_the_context_back) {
         service_manager_start_daemon(&sm, &h, lab_daemon_args);
         ck_assert(service_manager_wait_said(&sm, "FDNAME=cdev-pci_0000_04_00_1", 5000));
         ck_assert_uint_eq(service_manager_count(&sm, "iommufd-bus_0000_04"), 1);
-        ck_assert_uint_eq(service_manager_count(&sm, "cdev-pci_0000_04_00_0"), 1);
+        ck_assert_uint_eq(service_manager_count(&sm, cdev_name(name, "0000_04_00_0", DEV04_0)), 1);
         peer_start(&a, "--keep", "--take", "0000:04:00.0", NULL);
         assert_peer_says(&a, "took", "fds=OK");
 
         ck_assert_int_eq(harness_kill_daemon(&h, SIGKILL), 128 + SIGKILL);
         service_manager_start_daemon(&sm, &h, lab_daemon_args);
         ck_assert_msg(daemon_said("Took iommufd-bus_0000_04 back from the fd store") &&
-                      daemon_said("Took cdev-pci_0000_04_00_0 back from the fd store"), "nothing taken back");
+                      daemon_said("Took cdev-pci_0000_04_00_0.dev-"), "nothing taken back");
         ck_assert(!daemon_said("Refusing"));
         /* Bound by setup()'s daemon and by the first under the store, not again. */
         ck_assert_int_eq(count_opens("cdev-bind 0000:04:00.0"), 2);
@@ -392,6 +405,103 @@ START_TEST(test_restart_takes_the_context_back) {
                       daemon_said("the device fd is /dev/null, not /dev/vfio/devices/vfio11"), "not refused");
         ck_assert_int_eq(count_opens("cdev-bind 0000:04:00.1 vfio11 result=0"), 3);     /* bound afresh */
         assert_ownership(DEV04_1, "cdev");
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        service_manager_stop(&sm);
+}
+END_TEST
+
+/* A peer's IOAS (its DMA mappings) survives a restart: the cdev's name in
+ * the store says which it is, the context still has it, and the group waits
+ * for the process that holds the cdev. That one gets its IOAS back as it
+ * was; anyone else is Busy, and once it has let go, gets a new IOAS. An id
+ * the context does not have is not believed. */
+START_TEST(test_restart_keeps_the_peers_ioas) {
+        char name[FDSTORE_NAME], old[FDSTORE_NAME], other[FDSTORE_NAME], text[128], pid[40], *line;
+        struct service_manager sm;
+        uint32_t ioas, devid, attaches;
+        struct peer a, b;
+        struct call c;
+        int fds[3];
+
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        service_manager_start(&sm, h.dir, 64);
+        service_manager_start_daemon(&sm, &h, lab_daemon_args);
+        ck_assert(service_manager_wait_said(&sm, "FDNAME=cdev-pci_0000_04_00_1", 5000));
+        cdev_name(old, "0000_04_00_0", DEV04_0);
+        peer_start(&a, "--keep", "--take", "0000:04:00.0", NULL);
+        assert_peer_says(&a, "took", "fds=OK");
+        ioas = get_u32(DEV04_0, "IommufdIoasId");
+        devid = get_u32(DEV04_0, "IommufdDevId");
+        ck_assert_uint_gt(ioas, 0);
+        ck_assert_uint_gt(devid, 0);
+        cdev_name(name, "0000_04_00_0", DEV04_0);
+        snprintf(text, sizeof(text), "FDNAME=%s ", name);
+        ck_assert_msg(service_manager_wait_said(&sm, text, 5000), "never parked as %s", name);
+        ck_assert_uint_eq(service_manager_count(&sm, name), 1);
+        ck_assert_uint_eq(service_manager_count(&sm, old), 0);  /* renamed, not stored twice */
+
+        ck_assert_int_eq(harness_kill_daemon(&h, SIGKILL), 128 + SIGKILL);
+        service_manager_start_daemon(&sm, &h, lab_daemon_args);
+        snprintf(text, sizeof(text), "0000:04:00.0 came back attached to IOAS %u, its peer", ioas);
+        ck_assert_msg(daemon_said(text), "not said: %s", text);
+        snprintf(pid, sizeof(pid), "pid %d (test-peer", (int) a.pid);
+        ck_assert_msg(daemon_said("IOMMU group 10: ") && daemon_said(pid) &&
+                      daemon_said("cdev, attached to its IOAS from before the restart"), "the previous peer not named");
+        snprintf(text, sizeof(text), "ioas-check %u result=0", ioas);
+        ck_assert_int_eq(count_opens(text), 1);
+        ck_assert_uint_eq(get_u32(DEV04_0, "IommufdIoasId"), ioas);
+        ck_assert_uint_eq(get_u32(DEV04_0, "IommufdDevId"), devid);
+
+        /* Nobody else gets that IOAS while A holds the cdev. */
+        peer_start(&b, "--take", "0000:04:00.0", NULL);
+        line = peer_expect(&b, "error", 10000);
+        ck_assert_msg(line && strstr(line, VRD_ERROR_BUSY) && strstr(line, "IOMMU group 10 of 0000:04:00.0") &&
+                      strstr(line, pid), "it said: %s", line);
+        free(line);
+        peer_stop(&b);
+        /* A takes it again: the same IOAS, nothing attached or destroyed. */
+        attaches = (uint32_t) count_opens("ioas-attach 0000:04:00.0");
+        kill(a.pid, SIGUSR1);
+        assert_peer_says(&a, "took", "fds=OK");
+        ck_assert_uint_eq(get_u32(DEV04_0, "IommufdIoasId"), ioas);
+        ck_assert_uint_eq((uint32_t) count_opens("ioas-attach 0000:04:00.0"), attaches);
+        ck_assert_int_eq(count_opens("ioas-destroy"), 0);
+        reset_sync(&c, "04:00.0", NULL);
+        ck_assert_msg(!*c.error, "%s: %s", c.error, c.message);
+        assert_peer_says(&a, "resume", "done");
+        ck_assert_uint_eq(get_u32(DEV04_0, "IommufdIoasId"), ioas);
+
+        /* Once A is gone, the next peer gets an IOAS of its own, and A's goes. */
+        peer_stop(&a);
+        for (int i = 0; i < 500 && n_peers(DEV04_0) > 0; i++)
+                usleep(10 * 1000);
+        peer_start(&b, "--take", "0000:04:00.0", NULL);
+        assert_peer_says(&b, "took", "fds=OK");
+        ck_assert_uint_ne(get_u32(DEV04_0, "IommufdIoasId"), ioas);
+        snprintf(text, sizeof(text), "ioas-destroy %u result=0", ioas);
+        ck_assert_int_eq(count_opens(text), 1);
+        peer_stop(&b);
+
+        /* A name with an IOAS the context does not have. */
+        cdev_name(name, "0000_04_00_0", DEV04_0);
+        cdev_name(other, "0000_04_00_1", DEV04_1);
+        ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
+        fds[0] = service_manager_dup(&sm, "iommufd-bus_0000_04");
+        fds[1] = service_manager_dup(&sm, name);
+        fds[2] = service_manager_dup(&sm, other);
+        ck_assert_msg(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0, "the store lacks %s or %s", name, other);
+        service_manager_flush(&sm);
+        service_manager_store(&sm, "iommufd-bus_0000_04", fds[0]);
+        snprintf(text, sizeof(text), "cdev-pci_0000_04_00_0.dev-%u.ioas-999", devid);
+        service_manager_store(&sm, text, fds[1]);
+        service_manager_store(&sm, other, fds[2]);
+        service_manager_start_daemon(&sm, &h, lab_daemon_args);
+        ck_assert(daemon_said("0000:04:00.0 came back attached to IOAS 999, which the iommufd context of "
+                              "bus_0000_04 does not have"));
+        ck_assert_uint_eq(get_u32(DEV04_0, "IommufdIoasId"), 0);
+        ck_assert_uint_eq(get_u32(DEV04_0, "IommufdDevId"), devid);
+        snprintf(text, sizeof(text), "cdev-pci_0000_04_00_0.dev-%u", devid);
+        ck_assert_uint_eq(service_manager_count(&sm, text), 1);        /* parked again under what is true */
         ck_assert_int_eq(harness_terminate_daemon(&h, 5000), 0);
         service_manager_stop(&sm);
 }
@@ -425,6 +535,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_config_keeps_a_set_on_legacy);
         tcase_add_test(tc, test_cdev_holders_cannot_be_borrowed);
         tcase_add_test(tc, test_restart_takes_the_context_back);
+        tcase_add_test(tc, test_restart_keeps_the_peers_ioas);
         tcase_add_test(tc, test_borrow_of_an_owned_set);
         suite_add_tcase(s, tc);
         return s;

@@ -6,10 +6,12 @@
  * "ready NAME" comes once every take and watch is answered.
  * Usage: test-peer [--keep] [--take ADDR]... [--watch ADDR]... [--silent] [--ack-after MS]
  * --keep holds on to the fds it took (else they close with the reply), as a
- * peer that uses them does. */
+ * peer that uses them does. SIGUSR1 takes every --take device again (as a
+ * peer does when a restarted daemon comes back). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,8 @@ static sd_bus *bus;
 static sd_event *event;
 static bool silent, keep;
 static uint64_t ack_after_usec;
+static const char *takes[16];
+static size_t n_takes;
 
 static int ack(uint64_t id) {
         sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -105,6 +109,12 @@ static int call(const char *method, const char *address) {
         return r;
 }
 
+static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        for (size_t i = 0; i < n_takes; i++)
+                call("TakeDevice", takes[i]);
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "take", required_argument, NULL, 't' },
@@ -130,6 +140,8 @@ int main(int argc, char *argv[]) {
                 switch (c) {
                 case 't':
                         call("TakeDevice", optarg);
+                        if (n_takes < sizeof(takes) / sizeof(takes[0]))
+                                takes[n_takes++] = optarg;
                         break;
                 case 'w':
                         call("Watch", optarg);
@@ -146,6 +158,14 @@ int main(int argc, char *argv[]) {
                 default:
                         return 2;
                 }
+        {
+                sigset_t usr1;
+
+                sigemptyset(&usr1);
+                sigaddset(&usr1, SIGUSR1);
+                if (sigprocmask(SIG_BLOCK, &usr1, NULL) < 0 || sd_event_add_signal(event, NULL, SIGUSR1, on_usr1, NULL) < 0)
+                        return 1;
+        }
         (void) sd_bus_get_unique_name(bus, &unique);
         printf("ready %s\n", unique);
         (void) sd_bus_set_exit_on_disconnect(bus, true);

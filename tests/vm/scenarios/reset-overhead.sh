@@ -9,8 +9,8 @@
 #    with an empty group list, --time-hot-reset --cdev);
 # 2. then the daemon owns the set in that model ([Ownership] Model=, and its
 #    log must name the model of every reset, else the scenario fails), two
-#    bar-peer processes take one function
-#    each and ack every pause at once, and bar-peer's requester calls
+#    bar-peer processes take one function each and ack every pause at once,
+#    and bar-peer's requester calls
 #    ResetDevice N times, timing each call's round trip; before each call
 #    (bar-peer --between), the bus floor of that reset: bus-floor
 #    (bench/floor-round.c, the floor of bench/peer-scale) exchanges the same

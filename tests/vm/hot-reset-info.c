@@ -27,6 +27,12 @@
  *       reset BDF bound=K ok|errno=ENAME
  *     where DEVID is the devid of a device bound here, OWNED for one whose
  *     group another device bound here brings, NOT_OWNED otherwise.
+ *   hot-reset-info --time-hot-reset --cdev BDF... [-n N]
+ *     the raw hot reset of the cdev model, as the daemon's cdev ownership
+ *     does it: every BDF's cdev opened and bound to one iommufd (all of them
+ *     kept open), then N times VFIO_DEVICE_PCI_HOT_RESET with an empty group
+ *     fd list through the first BDF's cdev; one line as --time-hot-reset's:
+ *       hot-reset BDF cdev=vfioN,vfioM devids=N,M n=N ok=K min_us=...
  *
  * Exit status: 0 when every device was looked up (ENODEV is an answer) and
  * every timed reset succeeded, 1 otherwise, 2 on bad usage.
@@ -353,31 +359,52 @@ static void cdev_info(const char *bdf, int fd, size_t bound)
 	free(info);
 }
 
+/* /dev/iommu, opened; -1 after saying why. */
+static int iommufd_open(void)
+{
+	int fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		printf("iommufd error=open-dev-iommu errno=%s\n", vt_errname(errno));
+	return fd;
+}
+
+/* BDF's cdev opened (its name in NAME) and bound to IOMMUFD, its devid in
+ * *DEVID; the fd, or -1 after saying why. */
+static int cdev_bind(const char *bdf, int iommufd, char *name, size_t len, __u32 *devid)
+{
+	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind), .iommufd = iommufd };
+	int fd = cdev_open(bdf, name, len);
+
+	if (fd < 0) {
+		printf("bind %s error=open-cdev errno=%s\n", bdf, vt_errname(-fd));
+		return -1;
+	}
+	if (ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0) {
+		printf("bind %s cdev=%s error=bind-iommufd errno=%s\n", bdf, name, vt_errname(errno));
+		close(fd);
+		return -1;
+	}
+	*devid = bind.out_devid;
+	return fd;
+}
+
 static int cdev_steps(const char **bdfs, size_t n)
 {
 	int fds[MAX_DEVICES], iommufd;
 	char name[NAME_MAX + 1];
 
-	iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-	if (iommufd < 0) {
-		printf("iommufd error=open-dev-iommu errno=%s\n", vt_errname(errno));
+	iommufd = iommufd_open();
+	if (iommufd < 0)
 		return -1;
-	}
 	for (size_t i = 0; i < n; i++) {
-		struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind), .iommufd = iommufd };
 		struct vfio_pci_hot_reset reset = { .argsz = sizeof(reset), .count = 0 };
+		__u32 devid;
 
-		fds[i] = cdev_open(bdfs[i], name, sizeof(name));
-		if (fds[i] < 0) {
-			printf("bind %s error=open-cdev errno=%s\n", bdfs[i], vt_errname(-fds[i]));
+		fds[i] = cdev_bind(bdfs[i], iommufd, name, sizeof(name), &devid);
+		if (fds[i] < 0)
 			return -1;
-		}
-		if (ioctl(fds[i], VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0) {
-			printf("bind %s cdev=%s error=bind-iommufd errno=%s\n", bdfs[i], name,
-			       vt_errname(errno));
-			return -1;
-		}
-		printf("bind %s cdev=%s devid=%u\n", bdfs[i], name, bind.out_devid);
+		printf("bind %s cdev=%s devid=%u\n", bdfs[i], name, devid);
 		cdev_info(bdfs[0], fds[0], i + 1);
 		/* vfio.h: a zero-length fd array means the iommufd context proves
 		 * ownership, which needs every affected device owned by it. */
@@ -391,6 +418,56 @@ static int cdev_steps(const char **bdfs, size_t n)
 	close(iommufd);
 	return 0;
 }
+
+/* --time-hot-reset --cdev: the raw reset of the daemon's cdev ownership. */
+static int time_cdev_reset(const char **bdfs, size_t n_bdfs, int n)
+{
+	struct vfio_pci_hot_reset reset = { .argsz = sizeof(reset), .count = 0 };
+	char extra[512] = " cdev=", devids[128] = " devids=", name[32];
+	int fds[MAX_DEVICES], iommufd, ok = 0, first_errno = 0, r = -1;
+	size_t bound = 0;
+	double *us;
+
+	iommufd = iommufd_open();
+	if (iommufd < 0)
+		return -1;
+	/* Every BDF bound, and kept open while timing (as the daemon holds
+	 * them: a vfio-pci function nobody has open sits in runtime D3hot,
+	 * and each reset would have to wake it first). */
+	for (; bound < n_bdfs; bound++) {
+		__u32 devid;
+
+		fds[bound] = cdev_bind(bdfs[bound], iommufd, name, sizeof(name), &devid);
+		if (fds[bound] < 0)
+			goto out;
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "%s%s", bound ? "," : "", name);
+		snprintf(devids + strlen(devids), sizeof(devids) - strlen(devids), "%s%u", bound ? "," : "", devid);
+	}
+	snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "%s", devids);
+	us = calloc(n, sizeof(*us));
+	if (!us)
+		abort();
+	/* The kernel's rule (7.3, vfio_pci_core.c): an empty fd list is taken
+	 * only through a device opened by its cdev (and a non-empty one only
+	 * through a group-opened device), and then every device of the dev_set
+	 * must be bound to the caller's iommufd context, or be unbound with its
+	 * IOMMU group holding a device bound to it; else EINVAL. The two igb
+	 * functions are in two groups, so both are bound here. */
+	for (int i = 0; i < n; i++) {
+		double t0 = vt_now_us();
+		if (ioctl(fds[0], VFIO_DEVICE_PCI_HOT_RESET, &reset) == 0)
+			us[ok++] = vt_now_us() - t0;
+		else if (!first_errno)
+			first_errno = errno;
+	}
+	r = report("hot-reset", bdfs[0], extra, us, ok, n, first_errno);
+	free(us);
+out:
+	while (bound > 0)
+		close(fds[--bound]);
+	close(iommufd);
+	return r;
+}
 #endif
 
 static int usage(void)
@@ -400,16 +477,18 @@ static int usage(void)
 		"       hot-reset-info --time-hot-reset BDF... [-n N]\n"
 		"       hot-reset-info --time-function-reset BDF... [-n N]\n"
 		"       hot-reset-info --cdev BDF...\n"
+		"       hot-reset-info --time-hot-reset --cdev BDF... [-n N]\n"
 		"BDF is DDDD:BB:SS.F\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	enum { SHOW, TIME_HOT, TIME_FUNCTION, CDEV } mode = SHOW;
+	enum { SHOW, TIME_HOT, TIME_FUNCTION } mode = SHOW;
 	const char *bdfs[MAX_DEVICES];
 	size_t n_bdfs = 0;
 	int n = 10, failed = 0;
+	bool cdev = false;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--time-hot-reset")) {
@@ -417,7 +496,7 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--time-function-reset")) {
 			mode = TIME_FUNCTION;
 		} else if (!strcmp(argv[i], "--cdev")) {
-			mode = CDEV;
+			cdev = true;
 		} else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
 			n = atoi(argv[++i]);
 			if (n < 1)
@@ -429,12 +508,12 @@ int main(int argc, char **argv)
 			return usage();
 		}
 	}
-	if (n_bdfs == 0)
+	if (n_bdfs == 0 || (cdev && mode == TIME_FUNCTION))
 		return usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (mode == CDEV) {
+	if (cdev) {
 #ifdef VFIO_DEVICE_BIND_IOMMUFD
-		return cdev_steps(bdfs, n_bdfs) < 0;
+		return (mode == TIME_HOT ? time_cdev_reset(bdfs, n_bdfs, n) : cdev_steps(bdfs, n_bdfs)) < 0;
 #else
 		fprintf(stderr, "hot-reset-info: --cdev: built against a linux/vfio.h without "
 				"VFIO_DEVICE_BIND_IOMMUFD (build it with a newer kernel's uapi headers)\n");

@@ -618,6 +618,27 @@ int vrd_peer_get_devset(vrd_peer *p, const char *address, char **ret_devset) {
         return *ret_devset ? 0 : fail(p, -ENOMEM, NULL);
 }
 
+int vrd_peer_get_ioas(vrd_peer *p, const char *address, uint32_t *ret_ioas) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *path;
+        int r;
+
+        if (!p)
+                return -EINVAL;
+        if (!address || !ret_ioas)
+                return fail(p, -EINVAL, NULL);
+        r = call(p, "GetDevice", &reply, "s", address);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return fail(p, r, NULL);
+        r = sd_bus_get_property_trivial(p->bus, VRD_BUS_NAME, path, "org.vfioresetd1.Device", "IommufdIoasId", &e,
+                                        'u', ret_ioas);
+        return r < 0 ? fail(p, r, &e) : 0;
+}
+
 int vrd_peer_on_pause(vrd_peer *p, vrd_pause_handler_t handler, void *userdata) {
         if (!p)
                 return -EINVAL;

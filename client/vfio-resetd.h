@@ -122,6 +122,12 @@ int vrd_peer_watch_paused(vrd_peer *p, const char *address, bool *ret_paused);
 int vrd_peer_unwatch(vrd_peer *p, const char *address);
 /* The object path of the device's dev_set, as Pause and Resume name it; free() it. */
 int vrd_peer_get_devset(vrd_peer *p, const char *address, char **ret_devset);
+/* The cdev model: the id of the IO address space the device is attached to
+ * in the iommufd context vrd_peer_take() gave (Device.IommufdIoasId), the one
+ * the caller maps its DMA into (IOMMU_IOAS_MAP); 0 in the legacy model, or
+ * when nobody took the device. It stays the same across a reset and across a
+ * restart of the daemon. New in libvfio-resetd.so.0.3. */
+int vrd_peer_get_ioas(vrd_peer *p, const char *address, uint32_t *ret_ioas);
 
 /* Handlers; NULL removes one. Without a pause handler the peer never acknowledges.
  * Without a resume handler, a pause ended by VRD_RESUME_DAEMON_GONE is logged

@@ -23,6 +23,7 @@
 #include "lab-harness.h"
 #include "macro.h"
 #include "service-manager.h"
+#include "vfio-resetd.h"
 
 #define DEV04_0 VRD_DEVICE_PATH_PREFIX "/pci_0000_04_00_0"
 #define DEV04_1 VRD_DEVICE_PATH_PREFIX "/pci_0000_04_00_1"
@@ -150,6 +151,20 @@ START_TEST(test_take_and_reset_through_the_context) {
         ck_assert_uint_gt(ioas_a, 0);
         ck_assert_uint_gt(ioas_b, 0);
         ck_assert_uint_ne(ioas_a, ioas_b);                      /* an IOAS of its own each */
+        {
+                /* What the library tells a peer is the property. */
+                vrd_peer *lp = NULL;
+                uint32_t v = 42;
+
+                ck_assert_int_eq(vrd_peer_new(&lp), 0);
+                ck_assert_int_eq(vrd_peer_get_ioas(lp, "04:00.1", &v), 0);
+                ck_assert_uint_eq(v, ioas_b);
+                ck_assert_int_eq(vrd_peer_get_ioas(lp, "00:02.0", &v), 0);
+                ck_assert_uint_eq(v, 0);                        /* legacy */
+                ck_assert_int_eq(vrd_peer_get_ioas(lp, "0f:00.0", &v), -ENODEV);
+                ck_assert_str_eq(vrd_peer_error_name(lp), VRD_ERROR_NO_SUCH_DEVICE);
+                vrd_peer_unref(lp);
+        }
         ck_assert_int_eq(count_opens("ioas-attach 0000:04:00.0"), 1);
         {
                 char *out = NULL, want[128];

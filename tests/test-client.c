@@ -174,6 +174,14 @@ START_TEST(test_take_release) {
         ck_assert_int_eq(vrd_peer_get_devset(a, "0000:04:00.1", &devset), 0);
         ck_assert_str_eq(devset, SET04);
         free(devset);
+        {
+                uint32_t ioas = 42;
+
+                ck_assert_int_eq(vrd_peer_get_ioas(a, "04:00.0", &ioas), 0);
+                ck_assert_uint_eq(ioas, 0);             /* the legacy model: the iommu fd is the container */
+                ck_assert_int_eq(vrd_peer_get_ioas(a, "04:00", &ioas), -EINVAL);
+                ck_assert_str_eq(vrd_peer_error_name(a), SD_BUS_ERROR_INVALID_ARGS);
+        }
 
         /* released, the group is free for the next peer; its claims end with its connection */
         ck_assert_int_eq(vrd_peer_release(a, "04:00.0"), 0);

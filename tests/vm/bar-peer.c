@@ -40,6 +40,12 @@
  *   rewrote ADDR reg=0xOFF value=0xV readback=0xR
  *   ioas ADDR id=N map=ok iova=0xI | map=errno=ENAME   (cdev model: its IOAS, IOMMU_IOAS_MAP)
  *   ioas-other ADDR id=N map=...     (with --map-into N: another peer's IOAS through the same fd)
+ *   ioas-kept ADDR id=N now=M iova=0xI unmap=LEN|unmap=errno=ENAME remap=ok|errno=ENAME
+ *                                    (with --rejoin, after each rejoined line: the IOAS the
+ *                                     buffer went into (N) and the device's IommufdIoasId from
+ *                                     the new daemon (M); IOMMU_IOAS_UNMAP of that IOVA answers
+ *                                     the length unmapped, LEN 65536 when the mapping survived;
+ *                                     then mapped again there for the next restart)
  *   ready UNIQUE pid=PID taken=N      (once every take is answered)
  *   busy ADDR reads=N last=0xV       (with --busy, at each Resume)
  *   gone ADDR | closed ADDR
@@ -50,6 +56,8 @@
  *   rejoined ADDR paused=B reg=0xOFF value=0xV    (with --rejoin: taken again from a
  *                                     restarted daemon, its register read through the old
  *                                     mapping) | rejoin-error ADDR NAME MESSAGE
+ *   held ADDR reg=0xOFF value=0xV    (without --rejoin, at daemon-back: not taken again, its
+ *                                     register read through the mapping it kept)
  *
  * Usage: bar-peer --take ADDR [--take ADDR]... [--ack | --silent | --ack-after MS]
  *          [--reg OFFSET] [--value V] [--busy MS] [--release-on-resume]
@@ -98,7 +106,7 @@
 
 #include "vfio-test.h"
 #include "peer-log.h"
-#include "../../daemon/vfio-cdev-uapi.h"
+#include "iommufd-uapi.h"
 
 #define BUS_NAME "org.vfioresetd1"
 #define ROOT_PATH "/org/vfioresetd1"
@@ -114,6 +122,9 @@ struct dev {
 	off_t bar_offset; /* BAR0's offset in the device fd */
 	atomic_ulong busy_reads;
 	atomic_uint busy_last;
+	uint32_t ioas;          /* the IOAS its buffer is mapped into (cdev model), 0 if none */
+	uint64_t iova;          /* where, IOAS_BUFFER bytes */
+	void *buffer;
 };
 
 static sd_bus *bus;
@@ -372,25 +383,79 @@ static int on_finished(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	return 0;
 }
 
+#define IOAS_BUFFER 65536
+
 /* IOMMU_IOAS_MAP of a fresh 64 KiB buffer into IOAS id through the iommu fd:
- * "ok iova=0x..." or "errno=ENAME". */
+ * "ok iova=0x..." or "errno=ENAME". Its own IOAS's mapping is kept in d. */
 static void ioas_map(struct dev *d, uint32_t id, char *out, size_t size)
 {
-	void *buf = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *buf = mmap(NULL, IOAS_BUFFER, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct iommu_ioas_map m = {
 		.size = sizeof(m),
 		.flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
 		.ioas_id = id,
 		.user_va = (uintptr_t)buf,
-		.length = 65536,
+		.length = IOAS_BUFFER,
 	};
 
 	if (buf == MAP_FAILED)
 		snprintf(out, size, "errno=%s", vt_errname(errno));
 	else if (ioctl(d->iommu_fd, IOMMU_IOAS_MAP, &m) < 0)
 		snprintf(out, size, "errno=%s", vt_errname(errno));
-	else
+	else {
 		snprintf(out, size, "ok iova=0x%llx", (unsigned long long)m.iova);
+		if (!d->ioas) {
+			d->ioas = id;
+			d->iova = m.iova;
+			d->buffer = buf;
+		}
+	}
+}
+
+/* Device.IommufdIoasId of d from the daemon that owns the name as dest. */
+static uint32_t ioas_of(const char *dest, const struct dev *d)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	char path[96];
+	uint32_t id = 0;
+
+	snprintf(path, sizeof(path), ROOT_PATH "/device/pci_%.4s_%.2s_%.2s_%.1s", d->address, d->address + 5,
+		 d->address + 8, d->address + 11);
+	if (sd_bus_get_property_trivial(bus, dest, path, "org.vfioresetd1.Device", "IommufdIoasId", &e, 'u', &id) < 0)
+		id = 0;
+	sd_bus_error_free(&e);
+	return id;
+}
+
+/* After a rejoin: is d's buffer still mapped where it was? IOMMU_IOAS_UNMAP
+ * of exactly that range answers the length it unmapped (ENOENT when nothing
+ * is there, or the IOAS is gone); then the same buffer goes back at the same
+ * IOVA (IOMMU_IOAS_MAP_FIXED_IOVA), for the next restart to find. */
+static void check_kept(const char *dest, struct dev *d)
+{
+	struct iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = d->ioas, .iova = d->iova, .length = IOAS_BUFFER };
+	struct iommu_ioas_map m = {
+		.size = sizeof(m),
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
+		.ioas_id = d->ioas,
+		.user_va = (uintptr_t)d->buffer,
+		.length = IOAS_BUFFER,
+		.iova = d->iova,
+	};
+	char unmapped[48], remapped[48];
+
+	if (!d->ioas)
+		return;
+	if (ioctl(d->iommu_fd, IOMMU_IOAS_UNMAP, &u) < 0)
+		snprintf(unmapped, sizeof(unmapped), "errno=%s", vt_errname(errno));
+	else
+		snprintf(unmapped, sizeof(unmapped), "%llu", (unsigned long long)u.length);
+	if (ioctl(d->iommu_fd, IOMMU_IOAS_MAP, &m) < 0)
+		snprintf(remapped, sizeof(remapped), "errno=%s", vt_errname(errno));
+	else
+		snprintf(remapped, sizeof(remapped), "ok");
+	say("ioas-kept %s id=%u now=%u iova=0x%llx unmap=%s remap=%s", d->address, d->ioas, ioas_of(dest, d),
+	    (unsigned long long)d->iova, unmapped, remapped);
 }
 
 /* In the cdev model (Device.IommufdIoasId > 0) the peer's DMA goes through
@@ -398,17 +463,11 @@ static void ioas_map(struct dev *d, uint32_t id, char *out, size_t size)
  * (every holder of the context's fd reaches every IOAS id of it). */
 static void map_ioas(struct dev *d)
 {
-	sd_bus_error e = SD_BUS_ERROR_NULL;
-	char path[96], what[64];
-	uint32_t id = 0;
+	uint32_t id = ioas_of(BUS_NAME, d);
+	char what[64];
 
-	snprintf(path, sizeof(path), ROOT_PATH "/device/pci_%.4s_%.2s_%.2s_%.1s", d->address, d->address + 5,
-		 d->address + 8, d->address + 11);
-	if (sd_bus_get_property_trivial(bus, BUS_NAME, path, "org.vfioresetd1.Device", "IommufdIoasId", &e, 'u',
-					&id) < 0 || id == 0) {
-		sd_bus_error_free(&e);
+	if (id == 0)
 		return;
-	}
 	ioas_map(d, id, what, sizeof(what));
 	say("ioas %s id=%u map=%s", d->address, id, what);
 	if (map_into && map_into != id) {
@@ -460,7 +519,8 @@ static int take(const char *address)
 }
 
 /* The daemon's name changed hands: with --rejoin, take every device again
- * from the new owner; the new fds close with the reply, ours stay. */
+ * from the new owner; the new fds close with the reply, ours stay. Without,
+ * keep holding them, untaken (the new daemon keeps them for this process). */
 static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	const char *name, *old_owner, *new_owner;
@@ -474,7 +534,7 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *err
 	if (!*new_owner)
 		return 0;
 	say("daemon-back %s", new_owner);
-	for (size_t i = 0; rejoin && i < n_devs; i++) {
+	for (size_t i = 0; i < n_devs; i++) {
 		sd_bus_error e = SD_BUS_ERROR_NULL;
 		sd_bus_message *reply = NULL;
 		struct dev *d = &devs[i];
@@ -482,12 +542,18 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *err
 
 		if (d->device_fd < 0)
 			continue;
+		if (!rejoin) {
+			say("held %s reg=%#x value=0x%08x", d->address, reg, d->bar ? d->bar[reg / 4] : 0);
+			continue;
+		}
 		if (sd_bus_call_method(bus, new_owner, ROOT_PATH, MANAGER_IFACE, "TakeDevice", &e, &reply, "s",
 				       d->address) < 0)
 			say("rejoin-error %s %s %s", d->address, e.name ?: "?", e.message ?: "");
-		else if (sd_bus_message_read(reply, "hhb", &device, &iommu, &paused) >= 0)
+		else if (sd_bus_message_read(reply, "hhb", &device, &iommu, &paused) >= 0) {
 			say("rejoined %s paused=%d reg=%#x value=0x%08x", d->address, paused, reg,
 			    d->bar ? d->bar[reg / 4] : 0);
+			check_kept(new_owner, d);
+		}
 		sd_bus_message_unref(reply);
 		sd_bus_error_free(&e);
 	}
@@ -590,7 +656,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: bar-peer --take ADDR... [--ack|--silent|--ack-after MS] [--reg OFF] [--value V]\n"
 			"       [--busy MS] [--release-on-resume] [--exit-on-resume] [--log FILE] [--times FILE]\n"
-			"       [--prefix TEXT] [--no-broadcasts] [--rejoin]\n"
+			"       [--prefix TEXT] [--no-broadcasts] [--rejoin] [--map-into IOAS]\n"
 			"       bar-peer --reset ADDR [--timeout-usec N] [--force] [--borrow] [--count N] [--between CMD] [--log FILE]\n"
 			"                [--prefix TEXT]\n");
 }

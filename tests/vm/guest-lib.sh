@@ -605,6 +605,57 @@ service_start() {
 	service_rc=$?
 	wait_for 30 service_owned
 }
+# --- the Debian root: vfio-resetd.service across restarts (its fd store) ----
+
+VMTEST_UNIT=vfio-resetd.service
+# show WHAT: lines on stdin as INFO lines.
+show() { sed "s|^|VMTEST INFO $1: |"; }
+main_pid() { systemctl show -p MainPID --value "$VMTEST_UNIT"; }
+unit_prop() { systemctl show -p "$1" --value "$VMTEST_UNIT"; }
+# journal_of PID: the journal of one daemon process.
+journal_of() { journalctl --no-pager -b -o cat "_PID=$1"; }
+served_by() { [ "$(service_owner)" = "$1" ] && [ "$(main_pid)" = "$1" ]; }
+# wait_new_daemon OLD: serving, and not process OLD: prints the pid that owns
+# the name now.
+wait_new_daemon() {
+	_old=$1
+	wait_for 60 sh -c "p=\$(systemctl show -p MainPID --value $VMTEST_UNIT); [ \"\$p\" != 0 ] && [ \"\$p\" != $_old ] &&
+		busctl --system list --no-legend | awk -v p=\"\$p\" '\$1 == \"$VMTEST_NAME\" && \$2 == p { f = 1 } END { exit !f }'" &&
+		main_pid
+}
+# service_manage QUIESCE_SEC ADDR...: the service started on a config file
+# that manages ADDRs (manage_config, at the path the daemon reads by
+# default; VMTEST_OWNERSHIP its model), until $set_path is Managed. Sets
+# $service_conf, and $service_why: empty when it serves and manages the set.
+service_manage() {
+	service_conf=$(vfio-resetd --help | sed -n 's/.*Read PATH instead of //p')
+	mkdir -p "${service_conf%/*}"
+	manage_config "$service_conf" "$@"
+	systemctl start "$VMTEST_UNIT" >/run/start.out 2>&1
+	_sm_rc=$?
+	wait_for 60 managed
+	service_why=""
+	[ "$_sm_rc" -eq 0 ] || service_why="$service_why systemctl start: $(cat /run/start.out);"
+	served_by "$(main_pid)" || service_why="$service_why MainPID $(main_pid), the name's owner '$(service_owner)';"
+	managed || service_why="$service_why $set_path is not Managed;"
+}
+# service_killed OLD JOURNAL: `systemctl kill -s KILL` of process OLD, until
+# a new one serves and $set_path is Managed (Restart= brings it back): its pid
+# in $service_pid, its NRestarts in $service_restarts, its journal in file
+# JOURNAL; $service_why empty when a new process owns the name.
+service_killed() {
+	systemctl kill -s KILL "$VMTEST_UNIT"
+	service_pid=$(wait_new_daemon "$1")
+	wait_for 30 managed
+	service_restarts=$(unit_prop NRestarts)
+	journal_of "${service_pid:-0}" >"$2"
+	service_why=""
+	[ -n "$service_pid" ] || service_why=" no new daemon owns $VMTEST_NAME (MainPID $(main_pid));"
+}
+# set_peers_are N: the set at $set_path has N peers.
+set_peers_are() {
+	[ "$(busctl --system get-property "$VMTEST_NAME" "$set_path" org.vfioresetd1.DevSet Peers | cut -d' ' -f2)" = "$1" ]
+}
 # domain_xml NAME BDF: a 64 MiB domain without disk or USB holding BDF as a
 # managed='no' hostdev (the function stays on vfio-pci).
 domain_xml() {

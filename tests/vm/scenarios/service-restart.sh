@@ -27,23 +27,7 @@ set -u
 [ "${1:-}" = prepare ] && exit 0
 
 igb_bus_set
-unit=vfio-resetd.service
-# Lines of a file or a command's output as INFO lines.
-show() { sed "s|^|VMTEST INFO $1: |"; }
-# busctl lists an activatable name with pid "-" until someone owns it.
-owner_pid() { busctl --system list --no-legend 2>/dev/null | awk -v n="$VMTEST_NAME" '$1 == n && $2 != "-" { print $2 }'; }
-main_pid() { systemctl show -p MainPID --value "$unit"; }
-unit_prop() { systemctl show -p "$1" --value "$unit"; }
-# The journal of one daemon process.
-journal_of() { journalctl --no-pager -b -o cat "_PID=$1"; }
-served_by() { [ "$(owner_pid)" = "$1" ] && [ "$(main_pid)" = "$1" ]; }
-# Serving, and not the process it was: the pid that owns the name now.
-wait_new_daemon() {
-	_old=$1
-	wait_for 60 sh -c "p=\$(systemctl show -p MainPID --value $unit); [ \"\$p\" != 0 ] && [ \"\$p\" != $_old ] &&
-		busctl --system list --no-legend | awk -v p=\"\$p\" '\$1 == \"$VMTEST_NAME\" && \$2 == p { f = 1 } END { exit !f }'" &&
-		main_pid
-}
+unit=$VMTEST_UNIT
 holder_log=/run/holder-B.log
 holder_has_line() { grep -Eq -- "$1" "$holder_log"; }
 holder_lines() { grep -Ec -- "$1" "$holder_log"; }
@@ -65,20 +49,12 @@ need_programs vfio-resetd vfio-resetctl bar-peer holder || exit 0
 group_a=$(pci_group "$a") group_b=$(pci_group "$b")
 
 # 0. The service, managing the set by its config file.
-conf=$(vfio-resetd --help | sed -n 's/.*Read PATH instead of //p')
-mkdir -p "${conf%/*}"
-manage_config "$conf" 60 "$a" "$b"
-systemctl start "$unit" >/run/start.out 2>&1
-rc=$?
-wait_for 60 managed
+service_manage 60 "$a" "$b"
 pid1=$(main_pid)
 store=$(unit_prop NFileDescriptorStore)
-why=""
-[ "$rc" -eq 0 ] || why="$why systemctl start: $(cat /run/start.out);"
-served_by "$pid1" || why="$why MainPID $pid1, the name's owner '$(owner_pid)';"
-managed || why="$why $set_path is not Managed;"
+why=$service_why
 [ "$store" = 6 ] || why="$why NFileDescriptorStore=$store, not 6 (2 groups, 2 containers, 2 devices);"
-vmtest_result "vfio-resetd (pid $pid1) manages $a (group $group_a) and $b (group $group_b) from $conf, 6 fds in its fd store" "$why"
+vmtest_result "vfio-resetd (pid $pid1) manages $a (group $group_a) and $b (group $group_b) from $service_conf, 6 fds in its fd store" "$why"
 if [ -n "$why" ]; then
 	journalctl --no-pager -b -u "$unit" | show journal
 	exit 0
@@ -94,21 +70,17 @@ hold_pid=$!
 wait_for 30 holder_has_line "^$a wrote TDBAL $written readback=$written\$" || why="$why holder: $(cat "$holder_log");"
 holder_pid=$(sed -n "s/^$a ready pid=\([0-9]*\) .*/\1/p" "$holder_log")
 peer_has A "^wrote $b reg=0x3800 value=$written readback=$written\$" || why="$why bar-peer did not write TDBAL;"
-wait_for 10 sh -c "[ \$(busctl --system get-property $VMTEST_NAME $set_path org.vfioresetd1.DevSet Peers | cut -d' ' -f2) = 2 ]" ||
+wait_for 10 set_peers_are 2 ||
 	why="$why Peers: $(prop "$set_path" org.vfioresetd1.DevSet Peers | tr '\n' ' ');"
 vmtest_result "two peers: bar-peer (pid $(peer_pid A)) on $b and hold with holder (pid $holder_pid) on $a, TDBAL=$written through BAR0" "$why"
 [ -z "$why" ] || exit 0
 
 # 1. Killed: systemd restarts it, and it takes everything back.
-systemctl kill -s KILL "$unit"
-pid2=$(wait_new_daemon "$pid1")
-wait_for 30 managed
-restarts=$(unit_prop NRestarts)
+service_killed "$pid1" /run/journal2
+pid2=$service_pid restarts=$service_restarts
 store=$(unit_prop NFileDescriptorStore)
-journal_of "$pid2" >/run/journal2
 show "vfio-resetd $pid2" </run/journal2
-why=""
-[ -n "$pid2" ] || why="$why no new daemon owns $VMTEST_NAME (MainPID $(main_pid));"
+why=$service_why
 [ "$restarts" = 1 ] || why="$why NRestarts=$restarts;"
 why="$why$(took_back_why /run/journal2)"
 [ "$store" = 6 ] || why="$why NFileDescriptorStore=$store;"
@@ -126,7 +98,7 @@ wait_for 20 holder_has_line "vfio-resetd is back: took $a again" || why="$why ho
 ! holder_has_line "^$a TDBAL " || why="$why holder saw TDBAL change: $(grep "^$a TDBAL " "$holder_log" | tr '\n' ' ');"
 kill -USR2 "$holder_pid"
 wait_for 10 holder_has_line "^$a rewrote TDBAL $written readback=$written\$" || why="$why holder cannot write through its mapping;"
-wait_for 10 sh -c "[ \$(busctl --system get-property $VMTEST_NAME $set_path org.vfioresetd1.DevSet Peers | cut -d' ' -f2) = 2 ]" ||
+wait_for 10 set_peers_are 2 ||
 	why="$why Peers: $(prop "$set_path" org.vfioresetd1.DevSet Peers | tr '\n' ' ');"
 vmtest_result "after the restart both peers took their devices again through their old mappings (TDBAL still $written: no reset), and are the set's peers" "$why"
 

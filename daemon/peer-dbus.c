@@ -119,8 +119,10 @@ static int check_previous_holder(struct manager *m, sd_bus_message *msg, struct 
                 return r;
         return sd_bus_error_setf(error, VRD_ERROR_BUSY,
                                  "IOMMU group %d of %s is still held by %s, its peer before vfio-resetd restarted: "
-                                 "only that process may take it again, until it closes the group's fds",
-                                 d->fn.iommu_group, address, holder_describe(prev, who));
+                                 "only that process may take it again, until it closes %s",
+                                 d->fn.iommu_group, address, holder_describe(prev, who),
+                                 d->model == OWNERSHIP_CDEV ? "the device's cdev (its IOAS is there)" :
+                                                              "the group's fds");
 }
 
 int method_take_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

@@ -20,11 +20,8 @@ a=0000:03:00.0
 b=0000:03:00.1
 set03=/org/vfioresetd1/devset/slot_0000_03_3
 set02=/org/vfioresetd1/devset/slot_0000_02_1
-show() { sed "s|^|VMTEST INFO $1: |"; }
-owner_pid() { busctl --system list --no-legend 2>/dev/null | awk -v n="$VMTEST_NAME" '$1 == n && $2 != "-" { print $2 }'; }
-main_pid() { systemctl show -p MainPID --value "$unit"; }
 # The daemon serves, under the unit's MainPID.
-serving() { [ -n "$(owner_pid)" ] && [ "$(owner_pid)" = "$(main_pid)" ]; }
+serving() { [ -n "$(service_owner)" ] && [ "$(service_owner)" = "$(main_pid)" ]; }
 reset_call() { busctl --system call "$VMTEST_NAME" /org/vfioresetd1 org.vfioresetd1.Manager ResetDevice 'sa{sv}' "$1" 0; }
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 
@@ -37,7 +34,7 @@ show "systemctl enable --now $unit" </run/enable.out
 wait_for 30 serving
 why=""
 [ "$rc" -eq 0 ] || why="$why systemctl enable --now exited with status $rc;"
-serving || why="$why the bus name's owner is '$(owner_pid)', MainPID '$(main_pid)';"
+serving || why="$why the bus name's owner is '$(service_owner)', MainPID '$(main_pid)';"
 vmtest_result "vfio-resetd enabled and active, MainPID $(main_pid) on the bus" "$why"
 if [ -n "$why" ]; then
 	systemctl status --no-pager "$unit" 2>&1 | show status

@@ -599,41 +599,40 @@ int vrd_peer_unwatch(vrd_peer *p, const char *address) {
         return call_with_address(p, "Unwatch", address, true, false);
 }
 
-int vrd_peer_get_devset(vrd_peer *p, const char *address, char **ret_devset) {
+/* The object path a Manager method (GetDevSet, GetDevice) gives for address; free() it. */
+static int object_of(vrd_peer *p, const char *method, const char *address, char **ret_path) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *path;
         int r;
 
         if (!p)
                 return -EINVAL;
-        if (!address || !ret_devset)
+        if (!address || !ret_path)
                 return fail(p, -EINVAL, NULL);
-        r = call(p, "GetDevSet", &reply, "s", address);
+        r = call(p, method, &reply, "s", address);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
                 return fail(p, r, NULL);
-        *ret_devset = strdup(path);
-        return *ret_devset ? 0 : fail(p, -ENOMEM, NULL);
+        *ret_path = strdup(path);
+        return *ret_path ? 0 : fail(p, -ENOMEM, NULL);
+}
+
+int vrd_peer_get_devset(vrd_peer *p, const char *address, char **ret_devset) {
+        return object_of(p, "GetDevSet", address, ret_devset);
 }
 
 int vrd_peer_get_ioas(vrd_peer *p, const char *address, uint32_t *ret_ioas) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-        const char *path;
+        _cleanup_free_ char *path = NULL;
         int r;
 
-        if (!p)
-                return -EINVAL;
-        if (!address || !ret_ioas)
+        if (p && !ret_ioas)
                 return fail(p, -EINVAL, NULL);
-        r = call(p, "GetDevice", &reply, "s", address);
+        r = object_of(p, "GetDevice", address, &path);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(reply, "o", &path);
-        if (r < 0)
-                return fail(p, r, NULL);
         r = sd_bus_get_property_trivial(p->bus, VRD_BUS_NAME, path, "org.vfioresetd1.Device", "IommufdIoasId", &e,
                                         'u', ret_ioas);
         return r < 0 ? fail(p, r, &e) : 0;

@@ -38,6 +38,12 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
+# Run by make check (tests/vm/kernel-7.3/kernel.test, run.sh), it inherits
+# the outer make's flags: its jobserver, which the kernel's make cannot use,
+# and -w, which puts "Entering directory" lines into what `make -s
+# kernelversion` prints. The kernel's makes here are makes of their own.
+unset MAKEFLAGS MAKELEVEL MFLAGS
+
 say() { echo "build-kernel.sh: $*" >&2; }
 skip() {
 	echo "build-kernel.sh: SKIP: $*" >&2
@@ -172,8 +178,7 @@ check_config() {
 }
 
 kmake() {
-	# Not the jobserver of a make check that runs this: a -j of its own.
-	env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS nice -n 10 make -C "$src" O="$build" "$@"
+	nice -n 10 make -C "$src" O="$build" "$@"
 }
 
 host_tools

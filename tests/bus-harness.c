@@ -115,8 +115,7 @@ static const char *daemon_wrap(void) {
         return w && *w ? w : NULL;
 }
 
-/* A wrapped daemon (valgrind) starts and stops many times slower. */
-static unsigned daemon_ms(unsigned ms) {
+unsigned harness_daemon_ms(unsigned ms) {
         return daemon_wrap() ? ms * 10 : ms;
 }
 
@@ -150,7 +149,7 @@ void harness_start_daemon(struct harness *h, const char *const *args) {
                 execv(argv[0], (char **) argv);
                 _exit(127);
         }
-        for (uint64_t end = now_ms() + daemon_ms(10000); now_ms() < end; usleep(20000)) {
+        for (uint64_t end = now_ms() + harness_daemon_ms(10000); now_ms() < end; usleep(20000)) {
                 if (harness_name_has_owner(h, VRD_BUS_NAME))
                         return;
                 ck_assert_msg(harness_daemon_alive(h), "vfio-resetd exited while starting; see %s", log);
@@ -176,7 +175,7 @@ int harness_terminate_daemon(struct harness *h, unsigned timeout_ms) {
 
         if (h->daemon_pid <= 0 || kill(h->daemon_pid, SIGTERM) < 0)
                 return -1;
-        for (uint64_t end = now_ms() + daemon_ms(timeout_ms); now_ms() < end; usleep(10000))
+        for (uint64_t end = now_ms() + harness_daemon_ms(timeout_ms); now_ms() < end; usleep(10000))
                 if (waitpid(h->daemon_pid, &status, WNOHANG) == h->daemon_pid) {
                         h->daemon_pid = 0;
                         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -213,7 +212,7 @@ void harness_stop(struct harness *h) {
         h->bus = sd_bus_flush_close_unref(h->bus);
         checked = h->daemon_checked && h->daemon_pid > 0;
         /* LeakSanitizer's and memcheck's leak search at exit takes seconds */
-        status = stop(&h->daemon_pid, daemon_ms(10000));
+        status = stop(&h->daemon_pid, harness_daemon_ms(10000));
         stop(&h->polkit_pid, 2000);
         stop(&h->bus_pid, 2000);
         /* The daemon exits 0 on SIGTERM unless a sanitizer or the wrapper found
@@ -228,7 +227,7 @@ void harness_stop(struct harness *h) {
                 (void) system(cmd);
         }
         ck_assert_msg(!checked || status >= 0, "vfio-resetd%s%s still ran %u s after SIGTERM (its log is above)",
-                      daemon_wrap() ? " under " : "", daemon_wrap() ?: "", daemon_ms(10000) / 1000);
+                      daemon_wrap() ? " under " : "", daemon_wrap() ?: "", harness_daemon_ms(10000) / 1000);
         ck_assert_msg(!checked || status == 0, "vfio-resetd%s%s %s %d on SIGTERM (its log is above)",
                       daemon_wrap() ? " under " : "", daemon_wrap() ?: "",
                       WIFEXITED(status) ? "exited with status" : "was killed by signal",

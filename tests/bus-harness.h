@@ -37,6 +37,9 @@ void harness_start_polkit(struct harness *h);
 void harness_start_bus(struct harness *h);
 /* Starts h->daemon (or $VRD_DAEMON) with extra args (NULL-terminated) and waits for its name. */
 void harness_start_daemon(struct harness *h, const char *const *args);
+/* ms, or ten times it when $VRD_DAEMON_WRAP runs the daemon (valgrind starts
+ * and stops it many times slower). */
+unsigned harness_daemon_ms(unsigned ms);
 /* Stops what was started; a daemon of harness_start_daemon must exit 0 on
  * SIGTERM (a sanitizer's or valgrind's report makes it exit otherwise), or the
  * test fails with its log on stderr. */
